@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the Debian packages ocrkd needs to build, test and run its demo.
+# As root it runs apt-get; otherwise it prints the command to run.
+PKGS="build-essential pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools
+libyaml-dev libpng-dev libjpeg-dev libfreetype-dev fonts-dejavu-core fonts-liberation2
+fonts-freefont-ttf wamerican python3 python3-numpy python3-h5py"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q && apt-get install -y -q --no-install-recommends $missing
+else
+  echo "ocrkd needs these Debian packages; run as root:" >&2
+  echo "  apt-get update && apt-get install -y$missing" >&2
+  exit 1
+fi

@@ -1,0 +1,105 @@
+/* model.h - the CRNN of SPEC "The network": ResNet extractor (+ height mean
+ * and neck) -> BiLSTM encoder -> linear classifier + log-softmax.
+ *
+ * Parameters: ONE allocation viewed through a table of named tensors, named
+ * and laid out exactly as the PyTorch state_dict of the equivalent model.
+ * Order in the buffer: extractor parameters, classifier parameters, encoder
+ * parameters, then BatchNorm buffers (running_mean/var). So every legal
+ * trainable set ({extractor}, {extractor, classifier}, everything) is a
+ * PREFIX of the buffer, and its gradients are one contiguous slice.
+ * Activations are sized once at creation for (max_batch, width); forward and
+ * backward never allocate. Not for files (checkpoint.c) or MPI. */
+#ifndef OCRKD_MODEL_H
+#define OCRKD_MODEL_H
+
+#include <stddef.h>
+
+#include "ocrkd/common.h"
+#include "ocrkd/config.h"
+
+#define IMAGE_H 32
+
+enum { PART_EXTRACTOR = 1, PART_CLASSIFIER = 2, PART_ENCODER = 4, PART_ALL = 7 };
+
+typedef struct {
+    int blocks[4];   /* blocks per stage */
+    int bottleneck;  /* 0 basic (expansion 1), 1 bottleneck (expansion 4) */
+    int width;       /* base width w */
+    int feature_dim; /* neck output D */
+    int enc_layers, enc_hidden; /* BiLSTM */
+    int num_classes; /* K = alphabet symbols + 1 */
+} ModelArch;
+
+/* From the config's model section; num_classes from the alphabet. */
+int arch_from_config(const Config *c, int num_classes, ModelArch *a, Err *err);
+/* "ResNet-18 w64 -> BiLSTM 2x256 -> 37 classes" style summary into buf. */
+void arch_describe(const ModelArch *a, char *buf, size_t cap);
+
+typedef struct {
+    char name[96];   /* e.g. "extractor.layer1.0.conv1.weight" */
+    int ndim;
+    int shape[4];
+    size_t numel;
+    size_t offset;   /* in floats, into Crnn.params */
+    int part;        /* PART_EXTRACTOR | PART_CLASSIFIER | PART_ENCODER */
+    int is_buffer;   /* BatchNorm running stats: saved, never trained */
+} TensorInfo;
+
+typedef struct CrnnActs CrnnActs; /* private: activation buffers and layer plan */
+
+typedef struct {
+    ModelArch arch;
+    TensorInfo *tensors;
+    int ntensors;
+    float *params;   /* all tensors, one allocation (nparams floats) */
+    size_t nparams;
+    size_t count[8]; /* parameter floats (not buffers) per part: count[PART_EXTRACTOR]... */
+    size_t n_buffers;
+    int trainable;   /* mask of PART_*; a prefix of the layout */
+    size_t n_trainable; /* floats in the trainable prefix params[0 .. n_trainable) */
+    float *grads;    /* gradients of the trainable prefix (n_trainable); NULL if !train */
+    int max_batch, width, T; /* T = time steps for `width` */
+    int train;       /* built with backward buffers */
+    /* outputs of the last forward, valid until the next one */
+    float *feat;     /* (T,B,D) extractor output */
+    float *enc;      /* (T,B,2H) encoder output */
+    float *logp;     /* (T,B,K) log-softmax */
+    CrnnActs *acts;
+} Crnn;
+
+/* Time steps for an image width (the conv arithmetic, as PyTorch). */
+int crnn_time_steps(int width);
+/* Allocates parameters (zeroed) and activations for batches of up to
+ * max_batch images of IMAGE_H x width. train = 0: inference only (BN uses
+ * running stats, activations reused layer to layer, no gradients). */
+Crnn *crnn_create(const ModelArch *a, int max_batch, int width, int train);
+void crnn_free(Crnn *m);
+/* PyTorch default initialisation (kaiming-uniform convs/linears as
+ * nn.Conv2d/nn.Linear reset_parameters, BN weight 1 bias 0, running 0/1,
+ * LSTM uniform(+-1/sqrt(H))), seeded. */
+void crnn_init_params(Crnn *m, uint64_t seed);
+/* Sets which parts train; must be PART_EXTRACTOR, PART_EXTRACTOR |
+ * PART_CLASSIFIER or PART_ALL (a prefix). Returns 0 or -1 if not a prefix. */
+int crnn_set_trainable(Crnn *m, int parts);
+TensorInfo *crnn_find(const Crnn *m, const char *name);
+static inline float *crnn_tensor(const Crnn *m, const TensorInfo *t) { return m->params + t->offset; }
+
+enum { UPTO_ENCODER = 1, UPTO_LOGITS = 2 };
+/* img (B,1,IMAGE_H,width) in [0,1], B <= max_batch. bn_train: batch
+ * statistics + running-stat update (needs train); else running stats.
+ * Fills m->feat, m->enc and (upto == UPTO_LOGITS) m->logp. */
+void crnn_forward(Crnn *m, const float *img, int B, int bn_train, int upto);
+void crnn_zero_grad(Crnn *m);
+/* Backward of the last forward (which must have had bn_train = 1 if the
+ * extractor trains). d_logits (T,B,K): gradient w.r.t. the classifier's
+ * pre-log-softmax outputs (what ctc_loss gives), or NULL. d_enc (T,B,2H):
+ * extra gradient w.r.t. the encoder output (the distance term), or NULL.
+ * Accumulates into m->grads for trainable tensors only; frozen parts get
+ * input gradients only (bilstm_backward with dw == NULL). */
+void crnn_backward(Crnn *m, const float *d_logits, const float *d_enc);
+
+/* Copies tensors of `part` from src to dst by name, shape-checked; the
+ * first mismatch is an error naming the tensor (EXIT_USAGE). */
+int crnn_copy_part(Crnn *dst, const Crnn *src, int part, Err *err);
+
+#endif

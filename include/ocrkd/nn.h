@@ -1,0 +1,145 @@
+/* nn.h - the numerical layers of a CRNN: plain functions on float buffers.
+ *
+ * Conventions (every function below):
+ * - Tensors are dense row-major float32; the comment on each function gives
+ *   every shape. Images/feature maps are (B,C,H,W); sequences are (T,B,C).
+ * - Backward functions ACCUMULATE (+=) into every gradient they write, so
+ *   residual branches just add; callers zero gradients once per step.
+ *   Any gradient pointer may be NULL, meaning "not needed": frozen weights
+ *   pass NULL for their weight gradients and the work is skipped.
+ * - No function allocates: scratch memory comes in as `ws` (workspace) sized
+ *   by the matching *_floats() function, allocated once by the caller.
+ * - BLAS is OpenBLAS cblas_sgemm; thread count is set by the caller.
+ */
+#ifndef OCRKD_NN_H
+#define OCRKD_NN_H
+
+#include <stddef.h>
+
+#define BN_EPS 1e-5f
+
+/* ---- 2-D convolution (no bias), im2col + GEMM, batch folded into GEMM ---- */
+typedef struct {
+    int B, C, H, W;  /* input */
+    int OC, KH, KW;  /* weight (OC,C,KH,KW) */
+    int SH, SW;      /* stride (height, width) */
+    int PH, PW;      /* zero padding */
+    int OH, OW;      /* output, derived: (H + 2PH - KH) / SH + 1 */
+} ConvShape;
+
+ConvShape conv_shape(int B, int C, int H, int W, int OC, int KH, int KW, int SH, int SW, int PH,
+                     int PW);
+/* Scratch floats needed by conv2d_forward and conv2d_backward for shape s
+ * (the same buffer serves both). 1x1 stride-1 convs may need less. */
+size_t conv_workspace_floats(const ConvShape *s);
+/* inp (B,C,H,W), w (OC,C,KH,KW) -> out (B,OC,OH,OW) (overwritten) */
+void conv2d_forward(const ConvShape *s, const float *inp, const float *w, float *out, float *ws);
+/* dout (B,OC,OH,OW) -> dinp (B,C,H,W) +=, dw (OC,C,KH,KW) +=; either may be NULL */
+void conv2d_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
+                     float *dinp, float *dw, float *ws);
+
+/* ---- BatchNorm2d (eps BN_EPS), as PyTorch ---- */
+/* Training mode: normalizes with batch statistics (biased variance), saves
+ * mean and 1/sqrt(var+eps) per channel for backward, and updates the running
+ * stats with `momentum` using the unbiased variance.
+ * inp/out (B,C,HW) (out may equal inp), gamma/beta/run_mean/run_var/save_* (C) */
+void batchnorm_forward_train(const float *inp, const float *gamma, const float *beta,
+                             float *run_mean, float *run_var, float momentum, int B, int C, int HW,
+                             float *out, float *save_mean, float *save_invstd);
+/* Inference mode: running statistics. inp/out (B,C,HW), out may equal inp. */
+void batchnorm_forward_infer(const float *inp, const float *gamma, const float *beta,
+                             const float *run_mean, const float *run_var, int B, int C, int HW,
+                             float *out);
+/* Backward of training mode. inp is the forward INPUT (B,C,HW).
+ * dinp (B,C,HW) +=, dgamma (C) +=, dbeta (C) += */
+void batchnorm_backward_train(const float *inp, const float *dout, const float *gamma,
+                              const float *save_mean, const float *save_invstd, int B, int C,
+                              int HW, float *dinp, float *dgamma, float *dbeta);
+
+/* ---- elementwise ---- */
+void relu_forward(const float *inp, float *out, size_t n); /* out may equal inp */
+/* out is the forward OUTPUT; dinp += dout * (out > 0) */
+void relu_backward(const float *out, const float *dout, float *dinp, size_t n);
+void add_forward(const float *a, const float *b, float *out, size_t n); /* out = a + b */
+
+/* ---- mean over height, with the (B,C,W) -> (T=W,B,C) transpose folded in ---- */
+/* inp (B,C,H,W) -> out (W,B,C) */
+void mean_height_forward(const float *inp, int B, int C, int H, int W, float *out);
+/* dout (W,B,C) -> dinp (B,C,H,W) += */
+void mean_height_backward(const float *dout, int B, int C, int H, int W, float *dinp);
+
+/* ---- linear layer, as nn.Linear: y = x W^T + b ---- */
+/* inp (N,IC), w (OC,IC), b (OC) or NULL -> out (N,OC) (overwritten) */
+void linear_forward(const float *inp, const float *w, const float *b, int N, int IC, int OC,
+                    float *out);
+/* dout (N,OC) -> dinp (N,IC) +=, dw (OC,IC) +=, db (OC) += */
+void linear_backward(const float *inp, const float *w, const float *dout, int N, int IC, int OC,
+                     float *dinp, float *dw, float *db);
+
+/* ---- log-softmax over the last axis ---- */
+/* inp (N,K) -> out (N,K); out may equal inp */
+void log_softmax_forward(const float *inp, int N, int K, float *out);
+/* out is the forward OUTPUT (N,K); dinp (N,K) += dout - exp(out) * sum(dout) */
+void log_softmax_backward(const float *out, const float *dout, int N, int K, float *dinp);
+
+/* ---- bidirectional multi-layer LSTM, as nn.LSTM(I, H, layers, bidirectional=True) ---- */
+/* Weights of one direction of one layer (PyTorch names weight_ih_l{k}[_reverse], ...):
+ * w_ih (4H, I_l) with I_0 = I and I_l = 2H above, w_hh (4H,H), b_ih (4H), b_hh (4H);
+ * gate order i, f, g, o. An array of them is indexed [2*layer + dir], dir 0 =
+ * forward, 1 = reverse. */
+typedef struct {
+    float *w_ih, *w_hh, *b_ih, *b_hh;
+} LstmWeights;
+
+typedef struct {
+    int layers, T, B, I, H;
+} LstmShape;
+
+/* Floats of forward state kept for backward (gates, cells, layer outputs). */
+size_t bilstm_acts_floats(const LstmShape *s);
+/* Scratch floats for bilstm_backward. */
+size_t bilstm_workspace_floats(const LstmShape *s);
+/* inp (T,B,I) -> out (T,B,2H): forward direction in [..., 0:H], reverse in
+ * [..., H:2H]. Zero initial states. The input projections of all T steps are
+ * one GEMM per direction and layer. acts: bilstm_acts_floats(s) floats. */
+void bilstm_forward(const LstmShape *s, const LstmWeights *w, const float *inp, float *out,
+                    float *acts);
+/* dout (T,B,2H) -> dinp (T,B,I) +=, weight gradients += into dw[2*layers]
+ * (same layout as w). dw == NULL: input gradient only (frozen encoder): no
+ * weight-gradient GEMMs are run. dinp may be NULL. */
+void bilstm_backward(const LstmShape *s, const LstmWeights *w, const LstmWeights *dw,
+                     const float *inp, const float *acts, const float *dout, float *dinp,
+                     float *ws);
+
+/* ---- CTC loss (blank = class 0), as torch.nn.CTCLoss(reduction='mean') ---- */
+/* Doubles of scratch for a batch of B sequences of length T with labels of at
+ * most Lmax symbols. */
+size_t ctc_workspace_doubles(int T, int B, int Lmax);
+/* logp (T,B,K) log-probabilities (log-softmax outputs); every sequence has
+ * length T. labels: the B label sequences concatenated (ids 1..K-1),
+ * label_lens (B) (0 allowed). Returns mean over b of loss_b / max(len_b, 1).
+ * A sample whose label cannot fit in T steps has loss +inf in losses[b] and
+ * contributes 0 to the mean and zero gradient (PyTorch zero_infinity=True).
+ * losses (B), may be NULL: per-sample negative log-likelihood.
+ * dlogits (T,B,K), may be NULL: += scale * d(mean loss)/d(logits), where
+ * logits are the inputs of the log-softmax that produced logp (that is,
+ * softmax - posterior, per sample scaled by 1/(B*max(len,1))). */
+double ctc_loss(const float *logp, int T, int B, int K, const int *labels, const int *label_lens,
+                double *losses, float *dlogits, float scale, double *ws);
+/* Greedy decoding of sample b: argmax per step, collapse repeats, drop
+ * blanks. out receives at most T class ids; returns their count. */
+int ctc_greedy_decode(const float *logp, int T, int B, int K, int b, int *out);
+
+/* ---- distances between teacher and student sequences (SPEC "The method") ---- */
+typedef enum { DIST_L1 = 0, DIST_L2, DIST_COSINE, DIST_KL, DIST_COUNT } DistKind;
+const char *distance_name(DistKind k);   /* "l1", "l2", "cosine", "kl" */
+int distance_from_name(const char *name); /* -1 if unknown */
+/* et (teacher), es (student): (N,C) with N = T*B rows.
+ * l1: mean |es-et| over N*C; l2: mean (es-et)^2 over N*C;
+ * cosine: mean over rows of 1 - cos(et_n, es_n) (norms clamped at 1e-8 as torch);
+ * kl: mean over rows of tau^2 * KL(softmax(et_n/tau) || softmax(es_n/tau)).
+ * Returns the distance; des (N,C), may be NULL: += scale * d(distance)/d(es). */
+double distance_forward_backward(DistKind k, const float *et, const float *es, int N, int C,
+                                 float temperature, float *des, float scale);
+
+#endif
