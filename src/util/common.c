@@ -40,7 +40,7 @@ static void vreport(const char *what, const char *fmt, va_list ap) {
     fflush(stderr);
 }
 
-static void die_with(int code) {
+static void __attribute__((noreturn)) die_with(int code) {
     int up = 0, down = 0;
     MPI_Initialized(&up);
     if (up) MPI_Finalized(&down);
