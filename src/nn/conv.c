@@ -1,0 +1,197 @@
+/* conv.c - 2-D convolution (no bias) forward and backward on float buffers.
+ *
+ * For: any kernel, stride (h,w) and zero padding, as torch.nn.Conv2d with
+ * bias=False, groups=1, dilation=1. The general path is im2col + ONE
+ * cblas_sgemm with the batch folded into the GEMM's N dimension; 1x1 stride-1
+ * unpadded convs skip im2col and run GEMMs straight on the input.
+ * Not for: bias (BatchNorm follows every conv here), groups, dilation,
+ * allocation (scratch comes in as ws), threading (OpenBLAS does that).
+ *
+ * Layouts: col (K = C*KH*KW, N = B*OH*OW), row k = (c,kh,kw), column
+ * n = (b,oh,ow). The GEMM writes (OC, N) scratch, scattered to (B,OC,OH,OW);
+ * with B == 1 those are the same layout and the GEMM writes out directly.
+ */
+#include "ocrkd/nn.h"
+
+#include <string.h>
+
+/* After nn.h: OpenBLAS's cblas.h pulls in <complex.h>, whose macro `I`
+ * would break LstmShape's field of that name. */
+#include <cblas.h>
+
+ConvShape conv_shape(int B, int C, int H, int W, int OC, int KH, int KW, int SH, int SW, int PH,
+                     int PW) {
+    ConvShape s = {B, C, H, W, OC, KH, KW, SH, SW, PH, PW, 0, 0};
+    s.OH = (H + 2 * PH - KH) / SH + 1;
+    s.OW = (W + 2 * PW - KW) / SW + 1;
+    return s;
+}
+
+static int is_pointwise(const ConvShape *s) {
+    return s->KH == 1 && s->KW == 1 && s->SH == 1 && s->SW == 1 && s->PH == 0 && s->PW == 0;
+}
+
+static size_t col_rows(const ConvShape *s) { return (size_t)s->C * s->KH * s->KW; }
+static size_t col_cols(const ConvShape *s) { return (size_t)s->B * s->OH * s->OW; }
+
+/* col: K*N floats; then, when B > 1, the (OC, N) GEMM result / dout gather. */
+size_t conv_workspace_floats(const ConvShape *s) {
+    if (is_pointwise(s)) return 0;
+    size_t n = col_cols(s);
+    return col_rows(s) * n + (s->B > 1 ? (size_t)s->OC * n : 0);
+}
+
+/* Range [lo, hi) of output positions o (0..O-1) whose input position
+ * o*S - P + k falls inside [0, In): lets the inner loops run branch-free. */
+static void valid_range(int O, int S, int P, int k, int In, int *lo, int *hi) {
+    int a = P - k; /* need o*S >= a */
+    int l = a <= 0 ? 0 : (a + S - 1) / S;
+    int b = In + P - k; /* need o*S < b */
+    int h = b <= 0 ? 0 : (b + S - 1) / S;
+    *lo = l < O ? l : O;
+    *hi = h < O ? h : O;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* One im2col row segment: col_row[ow] = inp_row[ow*SW - PW + kw] for ow in
+ * [0, OW), zero outside [lo, hi). inp_row is NULL when the input row is padding. */
+static void gather_row(float *dst, const float *inp_row, int OW, int SW, int PW, int kw, int lo,
+                       int hi) {
+    if (!inp_row) {
+        memset(dst, 0, (size_t)OW * sizeof(float));
+        return;
+    }
+    memset(dst, 0, (size_t)lo * sizeof(float));
+    const float *src = inp_row - PW + kw;
+    if (SW == 1) {
+        memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+    } else {
+        for (int ow = lo; ow < hi; ow++) dst[ow] = src[ow * SW];
+    }
+    memset(dst + hi, 0, (size_t)(OW - hi) * sizeof(float));
+}
+
+/* inp (B,C,H,W) -> col (C*KH*KW, B*OH*OW) */
+static void im2col(const ConvShape *s, const float *inp, float *col) {
+    const size_t N = col_cols(s), HW = (size_t)s->H * s->W;
+    for (int c = 0; c < s->C; c++)
+        for (int kh = 0; kh < s->KH; kh++)
+            for (int kw = 0; kw < s->KW; kw++) {
+                float *row = col + ((size_t)(c * s->KH + kh) * s->KW + kw) * N;
+                int lo, hi;
+                valid_range(s->OW, s->SW, s->PW, kw, s->W, &lo, &hi);
+                for (int b = 0; b < s->B; b++) {
+                    const float *plane = inp + ((size_t)b * s->C + c) * HW;
+                    for (int oh = 0; oh < s->OH; oh++, row += s->OW) {
+                        int ih = oh * s->SH - s->PH + kh;
+                        const float *src = (ih >= 0 && ih < s->H) ? plane + (size_t)ih * s->W : NULL;
+                        gather_row(row, src, s->OW, s->SW, s->PW, kw, lo, hi);
+                    }
+                }
+            }
+}
+
+/* col (C*KH*KW, B*OH*OW) -> dinp (B,C,H,W) += (the adjoint of im2col) */
+static void col2im_add(const ConvShape *s, const float *col, float *dinp) {
+    const size_t N = col_cols(s), HW = (size_t)s->H * s->W;
+    for (int c = 0; c < s->C; c++)
+        for (int kh = 0; kh < s->KH; kh++)
+            for (int kw = 0; kw < s->KW; kw++) {
+                const float *row = col + ((size_t)(c * s->KH + kh) * s->KW + kw) * N;
+                int lo, hi;
+                valid_range(s->OW, s->SW, s->PW, kw, s->W, &lo, &hi);
+                for (int b = 0; b < s->B; b++) {
+                    float *plane = dinp + ((size_t)b * s->C + c) * HW;
+                    for (int oh = 0; oh < s->OH; oh++, row += s->OW) {
+                        int ih = oh * s->SH - s->PH + kh;
+                        if (ih < 0 || ih >= s->H) continue;
+                        float *dst = plane + (size_t)ih * s->W - s->PW + kw;
+                        for (int ow = lo; ow < hi; ow++) dst[ow * s->SW] += row[ow];
+                    }
+                }
+            }
+}
+
+/* The GEMM's (OC, B*P) layout and the tensor's (B, OC, P), P = OH*OW:
+ * OC*B contiguous runs of P floats each way. */
+static void ocb_to_boc(const ConvShape *s, const float *ocb, float *boc) {
+    const size_t P = (size_t)s->OH * s->OW, N = col_cols(s);
+    for (int b = 0; b < s->B; b++)
+        for (int oc = 0; oc < s->OC; oc++)
+            memcpy(boc + ((size_t)b * s->OC + oc) * P, ocb + (size_t)oc * N + (size_t)b * P,
+                   P * sizeof(float));
+}
+
+static void boc_to_ocb(const ConvShape *s, const float *boc, float *ocb) {
+    const size_t P = (size_t)s->OH * s->OW, N = col_cols(s);
+    for (int b = 0; b < s->B; b++)
+        for (int oc = 0; oc < s->OC; oc++)
+            memcpy(ocb + (size_t)oc * N + (size_t)b * P, boc + ((size_t)b * s->OC + oc) * P,
+                   P * sizeof(float));
+}
+
+/* 1x1 stride 1 pad 0: out[b] (OC,HW) = w (OC,C) . inp[b] (C,HW), no copies. */
+static void pointwise_forward(const ConvShape *s, const float *inp, const float *w, float *out) {
+    const int HW = s->H * s->W;
+    for (int b = 0; b < s->B; b++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->OC, HW, s->C, 1.0f, w, s->C,
+                    inp + (size_t)b * s->C * HW, HW, 0.0f, out + (size_t)b * s->OC * HW, HW);
+}
+
+static void pointwise_backward(const ConvShape *s, const float *inp, const float *w,
+                               const float *dout, float *dinp, float *dw) {
+    const int HW = s->H * s->W;
+    for (int b = 0; b < s->B; b++) {
+        const float *x = inp + (size_t)b * s->C * HW, *dy = dout + (size_t)b * s->OC * HW;
+        if (dw) /* dw (OC,C) += dy (OC,HW) . x^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->OC, s->C, HW, 1.0f, dy, HW, x,
+                        HW, 1.0f, dw, s->C);
+        if (dinp) /* dinp[b] (C,HW) += w^T (C,OC) . dy */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->C, HW, s->OC, 1.0f, w, s->C,
+                        dy, HW, 1.0f, dinp + (size_t)b * s->C * HW, HW);
+    }
+}
+
+/* inp (B,C,H,W), w (OC,C,KH,KW) -> out (B,OC,OH,OW) (overwritten);
+ * ws: conv_workspace_floats(s) floats */
+void conv2d_forward(const ConvShape *s, const float *inp, const float *w, float *out, float *ws) {
+    if (is_pointwise(s)) {
+        pointwise_forward(s, inp, w, out);
+        return;
+    }
+    const int K = (int)col_rows(s), N = (int)col_cols(s);
+    float *col = ws, *res = s->B > 1 ? ws + (size_t)K * N : out;
+    im2col(s, inp, col);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->OC, N, K, 1.0f, w, K, col, N, 0.0f,
+                res, N);
+    if (s->B > 1) ocb_to_boc(s, res, out);
+}
+
+/* dout (B,OC,OH,OW) -> dinp (B,C,H,W) +=, dw (OC,C,KH,KW) +=; either may be NULL.
+ * inp (B,C,H,W) is the forward input, ws as for conv2d_forward. */
+void conv2d_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
+                     float *dinp, float *dw, float *ws) {
+    if (!dinp && !dw) return;
+    if (is_pointwise(s)) {
+        pointwise_backward(s, inp, w, dout, dinp, dw);
+        return;
+    }
+    const int K = (int)col_rows(s), N = (int)col_cols(s);
+    float *col = ws;
+    const float *dy = dout; /* (OC, N) view of dout */
+    if (s->B > 1) {
+        float *g = ws + (size_t)K * N;
+        boc_to_ocb(s, dout, g);
+        dy = g;
+    }
+    if (dw) { /* dw (OC,K) += dy (OC,N) . col^T */
+        im2col(s, inp, col);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->OC, K, N, 1.0f, dy, N, col, N,
+                    1.0f, dw, K);
+    }
+    if (dinp) { /* dcol (K,N) = w^T (K,OC) . dy, then scattered back */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, s->OC, 1.0f, w, K, dy, N, 0.0f,
+                    col, N);
+        col2im_add(s, col, dinp);
+    }
+}

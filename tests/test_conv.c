@@ -1,0 +1,175 @@
+/* test_conv.c - conv2d_forward/backward against a direct-loop reference and
+ * central finite differences of L = sum(out * R) for a fixed random R.
+ * Shapes cover 3x3 stride (1,1), (2,2), (2,1) with padding, 1x1 stride 1
+ * (the direct GEMM path) and 1x1 strided (the gather), batch 1 and 3, odd
+ * widths and a non-square kernel. Also: backward accumulates, NULL skips. */
+#include <string.h>
+
+#include "ocrkd/common.h"
+#include "ocrkd/nn.h"
+#include "test.h"
+
+static void fill_normal(Rng *r, float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = rng_normal(r);
+}
+
+static size_t inp_n(const ConvShape *s) { return (size_t)s->B * s->C * s->H * s->W; }
+static size_t w_n(const ConvShape *s) { return (size_t)s->OC * s->C * s->KH * s->KW; }
+static size_t out_n(const ConvShape *s) { return (size_t)s->B * s->OC * s->OH * s->OW; }
+
+/* Calls f(b, oc, oh, ow, c, ih, iw, kh, kw) for every in-range tap: the
+ * definition of the convolution, shared by the reference forward and backward. */
+#define FOR_EACH_TAP(s, BODY)                                                                      \
+    for (int b = 0; b < (s)->B; b++)                                                               \
+        for (int oc = 0; oc < (s)->OC; oc++)                                                       \
+            for (int oh = 0; oh < (s)->OH; oh++)                                                   \
+                for (int ow = 0; ow < (s)->OW; ow++)                                               \
+                    for (int c = 0; c < (s)->C; c++)                                               \
+                        for (int kh = 0; kh < (s)->KH; kh++)                                       \
+                            for (int kw = 0; kw < (s)->KW; kw++) {                                 \
+                                int ih = oh * (s)->SH - (s)->PH + kh;                              \
+                                int iw = ow * (s)->SW - (s)->PW + kw;                              \
+                                if (ih < 0 || ih >= (s)->H || iw < 0 || iw >= (s)->W) continue;    \
+                                size_t io = (((size_t)b * (s)->OC + oc) * (s)->OH + oh) * (s)->OW + ow; \
+                                size_t ii = (((size_t)b * (s)->C + c) * (s)->H + ih) * (s)->W + iw; \
+                                size_t iw_ = (((size_t)oc * (s)->C + c) * (s)->KH + kh) * (s)->KW + kw; \
+                                BODY;                                                              \
+                            }
+
+static void naive_forward(const ConvShape *s, const float *inp, const float *w, float *out) {
+    double *acc = xcalloc(out_n(s), sizeof(double));
+    FOR_EACH_TAP(s, acc[io] += (double)inp[ii] * w[iw_]);
+    for (size_t i = 0; i < out_n(s); i++) out[i] = (float)acc[i];
+    free(acc);
+}
+
+static void naive_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
+                           float *dinp, float *dw) {
+    double *gi = xcalloc(inp_n(s), sizeof(double)), *gw = xcalloc(w_n(s), sizeof(double));
+    FOR_EACH_TAP(s, {
+        gi[ii] += (double)dout[io] * w[iw_];
+        gw[iw_] += (double)dout[io] * inp[ii];
+    });
+    for (size_t i = 0; i < inp_n(s); i++) dinp[i] = (float)gi[i];
+    for (size_t i = 0; i < w_n(s); i++) dw[i] = (float)gw[i];
+    free(gi);
+    free(gw);
+}
+
+typedef struct {
+    const ConvShape *s;
+    float *inp, *w, *out, *ws;
+    const float *R;
+} Ctx;
+
+static double loss(Ctx *c) {
+    conv2d_forward(c->s, c->inp, c->w, c->out, c->ws);
+    double L = 0;
+    for (size_t i = 0; i < out_n(c->s); i++) L += (double)c->out[i] * c->R[i];
+    return L;
+}
+
+/* num[i] = dL/dx[i] by central differences; x is restored. */
+static void fd_grad(Ctx *c, float *x, size_t n, float eps, float *num) {
+    for (size_t i = 0; i < n; i++) {
+        float x0 = x[i];
+        x[i] = x0 + eps;
+        double lp = loss(c);
+        x[i] = x0 - eps;
+        double lm = loss(c);
+        x[i] = x0;
+        num[i] = (float)((lp - lm) / (2.0 * eps));
+    }
+}
+
+static void scale(float *x, size_t n, float k) {
+    for (size_t i = 0; i < n; i++) x[i] *= k;
+}
+
+/* fd: also run finite differences (small shapes only). */
+static void check_shape(Rng *r, ConvShape s, int fd) {
+    char name[160];
+    snprintf(name, sizeof name, "B%d C%d %dx%d OC%d k%dx%d s(%d,%d) p(%d,%d)", s.B, s.C, s.H, s.W,
+             s.OC, s.KH, s.KW, s.SH, s.SW, s.PH, s.PW);
+    printf("%s -> %dx%d\n", name, s.OH, s.OW);
+    size_t ni = inp_n(&s), nw = w_n(&s), no = out_n(&s), nws = conv_workspace_floats(&s);
+    float *inp = xalloc_floats(ni), *w = xalloc_floats(nw), *out = xalloc_floats(no),
+          *ref = xalloc_floats(no), *R = xalloc_floats(no), *ws = nws ? xalloc_floats(nws) : NULL,
+          *di = xalloc_floats(ni), *dw = xalloc_floats(nw), *di_ref = xalloc_floats(ni),
+          *dw_ref = xalloc_floats(nw), *num_i = xalloc_floats(ni), *num_w = xalloc_floats(nw);
+    fill_normal(r, inp, ni);
+    fill_normal(r, w, nw);
+    fill_normal(r, R, no);
+
+    /* forward against the direct loops; out is overwritten, not accumulated */
+    for (size_t i = 0; i < no; i++) out[i] = 1e6f;
+    conv2d_forward(&s, inp, w, out, ws);
+    naive_forward(&s, inp, w, ref);
+    CHECK_CLOSE("forward vs direct loops", out, ref, no, 1e-4, 1e-4);
+
+    /* backward against the direct loops */
+    conv2d_backward(&s, inp, w, R, di, dw, ws);
+    naive_backward(&s, inp, w, R, di_ref, dw_ref);
+    CHECK_CLOSE("dinp vs direct loops", di, di_ref, ni, 1e-4, 1e-4);
+    CHECK_CLOSE("dw vs direct loops", dw, dw_ref, nw, 1e-4, 1e-4);
+
+    if (fd) {
+        Ctx c = {&s, inp, w, out, ws, R};
+        fd_grad(&c, inp, ni, 1e-2f, num_i);
+        fd_grad(&c, w, nw, 1e-2f, num_w);
+        CHECK_CLOSE("dinp vs finite differences", di, num_i, ni, 2e-3, 1e-2);
+        CHECK_CLOSE("dw vs finite differences", dw, num_w, nw, 2e-3, 1e-2);
+    }
+
+    /* a second call accumulates: gradients double */
+    conv2d_backward(&s, inp, w, R, di, dw, ws);
+    scale(di_ref, ni, 2.0f);
+    scale(dw_ref, nw, 2.0f);
+    CHECK_CLOSE("dinp accumulates (x2)", di, di_ref, ni, 2e-4, 1e-4);
+    CHECK_CLOSE("dw accumulates (x2)", dw, dw_ref, nw, 2e-4, 1e-4);
+
+    /* NULL gradients are skipped; the other is still right */
+    scale(di_ref, ni, 0.5f);
+    scale(dw_ref, nw, 0.5f);
+    memset(di, 0, ni * sizeof(float));
+    memset(dw, 0, nw * sizeof(float));
+    conv2d_backward(&s, inp, w, R, NULL, dw, ws);
+    CHECK_CLOSE("dw alone (dinp NULL)", dw, dw_ref, nw, 1e-4, 1e-4);
+    conv2d_backward(&s, inp, w, R, di, NULL, ws);
+    CHECK_CLOSE("dinp alone (dw NULL)", di, di_ref, ni, 1e-4, 1e-4);
+    conv2d_backward(&s, inp, w, R, NULL, NULL, ws); /* must not crash */
+
+    float *bufs[] = {inp, w, out, ref, R, ws, di, dw, di_ref, dw_ref, num_i, num_w};
+    for (size_t i = 0; i < ARRAY_LEN(bufs); i++) free(bufs[i]);
+}
+
+int main(void) {
+    Rng r;
+    rng_seed(&r, 42);
+
+    ConvShape s = conv_shape(1, 3, 32, 128, 8, 3, 3, 1, 1, 1, 1);
+    CHECK(s.OH == 32 && s.OW == 128, "3x3 pad 1 keeps the size, got %dx%d", s.OH, s.OW);
+    s = conv_shape(2, 4, 32, 128, 8, 3, 3, 2, 1, 1, 1);
+    CHECK(s.OH == 16 && s.OW == 128, "stride (2,1) halves height, got %dx%d", s.OH, s.OW);
+    s = conv_shape(2, 4, 7, 9, 8, 1, 1, 2, 2, 0, 0);
+    CHECK(s.OH == 4 && s.OW == 5, "1x1 stride 2 on 7x9 gives 4x5, got %dx%d", s.OH, s.OW);
+    CHECK(conv_workspace_floats(&s) >= (size_t)4 * 2 * 4 * 5, "workspace holds the col buffer");
+
+    /* B C H W OC KH KW SH SW PH PW */
+    check_shape(&r, conv_shape(1, 2, 5, 7, 3, 3, 3, 1, 1, 1, 1), 1);
+    check_shape(&r, conv_shape(3, 2, 6, 9, 3, 3, 3, 2, 2, 1, 1), 1);
+    check_shape(&r, conv_shape(3, 3, 6, 7, 2, 3, 3, 2, 1, 1, 1), 1);
+    check_shape(&r, conv_shape(1, 2, 5, 5, 3, 3, 3, 2, 1, 1, 1), 1);
+    check_shape(&r, conv_shape(1, 4, 3, 5, 3, 1, 1, 1, 1, 0, 0), 1);
+    check_shape(&r, conv_shape(3, 4, 3, 5, 3, 1, 1, 1, 1, 0, 0), 1);
+    check_shape(&r, conv_shape(3, 3, 6, 5, 4, 1, 1, 2, 1, 0, 0), 1);
+    check_shape(&r, conv_shape(1, 3, 5, 7, 2, 1, 1, 2, 2, 0, 0), 1);
+    check_shape(&r, conv_shape(2, 2, 7, 9, 3, 3, 2, 2, 3, 0, 1), 1);
+    check_shape(&r, conv_shape(2, 2, 4, 6, 3, 5, 5, 1, 1, 2, 2), 1);
+    /* realistic sizes, against the direct loops only */
+    check_shape(&r, conv_shape(2, 8, 32, 40, 16, 3, 3, 1, 1, 1, 1), 0);
+    check_shape(&r, conv_shape(3, 8, 16, 33, 16, 3, 3, 2, 1, 1, 1), 0);
+    check_shape(&r, conv_shape(2, 16, 8, 20, 32, 1, 1, 2, 1, 0, 0), 0);
+    check_shape(&r, conv_shape(2, 16, 8, 20, 8, 1, 1, 1, 1, 0, 0), 0);
+    TEST_END();
+}
