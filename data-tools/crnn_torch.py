@@ -1,0 +1,176 @@
+"""crnn_torch.py - the ocrkd network (SPEC "The network") in PyTorch.
+
+For: producing reference numbers for the C tests (tests/ref/make_refs.py),
+and moving weights between PyTorch and ocrkd (torch2ocrkd.py, ocrkd2torch.py).
+Module names are chosen so that state_dict() keys are exactly the tensor
+names of an ocrkd checkpoint's /params group.
+Not for: training (ocrkd does that), data loading, decoding.
+
+    model = CRNN(blocks=[2, 2, 2, 2], block="basic", width=64, feature_dim=256,
+                 enc_layers=2, enc_hidden=256, num_classes=37)
+    logp, enc = model(images)   # images (B,1,32,W) -> logp (T,B,K), enc (T,B,2H)
+"""
+import re
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+DEPTHS = {
+    18: ("basic", [2, 2, 2, 2]),
+    34: ("basic", [3, 4, 6, 3]),
+    50: ("bottleneck", [3, 4, 6, 3]),
+    101: ("bottleneck", [3, 4, 23, 3]),
+    152: ("bottleneck", [3, 8, 36, 3]),
+}
+# First-block stride of layer1..layer4, (height, width).
+STAGE_STRIDES = [(2, 2), (2, 2), (2, 1), (2, 1)]
+IMAGE_H = 32
+
+
+def conv3x3(cin, cout, stride=1):
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(cin, cout, stride=1):
+    return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock: 3x3 (stride) -> 3x3, identity or 1x1 downsample."""
+
+    expansion = 1
+
+    def __init__(self, cin, planes, stride, downsample):
+        super().__init__()
+        self.conv1 = conv3x3(cin, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """torchvision's Bottleneck (v1.5: stride on the 3x3 conv), expansion 4."""
+
+    expansion = 4
+
+    def __init__(self, cin, planes, stride, downsample):
+        super().__init__()
+        self.conv1 = conv1x1(cin, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, planes * 4)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.downsample = downsample
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + identity)
+
+
+class Extractor(nn.Module):
+    """ResNet without maxpool or fc; mean over height; neck Linear(C, D).
+    forward: (B,1,32,W) -> (T,B,D)."""
+
+    def __init__(self, blocks, block, width, feature_dim):
+        super().__init__()
+        cls = Bottleneck if block == "bottleneck" else BasicBlock
+        self.conv1 = conv3x3(1, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        cin = width
+        for i, (n, stride) in enumerate(zip(blocks, STAGE_STRIDES)):
+            planes = width << i
+            layer, cin = self._make_layer(cls, cin, planes, n, stride)
+            setattr(self, "layer%d" % (i + 1), layer)
+        self.out_channels = cin
+        self.neck = nn.Linear(cin, feature_dim)
+
+    @staticmethod
+    def _make_layer(cls, cin, planes, n, stride):
+        cout = planes * cls.expansion
+        down = None
+        if stride != (1, 1) or cin != cout:
+            down = nn.Sequential(conv1x1(cin, cout, stride), nn.BatchNorm2d(cout))
+        layers = [cls(cin, planes, stride, down)]
+        layers += [cls(cout, planes, 1, None) for _ in range(n - 1)]
+        return nn.Sequential(*layers), cout
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = x.mean(dim=2).permute(2, 0, 1)  # (B,C,h,T) -> (T,B,C)
+        return self.neck(x)
+
+
+class CRNN(nn.Module):
+    """extractor -> nn.LSTM(D, H, layers, bidirectional) -> classifier (2H -> K).
+    forward(images) returns (log_softmax(logits) (T,B,K), encoder output (T,B,2H))."""
+
+    def __init__(self, blocks, block, width, feature_dim, enc_layers, enc_hidden, num_classes):
+        super().__init__()
+        self.arch = dict(blocks=list(blocks), block=block, width=width,
+                         feature_dim=feature_dim, enc_layers=enc_layers,
+                         enc_hidden=enc_hidden, num_classes=num_classes)
+        self.extractor = Extractor(blocks, block, width, feature_dim)
+        self.encoder = nn.LSTM(feature_dim, enc_hidden, enc_layers, bidirectional=True)
+        self.classifier = nn.Linear(2 * enc_hidden, num_classes)
+
+    def forward(self, images):
+        feat = self.extractor(images)
+        enc, _ = self.encoder(feat)
+        return F.log_softmax(self.classifier(enc), dim=-1), enc
+
+
+def arch_from_depth(depth):
+    """18|34|50|101|152 -> (block, blocks)."""
+    if depth not in DEPTHS:
+        raise ValueError("depth %r is not one of %s" % (depth, sorted(DEPTHS)))
+    block, blocks = DEPTHS[depth]
+    return block, list(blocks)
+
+
+def time_steps(width):
+    """T for an image width: two stride-2 3x3 convs (pad 1) along the width."""
+    for _ in range(2):
+        width = (width - 1) // 2 + 1
+    return width
+
+
+def arch_from_state_dict(sd):
+    """Infers CRNN(**arch) keyword arguments from tensor names and shapes.
+    Raises ValueError naming what is missing."""
+    def get(name):
+        if name not in sd:
+            raise ValueError("state_dict has no tensor %r" % name)
+        return sd[name]
+
+    width = get("extractor.conv1.weight").shape[0]
+    block = "bottleneck" if "extractor.layer1.0.conv3.weight" in sd else "basic"
+    blocks = []
+    for i in range(1, 5):
+        pat = re.compile(r"^extractor\.layer%d\.(\d+)\." % i)
+        idx = {int(m.group(1)) for m in map(pat.match, sd) if m}
+        if not idx or idx != set(range(len(idx))):
+            raise ValueError("state_dict: blocks of extractor.layer%d missing or not 0..n-1" % i)
+        blocks.append(len(idx))
+    layers = 0
+    while "encoder.weight_ih_l%d" % layers in sd:
+        layers += 1
+    if layers == 0:
+        raise ValueError("state_dict has no tensor 'encoder.weight_ih_l0'")
+    return dict(blocks=blocks, block=block, width=int(width),
+                feature_dim=int(get("extractor.neck.weight").shape[0]),
+                enc_layers=layers,
+                enc_hidden=int(get("encoder.weight_hh_l0").shape[1]),
+                num_classes=int(get("classifier.weight").shape[0]))
