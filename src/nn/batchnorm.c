@@ -1,0 +1,144 @@
+/* batchnorm.c - BatchNorm2d forward (training and inference) and backward.
+ *
+ * For: exactly torch.nn.BatchNorm2d(affine=True, track_running_stats=True):
+ * batch statistics normalize with the biased variance, the running variance
+ * is updated with the unbiased one, running = (1-m)*running + m*batch, eps
+ * BN_EPS. Per-channel sums accumulate in double.
+ * Not for: statistics across MPI ranks (SPEC: BatchNorm statistics are per
+ * rank, as DDP without SyncBatchNorm), or allocation.
+ *
+ * Tensors are (B,C,HW): channel c of sample b is the contiguous run
+ * inp + (b*C + c)*HW.
+ */
+#include "ocrkd/nn.h"
+
+#include <math.h>
+
+/* Row reductions: 8 float lanes (which the compiler vectorizes; a single
+ * double chain would not) over one (b,c) run, returned in double so the
+ * per-channel totals over B runs accumulate in double. */
+#define LANES 8
+static double row_sum(const float *x, int n) {
+    float a[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) a[j] += x[i + j];
+    double s = 0;
+    for (int j = 0; j < LANES; j++) s += a[j];
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+static double row_sq_dev(const float *x, int n, float m) {
+    float a[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) a[j] += (x[i + j] - m) * (x[i + j] - m);
+    double s = 0;
+    for (int j = 0; j < LANES; j++) s += a[j];
+    for (; i < n; i++) s += (double)(x[i] - m) * (x[i] - m);
+    return s;
+}
+
+/* sum(dy) and sum(dy * (x - m)) over one run. */
+static void row_dy_sums(const float *dy, const float *x, int n, float m, double *sdy,
+                        double *sdyx) {
+    float a[LANES] = {0}, b[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            a[j] += dy[i + j];
+            b[j] += dy[i + j] * (x[i + j] - m);
+        }
+    double sa = 0, sb = 0;
+    for (int j = 0; j < LANES; j++) sa += a[j], sb += b[j];
+    for (; i < n; i++) sa += dy[i], sb += (double)dy[i] * (x[i] - m);
+    *sdy += sa;
+    *sdyx += sb;
+}
+
+/* Mean and biased variance of channel c over (B, HW), two passes. */
+static void channel_stats(const float *inp, int B, int C, int HW, int c, double *mean,
+                          double *var) {
+    double sum = 0, sq = 0;
+    for (int b = 0; b < B; b++) sum += row_sum(inp + ((size_t)b * C + c) * HW, HW);
+    const double n = (double)B * HW, m = sum / n;
+    /* deviations from the float-rounded mean; correct the sum for the rounding */
+    const float mf = (float)m;
+    for (int b = 0; b < B; b++) sq += row_sq_dev(inp + ((size_t)b * C + c) * HW, HW, mf);
+    *mean = m;
+    *var = sq / n - (m - mf) * (m - mf);
+}
+
+/* out = inp * scale + shift on channel c (out may equal inp). */
+static void channel_affine(const float *inp, int B, int C, int HW, int c, float scale, float shift,
+                           float *out) {
+    for (int b = 0; b < B; b++) {
+        const size_t off = ((size_t)b * C + c) * HW;
+        const float *x = inp + off;
+        float *y = out + off;
+        for (int i = 0; i < HW; i++) y[i] = x[i] * scale + shift;
+    }
+}
+
+/* inp/out (B,C,HW) (out may equal inp); gamma, beta, run_mean, run_var,
+ * save_mean, save_invstd (C). Updates run_* with momentum. */
+void batchnorm_forward_train(const float *inp, const float *gamma, const float *beta,
+                             float *run_mean, float *run_var, float momentum, int B, int C, int HW,
+                             float *out, float *save_mean, float *save_invstd) {
+    const double n = (double)B * HW;
+    for (int c = 0; c < C; c++) {
+        double mean, var;
+        channel_stats(inp, B, C, HW, c, &mean, &var);
+        const double invstd = 1.0 / sqrt(var + BN_EPS);
+        save_mean[c] = (float)mean;
+        save_invstd[c] = (float)invstd;
+        /* torch uses var * n/(n-1); a single value per channel has no spread */
+        const double unbiased = n > 1 ? var * n / (n - 1) : var;
+        run_mean[c] = (float)((1.0 - momentum) * run_mean[c] + momentum * mean);
+        run_var[c] = (float)((1.0 - momentum) * run_var[c] + momentum * unbiased);
+        const double scale = gamma[c] * invstd;
+        channel_affine(inp, B, C, HW, c, (float)scale, (float)(beta[c] - mean * scale), out);
+    }
+}
+
+/* inp/out (B,C,HW) (out may equal inp); running statistics, no update. */
+void batchnorm_forward_infer(const float *inp, const float *gamma, const float *beta,
+                             const float *run_mean, const float *run_var, int B, int C, int HW,
+                             float *out) {
+    for (int c = 0; c < C; c++) {
+        const double scale = gamma[c] / sqrt((double)run_var[c] + BN_EPS);
+        channel_affine(inp, B, C, HW, c, (float)scale, (float)(beta[c] - run_mean[c] * scale),
+                       out);
+    }
+}
+
+/* inp (B,C,HW) is the forward INPUT, dout (B,C,HW); gamma, save_* (C).
+ * dinp (B,C,HW) +=, dgamma (C) +=, dbeta (C) +=; each may be NULL.
+ * With xhat = (x - mean) * invstd:
+ *   dinp = gamma * invstd * (dout - mean(dout) - xhat * mean(dout * xhat)). */
+void batchnorm_backward_train(const float *inp, const float *dout, const float *gamma,
+                              const float *save_mean, const float *save_invstd, int B, int C,
+                              int HW, float *dinp, float *dgamma, float *dbeta) {
+    const double n = (double)B * HW;
+    for (int c = 0; c < C; c++) {
+        const float mean = save_mean[c], invstd = save_invstd[c];
+        double sum_dy = 0, sum_dy_xc = 0; /* xc = x - mean */
+        for (int b = 0; b < B; b++) {
+            const size_t off = ((size_t)b * C + c) * HW;
+            row_dy_sums(dout + off, inp + off, HW, mean, &sum_dy, &sum_dy_xc);
+        }
+        const double sum_dy_xhat = sum_dy_xc * invstd;
+        if (dbeta) dbeta[c] += (float)sum_dy;
+        if (dgamma) dgamma[c] += (float)sum_dy_xhat;
+        if (!dinp) continue;
+        const float k = gamma[c] * invstd, mdy = (float)(sum_dy / n),
+                    mdyx = (float)(sum_dy_xhat / n);
+        for (int b = 0; b < B; b++) {
+            const size_t off = ((size_t)b * C + c) * HW;
+            const float *x = inp + off, *dy = dout + off;
+            float *dx = dinp + off;
+            for (int i = 0; i < HW; i++) dx[i] += k * (dy[i] - mdy - (x[i] - mean) * invstd * mdyx);
+        }
+    }
+}
