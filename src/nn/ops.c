@@ -1,0 +1,119 @@
+/* ops.c - the small layers between the convolutions and the LSTM: ReLU,
+ * residual add, mean over height (with the (B,C,W) -> (W,B,C) transpose),
+ * linear (nn.Linear) and log-softmax, forward and backward.
+ *
+ * For: the CNN tail, the `neck` and the classifier of a CRNN.
+ * Not for: convolutions (conv.c), BatchNorm (batchnorm.c), losses (ctc.c,
+ * distance.c), or allocation: every buffer comes from the caller.
+ * Backward functions accumulate (+=); NULL gradients are skipped.
+ */
+#include "ocrkd/nn.h"
+
+#include <math.h>
+#include <string.h>
+
+/* After nn.h: cblas.h pulls in <complex.h>, whose macro `I` would break
+ * LstmShape's field of that name. */
+#include <cblas.h>
+
+/* inp, out (n); out may equal inp */
+void relu_forward(const float *inp, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+/* out is the forward OUTPUT (n); dinp (n) += dout * (out > 0) */
+void relu_backward(const float *out, const float *dout, float *dinp, size_t n) {
+    if (!dinp) return;
+    for (size_t i = 0; i < n; i++) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+/* a, b, out (n): out = a + b; out may equal a or b */
+void add_forward(const float *a, const float *b, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+/* inp (B,C,H,W) -> out (W,B,C): out[w,b,c] = mean over h of inp[b,c,h,w] */
+void mean_height_forward(const float *inp, int B, int C, int H, int W, float *out) {
+    const size_t stride = (size_t)B * C; /* between consecutive w in out */
+    const float inv_h = 1.0f / (float)H;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const float *x = inp + ((size_t)b * C + c) * H * W;
+            float *y = out + (size_t)b * C + c;
+            for (int w = 0; w < W; w++) {
+                float s = 0.0f;
+                for (int h = 0; h < H; h++) s += x[(size_t)h * W + w];
+                y[w * stride] = s * inv_h;
+            }
+        }
+}
+
+/* dout (W,B,C) -> dinp (B,C,H,W) += dout[w,b,c] / H */
+void mean_height_backward(const float *dout, int B, int C, int H, int W, float *dinp) {
+    if (!dinp) return;
+    const size_t stride = (size_t)B * C;
+    const float inv_h = 1.0f / (float)H;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const float *dy = dout + (size_t)b * C + c;
+            float *dx = dinp + ((size_t)b * C + c) * H * W;
+            for (int h = 0; h < H; h++)
+                for (int w = 0; w < W; w++) dx[(size_t)h * W + w] += dy[w * stride] * inv_h;
+        }
+}
+
+/* inp (N,IC), w (OC,IC), b (OC) or NULL -> out (N,OC) = inp w^T + b */
+void linear_forward(const float *inp, const float *w, const float *b, int N, int IC, int OC,
+                    float *out) {
+    float beta = 0.0f;
+    if (b) {
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, beta, out,
+                OC);
+}
+
+/* dout (N,OC) -> dinp (N,IC) += dout w, dw (OC,IC) += dout^T inp,
+ * db (OC) += column sums of dout; each may be NULL */
+void linear_backward(const float *inp, const float *w, const float *dout, int N, int IC, int OC,
+                     float *dinp, float *dw, float *db) {
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC,
+                    1.0f, dinp, IC);
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC,
+                    1.0f, dw, IC);
+    if (db)
+        for (int n = 0; n < N; n++) {
+            const float *dy = dout + (size_t)n * OC;
+            for (int o = 0; o < OC; o++) db[o] += dy[o];
+        }
+}
+
+/* inp (N,K) -> out (N,K) = x - max - log(sum exp(x - max)); out may equal inp */
+void log_softmax_forward(const float *inp, int N, int K, float *out) {
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * K;
+        float *y = out + (size_t)n * K;
+        float mx = x[0];
+        for (int k = 1; k < K; k++) mx = x[k] > mx ? x[k] : mx;
+        double s = 0;
+        for (int k = 0; k < K; k++) s += expf(x[k] - mx);
+        const float shift = mx + (float)log(s);
+        for (int k = 0; k < K; k++) y[k] = x[k] - shift;
+    }
+}
+
+/* out is the forward OUTPUT (N,K); dinp (N,K) += dout - exp(out) * sum(dout) */
+void log_softmax_backward(const float *out, const float *dout, int N, int K, float *dinp) {
+    if (!dinp) return;
+    for (int n = 0; n < N; n++) {
+        const float *y = out + (size_t)n * K, *dy = dout + (size_t)n * K;
+        float *dx = dinp + (size_t)n * K;
+        double s = 0;
+        for (int k = 0; k < K; k++) s += dy[k];
+        const float sf = (float)s;
+        for (int k = 0; k < K; k++) dx[k] += dy[k] - expf(y[k]) * sf;
+    }
+}
