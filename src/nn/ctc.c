@@ -1,0 +1,162 @@
+/* ctc.c - CTC loss (forward-backward in log space, double) and greedy decoding.
+ *
+ * For: torch.nn.CTCLoss(blank=0, reduction='mean', zero_infinity=True) on
+ * full-length sequences (every input has T steps), with its gradient taken
+ * w.r.t. the logits that fed the log-softmax (softmax - posterior); and
+ * best-path decoding. Not for: beam search, per-sample input lengths,
+ * allocation (scratch comes in as ws).
+ *
+ * Per sample, the extended label l' has S = 2L+1 states (blank, l1, blank,
+ * l2, ..., blank). alpha[t][s] is the log probability of all prefixes that
+ * are in state s after emitting at step t; beta[s] (two rolling rows) the
+ * log probability of finishing from state s at step t, excluding the
+ * emission at t. Their sum minus log Z is the log posterior of state s at t.
+ *
+ * Labels longer than the Lmax given to ctc_workspace_doubles overrun ws:
+ * the caller sizes ws for its longest label.
+ *
+ * ws layout (ctc_workspace_doubles), S = 2*Lmax+1:
+ *   alpha (T,S) | beta (S) | beta_next (S) | lead (S) | post (S)
+ */
+#include "ocrkd/common.h"
+#include "ocrkd/nn.h"
+
+#include <math.h>
+
+size_t ctc_workspace_doubles(int T, int B, int Lmax) {
+    (void)B; /* samples are processed one after another */
+    return ((size_t)T + 4) * (2 * (size_t)MAX(Lmax, 0) + 1);
+}
+
+static inline double logadd(double a, double b) {
+    if (a == -INFINITY) return b;
+    if (b == -INFINITY) return a;
+    return a > b ? a + log1p(exp(b - a)) : b + log1p(exp(a - b));
+}
+
+/* class of extended-label state s */
+static inline int state_class(const int *lab, int s) { return s % 2 ? lab[s / 2] : 0; }
+
+/* May a path jump from state s-2 to s (skip the blank between)? */
+static inline int can_skip(const int *lab, int s) {
+    return s % 2 == 1 && s >= 2 && lab[s / 2] != lab[s / 2 - 1];
+}
+
+/* Fewest steps that can emit lab: one per symbol plus a blank between repeats. */
+static int min_steps(const int *lab, int L) {
+    int n = L;
+    for (int i = 1; i < L; i++) n += lab[i] == lab[i - 1];
+    return n;
+}
+
+/* alpha (T,S) for sample b; returns log Z (-inf if no path). */
+static double ctc_alpha(const float *logp, int T, int B, int K, int b, const int *lab, int S,
+                        double *alpha) {
+    const float *lp = logp + (size_t)b * K;
+    for (int s = 0; s < S; s++) alpha[s] = -INFINITY;
+    alpha[0] = lp[0];
+    if (S > 1) alpha[1] = lp[lab[0]];
+    for (int t = 1; t < T; t++) {
+        const double *prev = alpha + (size_t)(t - 1) * S;
+        double *cur = alpha + (size_t)t * S;
+        lp = logp + ((size_t)t * B + b) * K;
+        for (int s = 0; s < S; s++) {
+            double a = prev[s];
+            if (s >= 1) a = logadd(a, prev[s - 1]);
+            if (can_skip(lab, s)) a = logadd(a, prev[s - 2]);
+            cur[s] = a + lp[state_class(lab, s)];
+        }
+    }
+    const double *last = alpha + (size_t)(T - 1) * S;
+    return S > 1 ? logadd(last[S - 1], last[S - 2]) : last[0];
+}
+
+/* beta row for step t from the row of step t+1 (both exclude their own
+ * step's emission): beta_t[s] = logsum over successors s' of
+ * beta_{t+1}[s'] + logp[t+1][class(s')]. */
+static void ctc_beta_step(const float *lp_next, const int *lab, int S, const double *next,
+                          double *cur) {
+    for (int s = 0; s < S; s++) {
+        double v = next[s] + lp_next[state_class(lab, s)];
+        if (s + 1 < S) v = logadd(v, next[s + 1] + lp_next[state_class(lab, s + 1)]);
+        if (s + 2 < S && can_skip(lab, s + 2))
+            v = logadd(v, next[s + 2] + lp_next[state_class(lab, s + 2)]);
+        cur[s] = v;
+    }
+}
+
+/* lead[s]: the first state with the same class as s (blanks share state 0),
+ * so posteriors of repeated classes can be summed in one slot. */
+static void ctc_leads(const int *lab, int S, double *lead) {
+    for (int s = 0; s < S; s++) {
+        int first = s;
+        for (int r = s % 2; r < s; r += 2)
+            if (state_class(lab, r) == state_class(lab, s)) {
+                first = r;
+                break;
+            }
+        lead[s] = first;
+    }
+}
+
+typedef struct {
+    double *alpha, *beta, *beta_next, *lead, *post;
+} CtcScratch;
+
+/* dlogits[:, b, :] += coef * (softmax - posterior), walking t down with beta. */
+static void ctc_grad(const float *logp, int T, int B, int K, int b, const int *lab, int S,
+                     double logz, CtcScratch w, double coef, float *dlogits) {
+    ctc_leads(lab, S, w.lead);
+    for (int t = T - 1; t >= 0; t--) {
+        const float *lp = logp + ((size_t)t * B + b) * K;
+        if (t == T - 1) {
+            for (int s = 0; s < S; s++) w.beta[s] = s >= S - 2 ? 0.0 : -INFINITY;
+        } else {
+            double *tmp = w.beta_next;
+            w.beta_next = w.beta, w.beta = tmp;
+            ctc_beta_step(lp + (size_t)B * K, lab, S, w.beta_next, w.beta);
+        }
+        const double *a = w.alpha + (size_t)t * S;
+        for (int s = 0; s < S; s++) w.post[s] = 0.0;
+        for (int s = 0; s < S; s++) w.post[(int)w.lead[s]] += exp(a[s] + w.beta[s] - logz);
+        float *dl = dlogits + ((size_t)t * B + b) * K;
+        for (int k = 0; k < K; k++) dl[k] += (float)(coef * exp((double)lp[k]));
+        for (int s = 0; s < S; s++)
+            if ((int)w.lead[s] == s) dl[state_class(lab, s)] -= (float)(coef * w.post[s]);
+    }
+}
+
+double ctc_loss(const float *logp, int T, int B, int K, const int *labels, const int *label_lens,
+                double *losses, float *dlogits, float scale, double *ws) {
+    double mean = 0.0;
+    const int *lab = labels;
+    for (int b = 0; b < B; b++) {
+        int L = label_lens[b], S = 2 * L + 1;
+        CtcScratch w = {ws, ws + (size_t)T * S, ws + (size_t)(T + 1) * S,
+                        ws + (size_t)(T + 2) * S, ws + (size_t)(T + 3) * S};
+        double logz = -INFINITY;
+        if (min_steps(lab, L) <= T) logz = ctc_alpha(logp, T, B, K, b, lab, S, w.alpha);
+        double nll = -logz;
+        if (losses) losses[b] = nll;
+        if (isfinite(nll)) {
+            double per = 1.0 / ((double)B * MAX(L, 1));
+            mean += nll * per;
+            if (dlogits) ctc_grad(logp, T, B, K, b, lab, S, logz, w, scale * per, dlogits);
+        }
+        lab += L;
+    }
+    return mean;
+}
+
+int ctc_greedy_decode(const float *logp, int T, int B, int K, int b, int *out) {
+    int n = 0, prev = 0;
+    for (int t = 0; t < T; t++) {
+        const float *lp = logp + ((size_t)t * B + b) * K;
+        int best = 0;
+        for (int k = 1; k < K; k++)
+            if (lp[k] > lp[best]) best = k;
+        if (best != 0 && best != prev) out[n++] = best;
+        prev = best;
+    }
+    return n;
+}
