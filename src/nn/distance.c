@@ -1,0 +1,98 @@
+/* distance.c - distances between teacher and student encoder outputs.
+ *
+ * For: the distillation terms of SPEC "The method": l1, l2, cosine and kl
+ * between et (teacher) and es (student), both (N,C) with N = T*B rows, and
+ * their gradient w.r.t. es only (the teacher is frozen). Sums run in double.
+ * Not for: weighting several distances (the caller sums w_d * D_d), the CTC
+ * term (ctc.c), allocation.
+ */
+#include "ocrkd/nn.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *const names[DIST_COUNT] = {"l1", "l2", "cosine", "kl"};
+
+const char *distance_name(DistKind k) { return (k >= 0 && k < DIST_COUNT) ? names[k] : "?"; }
+
+int distance_from_name(const char *name) {
+    for (int k = 0; k < DIST_COUNT; k++)
+        if (name && strcmp(name, names[k]) == 0) return k;
+    return -1;
+}
+
+/* mean |es-et| over n; d/des = sign(es-et)/n (0 where equal, as torch) */
+static double l1(const float *et, const float *es, size_t n, float *des, float scale) {
+    double sum = 0, g = (double)scale / n;
+    for (size_t i = 0; i < n; i++) {
+        float d = es[i] - et[i];
+        sum += fabsf(d);
+        if (des) des[i] += (float)(g * ((d > 0) - (d < 0)));
+    }
+    return sum / n;
+}
+
+/* mean (es-et)^2 over n; d/des = 2(es-et)/n */
+static double l2(const float *et, const float *es, size_t n, float *des, float scale) {
+    double sum = 0, g = 2.0 * scale / n;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)es[i] - et[i];
+        sum += d * d;
+        if (des) des[i] += (float)(g * d);
+    }
+    return sum / n;
+}
+
+/* mean over rows of 1 - cos(t, s), each norm clamped at 1e-8 as torch's
+ * F.cosine_similarity: cos = (t/|t|c).(s/|s|c); torch's backward treats the
+ * clamped norm as the norm, giving d cos/ds = t/(|t|c |s|c) - cos s/|s|c^2. */
+static double cosine(const float *et, const float *es, int N, int C, float *des, float scale) {
+    const double eps = 1e-8;
+    double sum = 0, g = (double)scale / N;
+    for (int n = 0; n < N; n++) {
+        const float *t = et + (size_t)n * C, *s = es + (size_t)n * C;
+        double ts = 0, tt = 0, ss = 0;
+        for (int c = 0; c < C; c++) ts += (double)t[c] * s[c], tt += (double)t[c] * t[c],
+                                    ss += (double)s[c] * s[c];
+        double nt = fmax(sqrt(tt), eps), ns = fmax(sqrt(ss), eps), cos = ts / (nt * ns);
+        sum += 1.0 - cos;
+        if (!des) continue;
+        float *d = des + (size_t)n * C;
+        for (int c = 0; c < C; c++) d[c] -= (float)(g * (t[c] / (nt * ns) - cos * s[c] / (ns * ns)));
+    }
+    return sum / N;
+}
+
+/* mean over rows of tau^2 KL(p_t || p_s), p = softmax(x/tau);
+ * d/des = tau (p_s - p_t) / N. Each row's two log-normalizers are found
+ * first, so the log-probabilities need no scratch buffer. */
+static double kl(const float *et, const float *es, int N, int C, double tau, float *des,
+                 float scale) {
+    double sum = 0, g = (double)scale * tau / N;
+    for (int n = 0; n < N; n++) {
+        const float *t = et + (size_t)n * C, *s = es + (size_t)n * C;
+        double mt = -INFINITY, ms = -INFINITY, zt = 0, zs = 0;
+        for (int c = 0; c < C; c++) mt = fmax(mt, t[c] / tau), ms = fmax(ms, s[c] / tau);
+        for (int c = 0; c < C; c++) zt += exp(t[c] / tau - mt), zs += exp(s[c] / tau - ms);
+        double lzt = mt + log(zt), lzs = ms + log(zs), row = 0;
+        for (int c = 0; c < C; c++) {
+            double lpt = t[c] / tau - lzt, lps = s[c] / tau - lzs, pt = exp(lpt);
+            row += pt * (lpt - lps);
+            if (des) des[(size_t)n * C + c] += (float)(g * (exp(lps) - pt));
+        }
+        sum += tau * tau * row;
+    }
+    return sum / N;
+}
+
+double distance_forward_backward(DistKind k, const float *et, const float *es, int N, int C,
+                                 float temperature, float *des, float scale) {
+    size_t n = (size_t)N * C;
+    switch (k) {
+    case DIST_L1: return l1(et, es, n, des, scale);
+    case DIST_L2: return l2(et, es, n, des, scale);
+    case DIST_COSINE: return cosine(et, es, N, C, des, scale);
+    case DIST_KL: return kl(et, es, N, C, temperature, des, scale);
+    default: return NAN;
+    }
+}
