@@ -17,10 +17,13 @@ typedef struct {
     const float *R;
 } Bn;
 
-static size_t numel(const Bn *b) { return (size_t)b->B * b->C * b->HW; }
+static size_t numel(const Bn *b) {
+    return (size_t)b->B * b->C * b->HW;
+}
 
 static void fill(Rng *r, float *x, size_t n, float mean, float sd) {
-    for (size_t i = 0; i < n; i++) x[i] = mean + sd * rng_normal(r);
+    for (size_t i = 0; i < n; i++)
+        x[i] = mean + sd * rng_normal(r);
 }
 
 /* L = sum(out * R) of a training forward; running stats go to scratch copies. */
@@ -31,7 +34,8 @@ static double loss(Bn *b) {
     batchnorm_forward_train(b->x, b->gamma, b->beta, rm, rv, 0.1f, b->B, b->C, b->HW, b->out,
                             b->smean, b->sinv);
     double L = 0;
-    for (size_t i = 0; i < numel(b); i++) L += (double)b->out[i] * b->R[i];
+    for (size_t i = 0; i < numel(b); i++)
+        L += (double)b->out[i] * b->R[i];
     return L;
 }
 
@@ -53,7 +57,8 @@ static void reference_train(const Bn *b, float momentum, float *out, float *rm, 
     for (int c = 0; c < b->C; c++) {
         double s = 0, sq = 0;
         for (int i = 0; i < b->B; i++)
-            for (int j = 0; j < b->HW; j++) s += b->x[((size_t)i * b->C + c) * b->HW + j];
+            for (int j = 0; j < b->HW; j++)
+                s += b->x[((size_t)i * b->C + c) * b->HW + j];
         double m = s / n;
         for (int i = 0; i < b->B; i++)
             for (int j = 0; j < b->HW; j++) {
@@ -83,7 +88,8 @@ static void check_case(Rng *r, int B, int C, int HW, float offset) {
     fill(r, gamma, C, 1.0f, 0.5f);
     fill(r, beta, C, 0.0f, 0.5f);
     fill(r, rm, C, 0.0f, 0.3f);
-    for (int c = 0; c < C; c++) rv[c] = 0.5f + (float)rng_uniform(r);
+    for (int c = 0; c < C; c++)
+        rv[c] = 0.5f + (float)rng_uniform(r);
     fill(r, R, n, 0.0f, 1.0f);
     Bn b = {B, C, HW, x, gamma, beta, rm, rv, out, smean, sinv, R};
 
@@ -120,18 +126,21 @@ static void check_case(Rng *r, int B, int C, int HW, float offset) {
         /* accumulation and NULL skips */
         memcpy(dx1, dx, n * sizeof(float));
         batchnorm_backward_train(x, R, gamma, smean, sinv, B, C, HW, dx, NULL, NULL);
-        for (size_t k = 0; k < n; k++) dx1[k] *= 2.0f;
+        for (size_t k = 0; k < n; k++)
+            dx1[k] *= 2.0f;
         CHECK_CLOSE("dinp accumulates (x2), NULL dgamma/dbeta", dx, dx1, n, 1e-5, 1e-5);
         float dg2[64], db2[64];
         memcpy(dg2, dg, sizeof dg);
         memcpy(db2, db, sizeof db);
         batchnorm_backward_train(x, R, gamma, smean, sinv, B, C, HW, NULL, dg, db);
-        for (int c = 0; c < C; c++) dg2[c] *= 2.0f, db2[c] *= 2.0f;
+        for (int c = 0; c < C; c++)
+            dg2[c] *= 2.0f, db2[c] *= 2.0f;
         CHECK_CLOSE("dgamma accumulates (x2), NULL dinp", dg, dg2, (size_t)C, 1e-5, 1e-5);
         CHECK_CLOSE("dbeta accumulates (x2)", db, db2, (size_t)C, 1e-5, 1e-5);
     }
     float *bufs[] = {x, out, ref, R, dx, num, dx1};
-    for (size_t i = 0; i < ARRAY_LEN(bufs); i++) free(bufs[i]);
+    for (size_t i = 0; i < ARRAY_LEN(bufs); i++)
+        free(bufs[i]);
 }
 
 int main(void) {

@@ -10,12 +10,19 @@
 #include "test.h"
 
 static void fill_normal(Rng *r, float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] = rng_normal(r);
+    for (size_t i = 0; i < n; i++)
+        x[i] = rng_normal(r);
 }
 
-static size_t inp_n(const ConvShape *s) { return (size_t)s->B * s->C * s->H * s->W; }
-static size_t w_n(const ConvShape *s) { return (size_t)s->OC * s->C * s->KH * s->KW; }
-static size_t out_n(const ConvShape *s) { return (size_t)s->B * s->OC * s->OH * s->OW; }
+static size_t inp_n(const ConvShape *s) {
+    return (size_t)s->B * s->C * s->H * s->W;
+}
+static size_t w_n(const ConvShape *s) {
+    return (size_t)s->OC * s->C * s->KH * s->KW;
+}
+static size_t out_n(const ConvShape *s) {
+    return (size_t)s->B * s->OC * s->OH * s->OW;
+}
 
 /* Calls f(b, oc, oh, ow, c, ih, iw, kh, kw) for every in-range tap: the
  * definition of the convolution, shared by the reference forward and backward. */
@@ -30,16 +37,20 @@ static size_t out_n(const ConvShape *s) { return (size_t)s->B * s->OC * s->OH * 
                                 int ih = oh * (s)->SH - (s)->PH + kh;                              \
                                 int iw = ow * (s)->SW - (s)->PW + kw;                              \
                                 if (ih < 0 || ih >= (s)->H || iw < 0 || iw >= (s)->W) continue;    \
-                                size_t io = (((size_t)b * (s)->OC + oc) * (s)->OH + oh) * (s)->OW + ow; \
-                                size_t ii = (((size_t)b * (s)->C + c) * (s)->H + ih) * (s)->W + iw; \
-                                size_t iw_ = (((size_t)oc * (s)->C + c) * (s)->KH + kh) * (s)->KW + kw; \
+                                size_t io =                                                        \
+                                    (((size_t)b * (s)->OC + oc) * (s)->OH + oh) * (s)->OW + ow;    \
+                                size_t ii =                                                        \
+                                    (((size_t)b * (s)->C + c) * (s)->H + ih) * (s)->W + iw;        \
+                                size_t iw_ =                                                       \
+                                    (((size_t)oc * (s)->C + c) * (s)->KH + kh) * (s)->KW + kw;     \
                                 BODY;                                                              \
                             }
 
 static void naive_forward(const ConvShape *s, const float *inp, const float *w, float *out) {
     double *acc = xcalloc(out_n(s), sizeof(double));
     FOR_EACH_TAP(s, acc[io] += (double)inp[ii] * w[iw_]);
-    for (size_t i = 0; i < out_n(s); i++) out[i] = (float)acc[i];
+    for (size_t i = 0; i < out_n(s); i++)
+        out[i] = (float)acc[i];
     free(acc);
 }
 
@@ -50,8 +61,10 @@ static void naive_backward(const ConvShape *s, const float *inp, const float *w,
         gi[ii] += (double)dout[io] * w[iw_];
         gw[iw_] += (double)dout[io] * inp[ii];
     });
-    for (size_t i = 0; i < inp_n(s); i++) dinp[i] = (float)gi[i];
-    for (size_t i = 0; i < w_n(s); i++) dw[i] = (float)gw[i];
+    for (size_t i = 0; i < inp_n(s); i++)
+        dinp[i] = (float)gi[i];
+    for (size_t i = 0; i < w_n(s); i++)
+        dw[i] = (float)gw[i];
     free(gi);
     free(gw);
 }
@@ -65,7 +78,8 @@ typedef struct {
 static double loss(Ctx *c) {
     conv2d_forward(c->s, c->inp, c->w, c->out, c->ws);
     double L = 0;
-    for (size_t i = 0; i < out_n(c->s); i++) L += (double)c->out[i] * c->R[i];
+    for (size_t i = 0; i < out_n(c->s); i++)
+        L += (double)c->out[i] * c->R[i];
     return L;
 }
 
@@ -83,7 +97,8 @@ static void fd_grad(Ctx *c, float *x, size_t n, float eps, float *num) {
 }
 
 static void scale(float *x, size_t n, float k) {
-    for (size_t i = 0; i < n; i++) x[i] *= k;
+    for (size_t i = 0; i < n; i++)
+        x[i] *= k;
 }
 
 /* fd: also run finite differences (small shapes only). */
@@ -102,7 +117,8 @@ static void check_shape(Rng *r, ConvShape s, int fd) {
     fill_normal(r, R, no);
 
     /* forward against the direct loops; out is overwritten, not accumulated */
-    for (size_t i = 0; i < no; i++) out[i] = 1e6f;
+    for (size_t i = 0; i < no; i++)
+        out[i] = 1e6f;
     conv2d_forward(&s, inp, w, out, ws);
     naive_forward(&s, inp, w, ref);
     CHECK_CLOSE("forward vs direct loops", out, ref, no, 1e-4, 1e-4);
@@ -140,7 +156,8 @@ static void check_shape(Rng *r, ConvShape s, int fd) {
     conv2d_backward(&s, inp, w, R, NULL, NULL, ws); /* must not crash */
 
     float *bufs[] = {inp, w, out, ref, R, ws, di, dw, di_ref, dw_ref, num_i, num_w};
-    for (size_t i = 0; i < ARRAY_LEN(bufs); i++) free(bufs[i]);
+    for (size_t i = 0; i < ARRAY_LEN(bufs); i++)
+        free(bufs[i]);
 }
 
 int main(void) {

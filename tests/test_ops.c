@@ -12,7 +12,8 @@ static Rng rng;
 
 static float *randn(size_t n) {
     float *x = xalloc_floats(n);
-    for (size_t i = 0; i < n; i++) x[i] = rng_normal(&rng);
+    for (size_t i = 0; i < n; i++)
+        x[i] = rng_normal(&rng);
     return x;
 }
 
@@ -29,7 +30,8 @@ typedef struct Op {
 static double loss(Op *op) {
     op->forward(op);
     double L = 0;
-    for (size_t i = 0; i < op->n_out; i++) L += (double)op->out[i] * op->R[i];
+    for (size_t i = 0; i < op->n_out; i++)
+        L += (double)op->out[i] * op->R[i];
     return L;
 }
 
@@ -50,10 +52,18 @@ static void check_fd(const char *what, Op *op, float *p, size_t n, const float *
     free(num);
 }
 
-static void relu_op(Op *op) { relu_forward(op->x, op->out, op->n_out); }
-static void mean_h_op(Op *op) { mean_height_forward(op->x, op->B, op->C, op->H, op->W, op->out); }
-static void linear_op(Op *op) { linear_forward(op->x, op->w, op->b, op->N, op->IC, op->OC, op->out); }
-static void lsm_op(Op *op) { log_softmax_forward(op->x, op->N, op->K, op->out); }
+static void relu_op(Op *op) {
+    relu_forward(op->x, op->out, op->n_out);
+}
+static void mean_h_op(Op *op) {
+    mean_height_forward(op->x, op->B, op->C, op->H, op->W, op->out);
+}
+static void linear_op(Op *op) {
+    linear_forward(op->x, op->w, op->b, op->N, op->IC, op->OC, op->out);
+}
+static void lsm_op(Op *op) {
+    log_softmax_forward(op->x, op->N, op->K, op->out);
+}
 
 static void test_relu_add(void) {
     printf("relu, add\n");
@@ -62,20 +72,23 @@ static void test_relu_add(void) {
           *want = xalloc_floats(n);
     for (size_t i = 0; i < n; i++) /* keep clear of the kink for finite differences */
         if (fabsf(x[i]) < 0.05f) x[i] = x[i] < 0 ? -0.05f : 0.05f;
-    for (size_t i = 0; i < n; i++) want[i] = x[i] > 0 ? x[i] : 0;
+    for (size_t i = 0; i < n; i++)
+        want[i] = x[i] > 0 ? x[i] : 0;
     Op op = {.forward = relu_op, .out = out, .R = R, .n_out = n, .x = x};
     op.forward(&op);
     CHECK_CLOSE("relu forward", out, want, n, 0, 0);
     relu_backward(out, R, dx, n);
     check_fd("relu dinp vs finite differences", &op, x, n, dx, 1e-2f);
-    for (size_t i = 0; i < n; i++) want[i] = 2 * dx[i];
+    for (size_t i = 0; i < n; i++)
+        want[i] = 2 * dx[i];
     relu_backward(out, R, dx, n);
     CHECK_CLOSE("relu backward accumulates (x2)", dx, want, n, 0, 0);
     memcpy(dx, x, n * sizeof(float));
     relu_forward(dx, dx, n);
     CHECK_CLOSE("relu in place", dx, out, n, 0, 0);
 
-    for (size_t i = 0; i < n; i++) want[i] = x[i] + R[i];
+    for (size_t i = 0; i < n; i++)
+        want[i] = x[i] + R[i];
     add_forward(x, R, out, n);
     CHECK_CLOSE("add forward", out, want, n, 0, 0);
     free(x), free(R), free(out), free(dx), free(want);
@@ -90,16 +103,25 @@ static void test_mean_height(int B, int C, int H, int W) {
         for (int c = 0; c < C; c++)
             for (int w = 0; w < W; w++) {
                 double s = 0;
-                for (int h = 0; h < H; h++) s += x[(((size_t)b * C + c) * H + h) * W + w];
+                for (int h = 0; h < H; h++)
+                    s += x[(((size_t)b * C + c) * H + h) * W + w];
                 want[((size_t)w * B + b) * C + c] = (float)(s / H);
             }
-    Op op = {.forward = mean_h_op, .out = out, .R = R, .n_out = no, .B = B, .C = C, .H = H,
-             .W = W, .x = x};
+    Op op = {.forward = mean_h_op,
+             .out = out,
+             .R = R,
+             .n_out = no,
+             .B = B,
+             .C = C,
+             .H = H,
+             .W = W,
+             .x = x};
     op.forward(&op);
     CHECK_CLOSE("mean_height forward (W,B,C)", out, want, no, 1e-6, 1e-5);
     mean_height_backward(R, B, C, H, W, dx);
     check_fd("mean_height dinp vs finite differences", &op, x, ni, dx, 1e-2f);
-    for (size_t i = 0; i < ni; i++) dx2[i] = 2 * dx[i];
+    for (size_t i = 0; i < ni; i++)
+        dx2[i] = 2 * dx[i];
     mean_height_backward(R, B, C, H, W, dx);
     CHECK_CLOSE("mean_height backward accumulates (x2)", dx, dx2, ni, 0, 1e-6);
     free(x), free(R), free(out), free(want), free(dx), free(dx2);
@@ -115,28 +137,42 @@ static void test_linear(int N, int IC, int OC, int with_bias) {
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
             double s = b ? b[o] : 0;
-            for (int i = 0; i < IC; i++) s += (double)x[(size_t)n * IC + i] * w[(size_t)o * IC + i];
+            for (int i = 0; i < IC; i++)
+                s += (double)x[(size_t)n * IC + i] * w[(size_t)o * IC + i];
             want[(size_t)n * OC + o] = (float)s;
         }
-    for (size_t i = 0; i < no; i++) out[i] = 1e6f; /* overwritten, not accumulated */
-    Op op = {.forward = linear_op, .out = out, .R = R, .n_out = no, .N = N, .IC = IC, .OC = OC,
-             .x = x, .w = w, .b = b};
+    for (size_t i = 0; i < no; i++)
+        out[i] = 1e6f; /* overwritten, not accumulated */
+    Op op = {.forward = linear_op,
+             .out = out,
+             .R = R,
+             .n_out = no,
+             .N = N,
+             .IC = IC,
+             .OC = OC,
+             .x = x,
+             .w = w,
+             .b = b};
     op.forward(&op);
     CHECK_CLOSE("linear forward", out, want, no, 1e-5, 1e-5);
     linear_backward(x, w, R, N, IC, OC, dx, dw, db);
     check_fd("linear dinp vs finite differences", &op, x, ni, dx, 1e-2f);
     check_fd("linear dw vs finite differences", &op, w, nw, dw, 1e-2f);
     if (b) check_fd("linear db vs finite differences", &op, b, (size_t)OC, db, 1e-2f);
-    for (size_t i = 0; i < ni; i++) dx2[i] = 2 * dx[i];
-    for (size_t i = 0; i < nw; i++) dw2[i] = 2 * dw[i];
-    for (int i = 0; i < OC; i++) db2[i] = 2 * db[i];
+    for (size_t i = 0; i < ni; i++)
+        dx2[i] = 2 * dx[i];
+    for (size_t i = 0; i < nw; i++)
+        dw2[i] = 2 * dw[i];
+    for (int i = 0; i < OC; i++)
+        db2[i] = 2 * db[i];
     linear_backward(x, w, R, N, IC, OC, NULL, dw, NULL);
     linear_backward(x, w, R, N, IC, OC, dx, NULL, db);
     CHECK_CLOSE("linear dinp accumulates (x2), NULL skips", dx, dx2, ni, 1e-5, 1e-5);
     CHECK_CLOSE("linear dw accumulates (x2)", dw, dw2, nw, 1e-5, 1e-5);
     CHECK_CLOSE("linear db accumulates (x2)", db, db2, (size_t)OC, 1e-5, 1e-5);
     float *bufs[] = {x, w, b, R, out, want, dx, dw, db, dx2, dw2, db2};
-    for (size_t i = 0; i < ARRAY_LEN(bufs); i++) free(bufs[i]);
+    for (size_t i = 0; i < ARRAY_LEN(bufs); i++)
+        free(bufs[i]);
 }
 
 static void test_log_softmax(int N, int K) {
@@ -144,23 +180,28 @@ static void test_log_softmax(int N, int K) {
     size_t n = (size_t)N * K;
     float *x = randn(n), *R = randn(n), *out = xalloc_floats(n), *want = xalloc_floats(n),
           *dx = xalloc_floats(n), *dx2 = xalloc_floats(n);
-    for (size_t i = 0; i < n; i++) x[i] *= 3.0f;
+    for (size_t i = 0; i < n; i++)
+        x[i] *= 3.0f;
     for (int r = 0; r < N; r++) {
         double s = 0;
-        for (int k = 0; k < K; k++) s += exp((double)x[(size_t)r * K + k]);
-        for (int k = 0; k < K; k++) want[(size_t)r * K + k] = (float)(x[(size_t)r * K + k] - log(s));
+        for (int k = 0; k < K; k++)
+            s += exp((double)x[(size_t)r * K + k]);
+        for (int k = 0; k < K; k++)
+            want[(size_t)r * K + k] = (float)(x[(size_t)r * K + k] - log(s));
     }
     Op op = {.forward = lsm_op, .out = out, .R = R, .n_out = n, .N = N, .K = K, .x = x};
     op.forward(&op);
     CHECK_CLOSE("log_softmax forward", out, want, n, 1e-5, 1e-5);
     log_softmax_backward(out, R, N, K, dx);
     check_fd("log_softmax dinp vs finite differences", &op, x, n, dx, 1e-2f);
-    for (size_t i = 0; i < n; i++) dx2[i] = 2 * dx[i];
+    for (size_t i = 0; i < n; i++)
+        dx2[i] = 2 * dx[i];
     log_softmax_backward(out, R, N, K, dx);
     CHECK_CLOSE("log_softmax backward accumulates (x2)", dx, dx2, n, 1e-6, 1e-6);
 
     /* stability: huge logits, in place; rows must still be log-probabilities */
-    for (size_t i = 0; i < n; i++) x[i] = 1e4f * x[i];
+    for (size_t i = 0; i < n; i++)
+        x[i] = 1e4f * x[i];
     log_softmax_forward(x, N, K, x);
     int finite = 1;
     double worst = 0;

@@ -22,10 +22,13 @@ static double row_sum(const float *x, int n) {
     float a[LANES] = {0};
     int i = 0;
     for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) a[j] += x[i + j];
+        for (int j = 0; j < LANES; j++)
+            a[j] += x[i + j];
     double s = 0;
-    for (int j = 0; j < LANES; j++) s += a[j];
-    for (; i < n; i++) s += x[i];
+    for (int j = 0; j < LANES; j++)
+        s += a[j];
+    for (; i < n; i++)
+        s += x[i];
     return s;
 }
 
@@ -33,10 +36,13 @@ static double row_sq_dev(const float *x, int n, float m) {
     float a[LANES] = {0};
     int i = 0;
     for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) a[j] += (x[i + j] - m) * (x[i + j] - m);
+        for (int j = 0; j < LANES; j++)
+            a[j] += (x[i + j] - m) * (x[i + j] - m);
     double s = 0;
-    for (int j = 0; j < LANES; j++) s += a[j];
-    for (; i < n; i++) s += (double)(x[i] - m) * (x[i] - m);
+    for (int j = 0; j < LANES; j++)
+        s += a[j];
+    for (; i < n; i++)
+        s += (double)(x[i] - m) * (x[i] - m);
     return s;
 }
 
@@ -51,8 +57,10 @@ static void row_dy_sums(const float *dy, const float *x, int n, float m, double 
             b[j] += dy[i + j] * (x[i + j] - m);
         }
     double sa = 0, sb = 0;
-    for (int j = 0; j < LANES; j++) sa += a[j], sb += b[j];
-    for (; i < n; i++) sa += dy[i], sb += (double)dy[i] * (x[i] - m);
+    for (int j = 0; j < LANES; j++)
+        sa += a[j], sb += b[j];
+    for (; i < n; i++)
+        sa += dy[i], sb += (double)dy[i] * (x[i] - m);
     *sdy += sa;
     *sdyx += sb;
 }
@@ -61,11 +69,13 @@ static void row_dy_sums(const float *dy, const float *x, int n, float m, double 
 static void channel_stats(const float *inp, int B, int C, int HW, int c, double *mean,
                           double *var) {
     double sum = 0, sq = 0;
-    for (int b = 0; b < B; b++) sum += row_sum(inp + ((size_t)b * C + c) * HW, HW);
+    for (int b = 0; b < B; b++)
+        sum += row_sum(inp + ((size_t)b * C + c) * HW, HW);
     const double n = (double)B * HW, m = sum / n;
     /* deviations from the float-rounded mean; correct the sum for the rounding */
     const float mf = (float)m;
-    for (int b = 0; b < B; b++) sq += row_sq_dev(inp + ((size_t)b * C + c) * HW, HW, mf);
+    for (int b = 0; b < B; b++)
+        sq += row_sq_dev(inp + ((size_t)b * C + c) * HW, HW, mf);
     *mean = m;
     *var = sq / n - (m - mf) * (m - mf);
 }
@@ -77,7 +87,8 @@ static void channel_affine(const float *inp, int B, int C, int HW, int c, float 
         const size_t off = ((size_t)b * C + c) * HW;
         const float *x = inp + off;
         float *y = out + off;
-        for (int i = 0; i < HW; i++) y[i] = x[i] * scale + shift;
+        for (int i = 0; i < HW; i++)
+            y[i] = x[i] * scale + shift;
     }
 }
 
@@ -108,8 +119,7 @@ void batchnorm_forward_infer(const float *inp, const float *gamma, const float *
                              float *out) {
     for (int c = 0; c < C; c++) {
         const double scale = gamma[c] / sqrt((double)run_var[c] + BN_EPS);
-        channel_affine(inp, B, C, HW, c, (float)scale, (float)(beta[c] - run_mean[c] * scale),
-                       out);
+        channel_affine(inp, B, C, HW, c, (float)scale, (float)(beta[c] - run_mean[c] * scale), out);
     }
 }
 
@@ -138,7 +148,8 @@ void batchnorm_backward_train(const float *inp, const float *dout, const float *
             const size_t off = ((size_t)b * C + c) * HW;
             const float *x = inp + off, *dy = dout + off;
             float *dx = dinp + off;
-            for (int i = 0; i < HW; i++) dx[i] += k * (dy[i] - mdy - (x[i] - mean) * invstd * mdyx);
+            for (int i = 0; i < HW; i++)
+                dx[i] += k * (dy[i] - mdy - (x[i] - mean) * invstd * mdyx);
         }
     }
 }

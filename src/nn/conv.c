@@ -31,8 +31,12 @@ static int is_pointwise(const ConvShape *s) {
     return s->KH == 1 && s->KW == 1 && s->SH == 1 && s->SW == 1 && s->PH == 0 && s->PW == 0;
 }
 
-static size_t col_rows(const ConvShape *s) { return (size_t)s->C * s->KH * s->KW; }
-static size_t col_cols(const ConvShape *s) { return (size_t)s->B * s->OH * s->OW; }
+static size_t col_rows(const ConvShape *s) {
+    return (size_t)s->C * s->KH * s->KW;
+}
+static size_t col_cols(const ConvShape *s) {
+    return (size_t)s->B * s->OH * s->OW;
+}
 
 /* col: K*N floats; then, when B > 1, the (OC, N) GEMM result / dout gather. */
 size_t conv_workspace_floats(const ConvShape *s) {
@@ -66,7 +70,8 @@ static void gather_row(float *dst, const float *inp_row, int OW, int SW, int PW,
     if (SW == 1) {
         memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
     } else {
-        for (int ow = lo; ow < hi; ow++) dst[ow] = src[ow * SW];
+        for (int ow = lo; ow < hi; ow++)
+            dst[ow] = src[ow * SW];
     }
     memset(dst + hi, 0, (size_t)(OW - hi) * sizeof(float));
 }
@@ -84,7 +89,8 @@ static void im2col(const ConvShape *s, const float *inp, float *col) {
                     const float *plane = inp + ((size_t)b * s->C + c) * HW;
                     for (int oh = 0; oh < s->OH; oh++, row += s->OW) {
                         int ih = oh * s->SH - s->PH + kh;
-                        const float *src = (ih >= 0 && ih < s->H) ? plane + (size_t)ih * s->W : NULL;
+                        const float *src =
+                            (ih >= 0 && ih < s->H) ? plane + (size_t)ih * s->W : NULL;
                         gather_row(row, src, s->OW, s->SW, s->PW, kw, lo, hi);
                     }
                 }
@@ -106,7 +112,8 @@ static void col2im_add(const ConvShape *s, const float *col, float *dinp) {
                         int ih = oh * s->SH - s->PH + kh;
                         if (ih < 0 || ih >= s->H) continue;
                         float *dst = plane + (size_t)ih * s->W - s->PW + kw;
-                        for (int ow = lo; ow < hi; ow++) dst[ow * s->SW] += row[ow];
+                        for (int ow = lo; ow < hi; ow++)
+                            dst[ow * s->SW] += row[ow];
                     }
                 }
             }
@@ -147,8 +154,8 @@ static void pointwise_backward(const ConvShape *s, const float *inp, const float
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->OC, s->C, HW, 1.0f, dy, HW, x,
                         HW, 1.0f, dw, s->C);
         if (dinp) /* dinp[b] (C,HW) += w^T (C,OC) . dy */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->C, HW, s->OC, 1.0f, w, s->C,
-                        dy, HW, 1.0f, dinp + (size_t)b * s->C * HW, HW);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->C, HW, s->OC, 1.0f, w, s->C, dy,
+                        HW, 1.0f, dinp + (size_t)b * s->C * HW, HW);
     }
 }
 
@@ -186,8 +193,8 @@ void conv2d_backward(const ConvShape *s, const float *inp, const float *w, const
     }
     if (dw) { /* dw (OC,K) += dy (OC,N) . col^T */
         im2col(s, inp, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->OC, K, N, 1.0f, dy, N, col, N,
-                    1.0f, dw, K);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->OC, K, N, 1.0f, dy, N, col, N, 1.0f,
+                    dw, K);
     }
     if (dinp) { /* dcol (K,N) = w^T (K,OC) . dy, then scattered back */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, s->OC, 1.0f, w, K, dy, N, 0.0f,

@@ -18,18 +18,21 @@
 
 /* inp, out (n); out may equal inp */
 void relu_forward(const float *inp, float *out, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+    for (size_t i = 0; i < n; i++)
+        out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
 /* out is the forward OUTPUT (n); dinp (n) += dout * (out > 0) */
 void relu_backward(const float *out, const float *dout, float *dinp, size_t n) {
     if (!dinp) return;
-    for (size_t i = 0; i < n; i++) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+    for (size_t i = 0; i < n; i++)
+        dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
 /* a, b, out (n): out = a + b; out may equal a or b */
 void add_forward(const float *a, const float *b, float *out, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
 }
 
 /* inp (B,C,H,W) -> out (W,B,C): out[w,b,c] = mean over h of inp[b,c,h,w] */
@@ -42,7 +45,8 @@ void mean_height_forward(const float *inp, int B, int C, int H, int W, float *ou
             float *y = out + (size_t)b * C + c;
             for (int w = 0; w < W; w++) {
                 float s = 0.0f;
-                for (int h = 0; h < H; h++) s += x[(size_t)h * W + w];
+                for (int h = 0; h < H; h++)
+                    s += x[(size_t)h * W + w];
                 y[w * stride] = s * inv_h;
             }
         }
@@ -58,7 +62,8 @@ void mean_height_backward(const float *dout, int B, int C, int H, int W, float *
             const float *dy = dout + (size_t)b * C + c;
             float *dx = dinp + ((size_t)b * C + c) * H * W;
             for (int h = 0; h < H; h++)
-                for (int w = 0; w < W; w++) dx[(size_t)h * W + w] += dy[w * stride] * inv_h;
+                for (int w = 0; w < W; w++)
+                    dx[(size_t)h * W + w] += dy[w * stride] * inv_h;
         }
 }
 
@@ -67,7 +72,8 @@ void linear_forward(const float *inp, const float *w, const float *b, int N, int
                     float *out) {
     float beta = 0.0f;
     if (b) {
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
+        for (int n = 0; n < N; n++)
+            memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
         beta = 1.0f;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, beta, out,
@@ -87,7 +93,8 @@ void linear_backward(const float *inp, const float *w, const float *dout, int N,
     if (db)
         for (int n = 0; n < N; n++) {
             const float *dy = dout + (size_t)n * OC;
-            for (int o = 0; o < OC; o++) db[o] += dy[o];
+            for (int o = 0; o < OC; o++)
+                db[o] += dy[o];
         }
 }
 
@@ -97,11 +104,14 @@ void log_softmax_forward(const float *inp, int N, int K, float *out) {
         const float *x = inp + (size_t)n * K;
         float *y = out + (size_t)n * K;
         float mx = x[0];
-        for (int k = 1; k < K; k++) mx = x[k] > mx ? x[k] : mx;
+        for (int k = 1; k < K; k++)
+            mx = x[k] > mx ? x[k] : mx;
         double s = 0;
-        for (int k = 0; k < K; k++) s += expf(x[k] - mx);
+        for (int k = 0; k < K; k++)
+            s += expf(x[k] - mx);
         const float shift = mx + (float)log(s);
-        for (int k = 0; k < K; k++) y[k] = x[k] - shift;
+        for (int k = 0; k < K; k++)
+            y[k] = x[k] - shift;
     }
 }
 
@@ -112,8 +122,10 @@ void log_softmax_backward(const float *out, const float *dout, int N, int K, flo
         const float *y = out + (size_t)n * K, *dy = dout + (size_t)n * K;
         float *dx = dinp + (size_t)n * K;
         double s = 0;
-        for (int k = 0; k < K; k++) s += dy[k];
+        for (int k = 0; k < K; k++)
+            s += dy[k];
         const float sf = (float)s;
-        for (int k = 0; k < K; k++) dx[k] += dy[k] - expf(y[k]) * sf;
+        for (int k = 0; k < K; k++)
+            dx[k] += dy[k] - expf(y[k]) * sf;
     }
 }
