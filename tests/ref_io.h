@@ -37,6 +37,9 @@ static inline hid_t ref_open(const char *name) {
     return -1;
 }
 
+/* Path of the file last opened by ref_open. */
+static inline const char *ref_last_path(void) { return ref_path_; }
+
 static inline int ref_exists(hid_t loc, const char *path) {
     return H5Lexists(loc, path, H5P_DEFAULT) > 0;
 }
@@ -95,7 +98,7 @@ static inline herr_t ref_names_cb_(hid_t g, const char *name, const H5L_info_t *
     (void)g;
     (void)info;
     RefNames *r = (RefNames *)p;
-    if (r->count >= 128) return 1; /* stop: more than a test needs */
+    if (r->count >= 128) return -1; /* more than a test needs: fail loudly */
     snprintf(r->names[r->count++], sizeof r->names[0], "%s", name);
     return 0;
 }
