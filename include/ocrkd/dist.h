@@ -1,0 +1,41 @@
+/* dist.h - the MPI layer: start-up, thread caps, broadcasts and the two
+ * allreduces of a training step (the trainable-gradient slice, and a small
+ * vector of loss sums and flags on which every stop decision rides).
+ * Works unchanged with one rank and without mpirun. Not for deciding what
+ * to communicate (trainer.c) or anything about files. */
+#ifndef OCRKD_DIST_H
+#define OCRKD_DIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* MPI_Init, rank/world for printf0/fatal, and the OpenBLAS thread cap:
+ * threads > 0 as given, else env OCRKD_THREADS, else cores / ranks on this
+ * node (at least 1). Returns the thread count used. */
+void dist_init(int *argc, char ***argv);
+int dist_set_threads(int threads);
+void dist_finalize(void);
+int dist_rank(void);
+int dist_world(void);
+int dist_local_ranks(void); /* ranks sharing this node */
+
+/* In-place sum over ranks, divided by the world size (one call; split only
+ * past INT_MAX elements). */
+void dist_allreduce_mean_f32(float *buf, size_t n);
+/* In-place sum over ranks of a small double vector. */
+void dist_allreduce_sum_f64(double *v, int n);
+void dist_bcast_f32(float *buf, size_t n, int root);
+void dist_bcast_f64(double *buf, size_t n, int root);
+void dist_bcast_i64(int64_t *buf, size_t n, int root);
+/* Broadcast a malloc'd string from root; other ranks receive a new malloc'd
+ * copy in *s (their old value is freed). */
+void dist_bcast_string(char **s, int root);
+/* 1 if every rank passed the same value. */
+int dist_all_equal_u64(uint64_t v);
+void dist_barrier(void);
+
+/* FNV-1a, for agreement checks of configs and tensor tables. */
+uint64_t hash_bytes(uint64_t h, const void *p, size_t n);
+#define HASH_SEED 1469598103934665603ULL
+
+#endif

@@ -1,0 +1,100 @@
+/* evaluate.c - metrics (word accuracy, CER, 1-NED) and the evaluation pass
+ * shared by `ocrkd eval` and the trainer's periodic validation. Not for
+ * printing or file output (the CLI does that). */
+#include "ocrkd/evaluate.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ocrkd/nn.h"
+
+#define MAX_TEXT 1024
+#define MAX_STEPS 8192
+
+int edit_distance(const uint32_t *a, int na, const uint32_t *b, int nb) {
+    int stack[2 * (MAX_TEXT + 1)];
+    int *prev = stack, *cur = stack + MAX_TEXT + 1;
+    if (nb > MAX_TEXT) nb = MAX_TEXT; /* labels longer than this are not text lines */
+    for (int j = 0; j <= nb; j++) prev[j] = j;
+    for (int i = 1; i <= na; i++) {
+        cur[0] = i;
+        for (int j = 1; j <= nb; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            int del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = MIN(sub, MIN(del, ins));
+        }
+        int *t = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[nb];
+}
+
+/* UTF-8 -> code points (invalid bytes pass through as themselves). */
+static int utf8_to_cps(const char *s, uint32_t *out, int cap, int fold) {
+    int n = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p && n < cap) {
+        uint32_t cp = *p;
+        int extra = cp >= 0xF0 ? 3 : cp >= 0xE0 ? 2 : cp >= 0xC0 ? 1 : 0;
+        if (extra) cp &= 0x3Fu >> extra;
+        p++;
+        for (int k = 0; k < extra && (*p & 0xC0) == 0x80; k++) cp = (cp << 6) | (*p++ & 0x3F);
+        if (fold) {
+            if (cp >= 128 || !isalnum((int)cp)) continue;
+            cp = (uint32_t)tolower((int)cp);
+        }
+        out[n++] = cp;
+    }
+    return n;
+}
+
+void eval_add(EvalCounts *c, const char *pred, const char *label, int case_insensitive) {
+    uint32_t a[MAX_TEXT], b[MAX_TEXT];
+    int na = utf8_to_cps(pred, a, MAX_TEXT, case_insensitive);
+    int nb = utf8_to_cps(label, b, MAX_TEXT, case_insensitive);
+    int ed = edit_distance(a, na, b, nb);
+    int longest = MAX(na, nb);
+    c->v[EVAL_N] += 1;
+    c->v[EVAL_CORRECT] += ed == 0;
+    c->v[EVAL_EDITS] += ed;
+    c->v[EVAL_CHARS] += nb;
+    c->v[EVAL_NED] += longest ? (double)ed / longest : 0.0;
+}
+
+EvalResult eval_result(const EvalCounts *c) {
+    EvalResult r = {0};
+    double n = c->v[EVAL_N];
+    r.n = n;
+    r.word_acc = n > 0 ? c->v[EVAL_CORRECT] / n : 0;
+    r.cer = c->v[EVAL_CHARS] > 0 ? c->v[EVAL_EDITS] / c->v[EVAL_CHARS] : (c->v[EVAL_EDITS] > 0);
+    r.ned = n > 0 ? 1.0 - c->v[EVAL_NED] / n : 0;
+    r.img_per_s = c->v[EVAL_SECONDS] > 0 ? n / c->v[EVAL_SECONDS] : 0;
+    return r;
+}
+
+void decode_sample(const Crnn *m, const Alphabet *a, int B, int b, char *out, size_t cap) {
+    int ids[MAX_STEPS];
+    int T = MIN(m->T, MAX_STEPS); /* crnn_create refuses wider models */
+    int n = ctc_greedy_decode(m->logp, T, B, m->arch.num_classes, b, ids);
+    alphabet_decode(a, ids, n, out, cap);
+}
+
+int evaluate_pass(Crnn *m, Loader *l, int case_insensitive, EvalCounts *c, Err *err) {
+    const Alphabet *alpha = loader_alphabet(l);
+    char text[4 * MAX_TEXT];
+    for (;;) {
+        const Batch *batch;
+        int rc = loader_next(l, &batch, err);
+        if (rc) return rc;
+        if (!batch) return 0;
+        double t0 = now_seconds();
+        crnn_forward(m, batch->images, batch->B, 0, UPTO_LOGITS);
+        c->v[EVAL_SECONDS] += now_seconds() - t0;
+        for (int b = 0; b < batch->B; b++) {
+            decode_sample(m, alpha, batch->B, b, text, sizeof text);
+            eval_add(c, text, batch->texts[b], case_insensitive);
+        }
+    }
+}
