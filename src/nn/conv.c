@@ -65,7 +65,8 @@ static void gather_row(float *dst, const float *inp_row, int OW, int SW, int PW,
         memset(dst, 0, (size_t)OW * sizeof(float));
         return;
     }
-    memset(dst, 0, (size_t)lo * sizeof(float));
+    for (int ow = 0; ow < lo; ow++) /* at most PW/SW + 1: cheaper than a memset call */
+        dst[ow] = 0.0f;
     const float *src = inp_row - PW + kw;
     if (SW == 1) {
         memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
@@ -73,7 +74,8 @@ static void gather_row(float *dst, const float *inp_row, int OW, int SW, int PW,
         for (int ow = lo; ow < hi; ow++)
             dst[ow] = src[ow * SW];
     }
-    memset(dst + hi, 0, (size_t)(OW - hi) * sizeof(float));
+    for (int ow = hi; ow < OW; ow++)
+        dst[ow] = 0.0f;
 }
 
 /* inp (B,C,H,W) -> col (C*KH*KW, B*OH*OW) */
@@ -97,6 +99,17 @@ static void im2col(const ConvShape *s, const float *inp, float *col) {
             }
 }
 
+/* dst[ow*SW] += row[ow] for ow in [lo, hi); the stride-1 case vectorizes. */
+static void scatter_add_row(float *dst, const float *row, int SW, int lo, int hi) {
+    if (SW == 1) {
+        for (int ow = lo; ow < hi; ow++)
+            dst[ow] += row[ow];
+    } else {
+        for (int ow = lo; ow < hi; ow++)
+            dst[ow * SW] += row[ow];
+    }
+}
+
 /* col (C*KH*KW, B*OH*OW) -> dinp (B,C,H,W) += (the adjoint of im2col) */
 static void col2im_add(const ConvShape *s, const float *col, float *dinp) {
     const size_t N = col_cols(s), HW = (size_t)s->H * s->W;
@@ -111,9 +124,7 @@ static void col2im_add(const ConvShape *s, const float *col, float *dinp) {
                     for (int oh = 0; oh < s->OH; oh++, row += s->OW) {
                         int ih = oh * s->SH - s->PH + kh;
                         if (ih < 0 || ih >= s->H) continue;
-                        float *dst = plane + (size_t)ih * s->W - s->PW + kw;
-                        for (int ow = lo; ow < hi; ow++)
-                            dst[ow * s->SW] += row[ow];
+                        scatter_add_row(plane + (size_t)ih * s->W - s->PW + kw, row, s->SW, lo, hi);
                     }
                 }
             }
