@@ -47,7 +47,7 @@ def check_alphabet(alphabet, num_classes):
 def write_checkpoint(path, tensors, arch, alphabet, kind="student", step=0, epoch=0,
                      world_size=1):
     """tensors: name -> numpy-convertible array (num_batches_tracked skipped).
-    Writes PATH.tmp then renames, like ocrkd. Returns the h5py-closed path."""
+    Writes PATH.tmp, then renames it to PATH (as ocrkd does). Returns PATH."""
     check_alphabet(alphabet, arch["num_classes"])
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:

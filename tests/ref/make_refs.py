@@ -27,6 +27,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "data-tools"))
 import crnn_torch  # noqa: E402
+import ocrkd2torch  # noqa: E402
 import torch2ocrkd  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
@@ -302,6 +303,18 @@ def make_crnn(path, arch, seed):
             loss=loss.reshape(1))
         put(g.create_group("grads"), **dict(zip(names, grads)))
         put(g.create_group("running"), **running)
+    check_roundtrip(path, images, logp_eval)
+
+
+def check_roundtrip(path, images, logp_eval):
+    """The file just written, read back by ocrkd2torch, must give the same model."""
+    tensors, _ = ocrkd2torch.read_checkpoint(path)
+    with torch.no_grad():
+        logp, _ = ocrkd2torch.to_module(tensors).double()(images)
+    err = (logp - logp_eval).abs().max().item()
+    if err > 1e-9:
+        sys.exit("make_refs: %s does not round-trip through ocrkd2torch (max diff %g)"
+                 % (path, err))
 
 
 def main():
