@@ -12,7 +12,6 @@ Not for: training (ocrkd does that), data loading, decoding.
 """
 import re
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
