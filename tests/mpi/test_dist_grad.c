@@ -1,0 +1,170 @@
+/* test_dist_grad.c - run with mpirun -np 2.
+ * One distillation step on P ranks (per-rank BatchNorm, one allreduce of
+ * the trainable slice) must equal the mean of the P single-rank gradients
+ * computed on the same shards, as PyTorch DDP does; and an optimizer step
+ * on that slice must leave every frozen tensor bit-identical to the
+ * teacher's. */
+#include <mpi.h>
+#include <string.h>
+
+#include "../test.h"
+#include "ocrkd/dist.h"
+#include "ocrkd/distill.h"
+#include "ocrkd/optim.h"
+
+#define NB 3
+#define WIDTH 20
+#define LMAX 4
+
+static ModelArch tiny(int width) {
+    ModelArch a = {{1, 1, 1, 1}, 0, width, 8, 2, 6, 6};
+    return a;
+}
+
+/* Shard r: B images and labels, the same on every rank that asks. */
+typedef struct {
+    float img[NB * IMAGE_H * WIDTH];
+    int labels[NB * LMAX], lens[NB];
+    long index[NB];
+    int file[NB];
+    Batch b;
+} Shard;
+
+static void make_shard(Shard *s, int r) {
+    Rng g;
+    rng_seed(&g, 1000 + (uint64_t)r);
+    for (int i = 0; i < NB * IMAGE_H * WIDTH; i++) s->img[i] = (float)rng_uniform(&g);
+    int n = 0;
+    for (int b = 0; b < NB; b++) {
+        s->lens[b] = 1 + (int)rng_below(&g, LMAX);
+        for (int k = 0; k < s->lens[b]; k++) s->labels[n++] = 1 + (int)rng_below(&g, 5);
+        s->index[b] = r * NB + b;
+        s->file[b] = 0;
+    }
+    memset(&s->b, 0, sizeof s->b);
+    s->b.B = NB;
+    s->b.H = IMAGE_H;
+    s->b.W = WIDTH;
+    s->b.images = s->img;
+    s->b.labels = s->labels;
+    s->b.label_lens = s->lens;
+    s->b.index = s->index;
+    s->b.file = s->file;
+}
+
+static Crnn *make_teacher(void) {
+    ModelArch a = tiny(6);
+    Crnn *t = crnn_create(&a, NB, WIDTH, 0);
+    crnn_init_params(t, 1);
+    /* non-trivial running stats so inference-mode BN matters */
+    for (int i = 0; i < t->ntensors; i++) {
+        TensorInfo *ti = &t->tensors[i];
+        float *p = crnn_tensor(t, ti);
+        if (strstr(ti->name, "running_var"))
+            for (size_t k = 0; k < ti->numel; k++) p[k] = 0.5f + 0.1f * (float)(k % 7);
+        if (strstr(ti->name, "running_mean"))
+            for (size_t k = 0; k < ti->numel; k++) p[k] = 0.05f * (float)(k % 5);
+    }
+    return t;
+}
+
+static Crnn *make_student(const Crnn *teacher) {
+    ModelArch a = tiny(4);
+    Crnn *s = crnn_create(&a, NB, WIDTH, 1);
+    crnn_init_params(s, 2);
+    Err err = {0};
+    if (crnn_copy_part(s, teacher, PART_ENCODER | PART_CLASSIFIER, &err)) fatal_err(&err);
+    crnn_set_trainable(s, PART_EXTRACTOR);
+    return s;
+}
+
+/* Gradient of shard r on a fresh student into out (n_trainable). */
+static void shard_gradient(Crnn *teacher, int r, const LossConf *lc, float *out) {
+    Crnn *s = make_student(teacher);
+    Shard sh;
+    make_shard(&sh, r);
+    LossScratch w;
+    loss_scratch_init(&w, s, LMAX);
+    crnn_forward(teacher, sh.img, NB, 0, UPTO_ENCODER);
+    student_gradients(s, teacher->enc, &sh.b, lc, &w);
+    memcpy(out, s->grads, s->n_trainable * sizeof(float));
+    loss_scratch_free(&w);
+    crnn_free(s);
+}
+
+int main(int argc, char **argv) {
+    dist_init(&argc, &argv);
+    dist_set_threads(1);
+    int P = dist_world(), r = dist_rank();
+    LossConf lc = {{0}, 2.0f, 0.1f};
+    lc.dist_weight[DIST_L2] = 1.0f;
+    lc.dist_weight[DIST_COSINE] = 0.5f;
+    lc.dist_weight[DIST_KL] = 0.25f;
+
+    Crnn *teacher = make_teacher();
+    Crnn *s = make_student(teacher);
+    size_t n = s->n_trainable;
+    CHECK(n == s->count[PART_EXTRACTOR], "only the extractor trains (%zu floats)", n);
+
+    /* the distributed step, as the trainer does it */
+    Shard sh;
+    make_shard(&sh, r);
+    LossScratch w;
+    loss_scratch_init(&w, s, LMAX);
+    crnn_forward(teacher, sh.img, NB, 0, UPTO_ENCODER);
+    LossTerms lt = student_gradients(s, teacher->enc, &sh.b, &lc, &w);
+    CHECK(lt.distance > 0 && lt.ctc > 0, "loss terms positive (distance %g, ctc %g)", lt.distance,
+          lt.ctc);
+    dist_allreduce_mean_f32(s->grads, n);
+
+    /* the reference: every shard on this one rank, then the mean */
+    float *ref = xalloc_floats(n), *g = xalloc_floats(n);
+    for (int q = 0; q < P; q++) {
+        shard_gradient(teacher, q, &lc, g);
+        for (size_t i = 0; i < n; i++) ref[i] += g[i] / (float)P;
+    }
+    char what[64];
+    snprintf(what, sizeof what, "allreduced gradient (rank %d of %d)", r, P);
+    CHECK_CLOSE(what, s->grads, ref, n, 1e-6, 1e-5);
+    double norm = grad_norm(ref, n);
+    CHECK(norm > 0, "gradient is not zero (norm %g)", norm);
+
+    /* an optimizer step moves the extractor and nothing else */
+    float *before = xalloc_floats(s->nparams);
+    memcpy(before, s->params, s->nparams * sizeof(float));
+    Optim o;
+    OptimConf oc = {OPT_ADAM, 1e-2f, 0, 0.9f, 0.9f, 0.999f, 1e-8f};
+    optim_init(&o, &oc, n);
+    optim_step(&o, s->params, s->grads, oc.lr);
+    int changed = 0, frozen_same = 1;
+    for (int i = 0; i < s->ntensors; i++) {
+        const TensorInfo *ti = &s->tensors[i];
+        const float *p = crnn_tensor(s, ti), *q = before + ti->offset;
+        int same = memcmp(p, q, ti->numel * sizeof(float)) == 0;
+        if (ti->part == PART_EXTRACTOR && !ti->is_buffer && !same) changed++;
+        if (ti->part != PART_EXTRACTOR) {
+            const TensorInfo *tt = crnn_find(teacher, ti->name);
+            if (!tt || memcmp(p, crnn_tensor(teacher, tt), ti->numel * sizeof(float)) != 0) {
+                frozen_same = 0;
+                printf("  frozen tensor %s differs from the teacher\n", ti->name);
+            }
+        }
+    }
+    CHECK(changed > 0, "extractor tensors changed (%d)", changed);
+    CHECK(frozen_same, "encoder and classifier bit-identical to the teacher after a step");
+
+    optim_free(&o);
+    loss_scratch_free(&w);
+    crnn_free(s);
+    crnn_free(teacher);
+    /* every rank reports; the runner reads rank 0's line */
+    int fails = t_failed;
+    MPI_Allreduce(MPI_IN_PLACE, &fails, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    if (r != 0) {
+        dist_finalize();
+        return fails ? 1 : 0;
+    }
+    t_failed = fails;
+    dist_finalize();
+    TEST_END();
+}
