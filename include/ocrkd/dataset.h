@@ -20,6 +20,7 @@ typedef struct {
     char *utf8;        /* the alphabet text */
     uint32_t *cps;     /* its code points */
     int n;             /* number of symbols; K = n + 1 classes */
+    uint64_t *lookup;  /* internal: sorted (cp << 32 | id), for alphabet_id */
 } Alphabet;
 /* Fails (EXIT_USAGE) on invalid UTF-8, empty or repeated symbols. */
 int alphabet_init(Alphabet *a, const char *utf8, Err *err);
@@ -31,6 +32,13 @@ int alphabet_id(const Alphabet *a, uint32_t cp);
 int alphabet_encode(const Alphabet *a, const char *label, int *ids, int cap, uint32_t *bad_cp);
 /* Decodes ids (1..n) into UTF-8 text in out (size cap, NUL-terminated). */
 void alphabet_decode(const Alphabet *a, const int *ids, int n, char *out, size_t cap);
+
+/* HDF5 as Debian builds it is not thread-safe. While a prefetching loader is
+ * open its thread makes HDF5 calls, so every other HDF5 call in the process
+ * must hold this lock. The functions of this header take it themselves; call
+ * these around your own HDF5 work (checkpoints, logit dumps). Not recursive. */
+void dataset_hdf5_lock(void);
+void dataset_hdf5_unlock(void);
 
 /* ---- file-level metadata ---- */
 typedef struct {
