@@ -1,0 +1,128 @@
+# test_train.sh - the main job end to end on tiny models: train a teacher,
+# distill a student on 2 ranks, frozen tensors, eval/predict/info, exact
+# resume, SIGUSR1 preemption, a killed rank, convergence, and the exit codes
+# of bad input. Run by tests/run.sh.
+. tests/e2e/lib.sh
+MPI="mpirun -np 2 --oversubscribe"
+export OCRKD_THREADS=1
+
+# -- data -----------------------------------------------------------------
+"$BIN/ocrkd-synth" --out "$TMP/data" --train 256 --val 48 --test 48 --width 64 --max-len 5 \
+  --seed 7 --quiet >"$TMP/synth.log" 2>&1 && pass "synth tiny dataset" || { fail "synth"; cat "$TMP/synth.log"; }
+
+cat >"$TMP/teacher.yaml" <<EOF
+run: {dir: $TMP/teacher, seed: 1}
+data: {train: $TMP/data/train.h5, val: $TMP/data/val.h5, batch_size: 16}
+model:
+  extractor: {blocks: [1, 1, 1, 1], block: basic, width: 8}
+  feature_dim: 16
+  encoder: {layers: 2, hidden: 16}
+optim: {name: adam, lr: 3.0e-3, schedule: {type: constant, warmup_steps: 0}}
+stop: {max_steps: 24, converge: {window: 0}}
+checkpoint: {every_steps: 8, keep: 2}
+eval: {every_steps: 12}
+log: {every_steps: 4}
+EOF
+cat >"$TMP/student.yaml" <<EOF
+run: {dir: $TMP/student, seed: 2}
+data: {train: $TMP/data/train.h5, batch_size: 8}
+model:
+  extractor: {blocks: [1, 1, 1, 1], block: basic, width: 4}
+  feature_dim: 16
+  encoder: {layers: 2, hidden: 16}
+teacher: {checkpoint: $TMP/teacher/best.h5}
+distill: {distance: {l2: 1.0, cosine: 0.5}, teacher_cache: off}
+optim: {name: adam, lr: 1.0e-3, schedule: {type: constant, warmup_steps: 2}}
+stop: {max_steps: 16, converge: {window: 0}}
+checkpoint: {every_steps: 8, keep: 5}
+eval: {every_steps: 0}
+log: {every_steps: 4}
+EOF
+
+# -- teacher --------------------------------------------------------------
+expect_code 0 "train teacher (1 rank)" -- "$BIN/ocrkd" train "$TMP/teacher.yaml"
+for f in ckpt-00000016.h5 ckpt-00000024.h5 best.h5 metrics.jsonl; do
+  [ -f "$TMP/teacher/$f" ] && pass "teacher run wrote $f" || fail "teacher run did not write $f"
+done
+[ ! -f "$TMP/teacher/ckpt-00000008.h5" ] && pass "checkpoint.keep: 2 pruned step 8" || fail "step 8 not pruned"
+expect_grep '"split":"val"' "$TMP/teacher/metrics.jsonl" "metrics.jsonl has a val evaluation"
+expect_grep '"img_per_s"' "$TMP/teacher/metrics.jsonl" "metrics.jsonl has log lines"
+expect_code 0 "info on a checkpoint" -- "$BIN/ocrkd" info "$TMP/teacher/best.h5"
+expect_grep 'parameters +extractor' "$TMP/out" "info prints parameter counts per part"
+expect_code 0 "info on a dataset" -- "$BIN/ocrkd" info "$TMP/data/val.h5"
+expect_code 0 "eval --json" -- "$BIN/ocrkd" eval --model "$TMP/teacher/best.h5" --data "$TMP/data/test.h5" --json
+expect_grep '^\{"step":[0-9]+,"split":"test","word_acc":' "$TMP/out" "eval --json prints one object"
+expect_code 0 "predict --dump-logits" -- "$BIN/ocrkd" predict --model "$TMP/teacher/best.h5" \
+  --data "$TMP/data/test.h5" --dump-logits "$TMP/logits.h5"
+[ "$(wc -l <"$TMP/out")" -eq 48 ] && pass "predict prints one line per image" || fail "predict printed $(wc -l <"$TMP/out") lines"
+h5dump -H -d /logits "$TMP/logits.h5" 2>/dev/null | grep -q 'DATASPACE  SIMPLE { ( 48, 16, 37 )' \
+  && pass "logits are [N, T, K] = [48, 16, 37]" || fail "logits shape"
+expect_code 0 "eval under mpirun -np 2" -- $MPI "$BIN/ocrkd" eval --model "$TMP/teacher/best.h5" --data "$TMP/data/test.h5" --json
+n2=$(grep -o '"n":[0-9]*' "$TMP/out"); [ "$n2" = '"n":48' ] && pass "2-rank eval counts every image once" || fail "2-rank eval: $n2"
+
+# -- distill on 2 ranks ---------------------------------------------------
+expect_code 0 "distill (2 ranks)" -- $MPI "$BIN/ocrkd" distill "$TMP/student.yaml"
+expect_grep 'distance' "$TMP/student/metrics.jsonl" "distill logs the distance term"
+$PY - "$TMP/teacher/best.h5" "$TMP/student/ckpt-00000016.h5" >"$TMP/frozen.log" 2>&1 <<'EOF'
+import sys, h5py, numpy as np
+t, s = h5py.File(sys.argv[1], "r")["params"], h5py.File(sys.argv[2], "r")["params"]
+frozen = [k for k in s if not k.startswith("extractor.")]
+same = all(np.array_equal(t[k][()], s[k][()]) for k in frozen)
+print("frozen tensors:", len(frozen), "identical:", same)
+sys.exit(0 if same and len(frozen) > 0 else 1)
+EOF
+[ $? -eq 0 ] && pass "encoder+classifier bit-identical to the teacher" || { fail "frozen tensors changed"; cat "$TMP/frozen.log"; }
+
+# -- exact resume: stop at 8, resume to 16 == straight to 16 ----------------
+expect_code 0 "distill to step 8" -- $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" \
+  --set run.dir="$TMP/resumed" --set stop.max_steps=8
+expect_code 0 "resume to step 16" -- $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" \
+  --set run.dir="$TMP/resumed" --resume auto
+if h5diff "$TMP/student/ckpt-00000016.h5" "$TMP/resumed/ckpt-00000016.h5" /params /params >"$TMP/diff" 2>&1; then
+  pass "resumed run bit-identical to the uninterrupted one"
+else fail "resumed run differs"; head -n 20 "$TMP/diff"; fi
+
+# -- preemption: SIGUSR1 -> checkpoint + exit 75, then resume -------------------
+$MPI "$BIN/ocrkd" distill "$TMP/student.yaml" --set run.dir="$TMP/preempt" \
+  --set stop.max_steps=100000 --set checkpoint.every_steps=100000 >"$TMP/pre.log" 2>&1 &
+pid=$!
+i=0; while [ $i -lt 120 ] && ! grep -q '^step' "$TMP/pre.log"; do sleep 0.5; i=$((i + 1)); done
+kill -USR1 $pid
+wait $pid; rc=$?
+[ $rc -eq 75 ] && pass "SIGUSR1 under mpirun exits 75" || { fail "SIGUSR1 gave exit $rc"; tail -n 20 "$TMP/pre.log"; }
+ls "$TMP/preempt"/ckpt-*.h5 >/dev/null 2>&1 && pass "preempted run left a checkpoint" || fail "no checkpoint after SIGUSR1"
+expect_code 0 "preempted run resumes" -- $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" \
+  --set run.dir="$TMP/preempt" --set stop.max_steps=40 --resume auto
+expect_grep 'resume +' "$TMP/out" "resume is logged"
+
+# -- a rank that dies ends the job -------------------------------------------
+$MPI "$BIN/ocrkd" distill "$TMP/student.yaml" --set run.dir="$TMP/killed" \
+  --set stop.max_steps=100000 >"$TMP/kill.log" 2>&1 &
+pid=$!
+i=0; while [ $i -lt 120 ] && ! grep -q '^step' "$TMP/kill.log"; do sleep 0.5; i=$((i + 1)); done
+victim=$(pgrep -f "ocrkd distill $TMP/student.yaml --set run.dir=$TMP/killed" | grep -v "^$pid$" | while read p; do
+  [ "$(cat /proc/$p/comm 2>/dev/null)" = ocrkd ] && echo $p; done | tail -n 1)
+[ -n "$victim" ] && kill -9 "$victim"
+i=0; while [ $i -lt 60 ] && kill -0 $pid 2>/dev/null; do sleep 0.5; i=$((i + 1)); done
+if kill -0 $pid 2>/dev/null; then fail "job hangs after a rank was killed"; kill -9 $pid; else
+  wait $pid; rc=$?; [ $rc -ne 0 ] && pass "killed rank ends the job (exit $rc)" || fail "killed rank: exit 0"; fi
+
+# -- convergence --------------------------------------------------------------
+expect_code 0 "plateaued loss converges" -- "$BIN/ocrkd" distill "$TMP/student.yaml" \
+  --set run.dir="$TMP/conv" --set optim.lr=1.0e-12 --set stop.max_steps=1000 \
+  --set stop.converge="{window: 4, rel_tol: 0.5, patience: 2}"
+expect_grep 'stop +converged at step 12' "$TMP/out" "converged after 3 windows of 4, not before"
+
+# -- bad input ----------------------------------------------------------------
+printf 'optim: {lrr: 1}\n' >"$TMP/bad.yaml"
+expect_code 2 "unknown config key" -- "$BIN/ocrkd" train "$TMP/bad.yaml"
+expect_grep "bad.yaml:1:[0-9]+: .*lrr" "$TMP/err" "error names file:line:col and the key"
+expect_code 2 "missing config" -- "$BIN/ocrkd" train "$TMP/nope.yaml"
+expect_code 3 "missing training data" -- "$BIN/ocrkd" train "$TMP/teacher.yaml" --set data.train="$TMP/nope.h5"
+expect_code 4 "corrupt teacher checkpoint" -- sh -c "head -c 2000 '$TMP/teacher/best.h5' >'$TMP/trunc.h5' && '$BIN/ocrkd' distill '$TMP/student.yaml' --set teacher.checkpoint='$TMP/trunc.h5'"
+expect_code 2 "student larger than the teacher" -- "$BIN/ocrkd" distill "$TMP/student.yaml" \
+  --set model.extractor="{blocks: [2, 2, 2, 2], block: basic, width: 16}"
+expect_grep "allow_any_size" "$TMP/err" "size error names the override"
+expect_code 2 "unknown command" -- "$BIN/ocrkd" frobnicate
+expect_code 0 "--version" -- "$BIN/ocrkd" --version
+e2e_end
