@@ -90,10 +90,26 @@ static long parse_long(const char *opt, const char *s, long lo, long hi) {
     return v;
 }
 
+static int takes_value(const char *opt) {
+    static const char *const names[] = {
+        "--out",   "--train", "--val",    "--test",    "--seed",    "--width", "--alphabet",
+        "--fonts", "--words", "--shards", "--min-len", "--max-len", "--gzip",  "--threads"};
+    for (size_t i = 0; i < ARRAY_LEN(names); i++)
+        if (!strcmp(opt, names[i])) return 1;
+    return 0;
+}
+
 static void parse_args(int argc, char **argv, SynthArgs *a) {
-    *a = (SynthArgs){.alphabet = DEFAULT_ALPHABET, .fonts = DEFAULT_FONTS,
-                     .words = "/usr/share/dict/words", .n = {-1, -1, -1}, .seed = 1,
-                     .width = 128, .shards = 1, .min_len = 1, .max_len = 12, .threads = 2};
+    *a = (SynthArgs){.alphabet = DEFAULT_ALPHABET,
+                     .fonts = DEFAULT_FONTS,
+                     .words = "/usr/share/dict/words",
+                     .n = {-1, -1, -1},
+                     .seed = 1,
+                     .width = 128,
+                     .shards = 1,
+                     .min_len = 1,
+                     .max_len = 12,
+                     .threads = 2};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -105,23 +121,37 @@ static void parse_args(int argc, char **argv, SynthArgs *a) {
             continue;
         }
         if (strncmp(o, "--", 2) != 0) die(EXIT_USAGE, "unexpected argument '%s'", o);
+        if (!takes_value(o)) die(EXIT_USAGE, "unknown option '%s'", o);
         if (i + 1 >= argc) die(EXIT_USAGE, "%s needs a value", o);
         const char *v = argv[++i];
-        if (!strcmp(o, "--out")) a->out_dir = v;
-        else if (!strcmp(o, "--train")) a->n[SPLIT_TRAIN] = parse_long(o, v, 0, 1L << 40);
-        else if (!strcmp(o, "--val")) a->n[SPLIT_VAL] = parse_long(o, v, 0, 1L << 40);
-        else if (!strcmp(o, "--test")) a->n[SPLIT_TEST] = parse_long(o, v, 0, 1L << 40);
-        else if (!strcmp(o, "--seed")) a->seed = (uint64_t)parse_long(o, v, 0, INT64_MAX);
-        else if (!strcmp(o, "--width")) a->width = (int)parse_long(o, v, 8, 8192);
-        else if (!strcmp(o, "--alphabet")) a->alphabet = v;
-        else if (!strcmp(o, "--fonts")) a->fonts = v;
-        else if (!strcmp(o, "--words")) a->words = v;
-        else if (!strcmp(o, "--shards")) a->shards = (int)parse_long(o, v, 1, 100000);
-        else if (!strcmp(o, "--min-len")) a->min_len = (int)parse_long(o, v, 1, 1000);
-        else if (!strcmp(o, "--max-len")) a->max_len = (int)parse_long(o, v, 1, 1000);
-        else if (!strcmp(o, "--gzip")) a->gzip = (int)parse_long(o, v, 0, 9);
-        else if (!strcmp(o, "--threads")) a->threads = (int)parse_long(o, v, 1, MAX_THREADS);
-        else die(EXIT_USAGE, "unknown option '%s'", o);
+        if (!strcmp(o, "--out"))
+            a->out_dir = v;
+        else if (!strcmp(o, "--train"))
+            a->n[SPLIT_TRAIN] = parse_long(o, v, 0, 1L << 40);
+        else if (!strcmp(o, "--val"))
+            a->n[SPLIT_VAL] = parse_long(o, v, 0, 1L << 40);
+        else if (!strcmp(o, "--test"))
+            a->n[SPLIT_TEST] = parse_long(o, v, 0, 1L << 40);
+        else if (!strcmp(o, "--seed"))
+            a->seed = (uint64_t)parse_long(o, v, 0, INT64_MAX);
+        else if (!strcmp(o, "--width"))
+            a->width = (int)parse_long(o, v, 8, 8192);
+        else if (!strcmp(o, "--alphabet"))
+            a->alphabet = v;
+        else if (!strcmp(o, "--fonts"))
+            a->fonts = v;
+        else if (!strcmp(o, "--words"))
+            a->words = v;
+        else if (!strcmp(o, "--shards"))
+            a->shards = (int)parse_long(o, v, 1, 100000);
+        else if (!strcmp(o, "--min-len"))
+            a->min_len = (int)parse_long(o, v, 1, 1000);
+        else if (!strcmp(o, "--max-len"))
+            a->max_len = (int)parse_long(o, v, 1, 1000);
+        else if (!strcmp(o, "--gzip"))
+            a->gzip = (int)parse_long(o, v, 0, 9);
+        else
+            a->threads = (int)parse_long(o, v, 1, MAX_THREADS); /* --threads */
     }
     if (!a->out_dir) die(EXIT_USAGE, "--out DIR is required");
     for (int s = 0; s < SPLIT_COUNT; s++)
@@ -137,15 +167,15 @@ static void parse_args(int argc, char **argv, SynthArgs *a) {
 
 typedef struct {
     Alphabet alpha;
-    int *word_ids;   /* all words' ids, concatenated */
-    long *word_off;  /* word k is word_ids[word_off[k] .. word_off[k+1]) */
+    int *word_ids;  /* all words' ids, concatenated */
+    long *word_off; /* word k is word_ids[word_off[k] .. word_off[k+1]) */
     long nwords;
-    int *plain;      /* ids usable anywhere in a random string (not space) */
+    int *plain; /* ids usable anywhere in a random string (not space) */
     int nplain;
     int digits[10], ndigits;
     int seps[4], nseps; /* '.', ',', '-', ':' when in the alphabet */
-    int *upper_of;   /* id -> id of its upper case (itself if none) */
-    int has_upper;   /* the alphabet has an upper-case ASCII letter */
+    int *upper_of;      /* id -> id of its upper case (itself if none) */
+    int has_upper;      /* the alphabet has an upper-case ASCII letter */
     int min_len, max_len;
 } TextSource;
 
@@ -163,7 +193,8 @@ static void load_words(TextSource *t, const char *path) {
     char *line = NULL;
     ssize_t got;
     while ((got = getline(&line, &len, f)) >= 0) {
-        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+            line[--got] = 0;
         if (!got) continue;
         for (char *c = line; *c && !t->has_upper; c++)
             if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
@@ -219,8 +250,12 @@ static void text_source_init(TextSource *t, const SynthArgs *a, int quiet) {
                 t->nwords, a->words, a->min_len, a->max_len);
 }
 
-static int rand_between(Rng *r, int lo, int hi) { return lo + (int)rng_below(r, hi - lo + 1); }
-static double rand_range(Rng *r, double lo, double hi) { return lo + (hi - lo) * rng_uniform(r); }
+static int rand_between(Rng *r, int lo, int hi) {
+    return lo + (int)rng_below(r, hi - lo + 1);
+}
+static double rand_range(Rng *r, double lo, double hi) {
+    return lo + (hi - lo) * rng_uniform(r);
+}
 
 /* A dictionary word, sometimes capitalised or upper-cased when the alphabet
  * has both cases. */
@@ -231,21 +266,24 @@ static int text_word(const TextSource *t, Rng *r, int *ids) {
     double u = rng_uniform(r);
     if (t->has_upper && u < 0.25) {
         int upto = u < 0.1 ? n : 1;
-        for (int i = 0; i < upto; i++) ids[i] = t->upper_of[ids[i]];
+        for (int i = 0; i < upto; i++)
+            ids[i] = t->upper_of[ids[i]];
     }
     return n;
 }
 
 static int text_random(const TextSource *t, Rng *r, int *ids) {
     int n = rand_between(r, t->min_len, t->max_len);
-    for (int i = 0; i < n; i++) ids[i] = t->plain[rng_below(r, t->nplain)];
+    for (int i = 0; i < n; i++)
+        ids[i] = t->plain[rng_below(r, t->nplain)];
     return n;
 }
 
 /* Digits, with now and then one separator inside ("3.14", "12-05"). */
 static int text_number(const TextSource *t, Rng *r, int *ids) {
     int n = rand_between(r, t->min_len, MIN(t->max_len, 10));
-    for (int i = 0; i < n; i++) ids[i] = t->digits[rng_below(r, t->ndigits)];
+    for (int i = 0; i < n; i++)
+        ids[i] = t->digits[rng_below(r, t->ndigits)];
     if (t->nseps && n >= 3 && rng_uniform(r) < 0.3)
         ids[rand_between(r, 1, n - 2)] = t->seps[rng_below(r, t->nseps)];
     return n;
@@ -294,8 +332,10 @@ static void collect_fonts(FontList *l, const char *path, int explicit_path) {
         if (e->d_name[0] == '.') continue;
         char sub[4096];
         snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode)) collect_fonts(l, sub, 0);
-        else if (is_font_name(e->d_name)) font_list_add(l, sub);
+        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+            collect_fonts(l, sub, 0);
+        else if (is_font_name(e->d_name))
+            font_list_add(l, sub);
     }
     closedir(d);
 }
@@ -306,7 +346,8 @@ static void collect_fonts(FontList *l, const char *path, int explicit_path) {
 static void select_fonts(FontList *l, const SynthArgs *a, const Alphabet *alpha) {
     char *spec = xstrdup(a->fonts);
     int explicit_path = a->fonts != (const char *)DEFAULT_FONTS;
-    for (char *p = strtok(spec, ":"); p; p = strtok(NULL, ":")) collect_fonts(l, p, explicit_path);
+    for (char *p = strtok(spec, ":"); p; p = strtok(NULL, ":"))
+        collect_fonts(l, p, explicit_path);
     free(spec);
     qsort(l->paths, l->n, sizeof(char *), cmp_str);
     FT_Library lib;
@@ -320,13 +361,17 @@ static void select_fonts(FontList *l, const SynthArgs *a, const Alphabet *alpha)
         for (int k = 0; ok && !why && k < alpha->n; k++)
             if (!FT_Get_Char_Index(face, alpha->cps[k])) why = "lacks glyphs of the alphabet";
         if (ok) FT_Done_Face(face);
-        if (why && !a->quiet) fprintf(stderr, "ocrkd-synth: skipping font %s: %s\n", l->paths[i], why);
-        if (why) free(l->paths[i]);
-        else l->paths[kept++] = l->paths[i];
+        if (why && !a->quiet)
+            fprintf(stderr, "ocrkd-synth: skipping font %s: %s\n", l->paths[i], why);
+        if (why)
+            free(l->paths[i]);
+        else
+            l->paths[kept++] = l->paths[i];
     }
     FT_Done_FreeType(lib);
     l->n = kept;
-    if (!kept) die(EXIT_USAGE, "no usable font (with glyphs for every symbol) in --fonts %s", a->fonts);
+    if (!kept)
+        die(EXIT_USAGE, "no usable font (with glyphs for every symbol) in --fonts %s", a->fonts);
     if (!a->quiet) fprintf(stderr, "ocrkd-synth: %d fonts\n", kept);
 }
 
@@ -370,8 +415,8 @@ typedef struct {
     int nfaces;
     uint8_t *canvas, *line; /* glyph coverage; the warped, coloured line */
     size_t canvas_cap, line_cap;
-    float *tmp;             /* (H,W) for the blur */
-    int *ids;               /* text of the current sample */
+    float *tmp; /* (H,W) for the blur */
+    int *ids;   /* text of the current sample */
 } Renderer;
 
 static void renderer_init(Renderer *R, const FontList *fonts, int H, int W, int max_len) {
@@ -387,7 +432,8 @@ static void renderer_init(Renderer *R, const FontList *fonts, int H, int W, int 
 }
 
 static void renderer_free(Renderer *R) {
-    for (int i = 0; i < R->nfaces; i++) FT_Done_Face(R->faces[i]);
+    for (int i = 0; i < R->nfaces; i++)
+        FT_Done_Face(R->faces[i]);
     FT_Done_FreeType(R->lib);
     free(R->faces);
     free(R->canvas);
@@ -688,7 +734,8 @@ static void output_open_next(Output *o) {
 
 static void output_add(Output *o, long index, const uint8_t *img, int used, const char *label) {
     Err err = {0};
-    while (index >= o->next_start && o->file < o->nfiles) output_open_next(o);
+    while (index >= o->next_start && o->file < o->nfiles)
+        output_open_next(o);
     if (dswriter_add(o->w, img, used, label, &err)) {
         dswriter_abort(o->w);
         die(err.code ? err.code : EXIT_DATA, "%s", err.msg);
@@ -771,7 +818,8 @@ static void synth_split(const SynthArgs *a, const TextSource *t, Renderer *R, in
         pthread_mutex_unlock(&p.mu);
         progress(a, split, MIN((b + 1) * BLOCK, p.n), t0, &last, 0);
     }
-    for (int i = 0; i < a->threads; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < a->threads; i++)
+        pthread_join(th[i], NULL);
     output_open_next(&o); /* closes the last file */
     progress(a, split, p.n, t0, &last, 1);
     pool_free(&p);
@@ -786,11 +834,14 @@ int main(int argc, char **argv) {
     select_fonts(&fonts, &a, &text.alpha);
     make_dirs(a.out_dir);
     Renderer R[MAX_THREADS];
-    for (int i = 0; i < a.threads; i++) renderer_init(&R[i], &fonts, SYNTH_H, a.width, a.max_len);
+    for (int i = 0; i < a.threads; i++)
+        renderer_init(&R[i], &fonts, SYNTH_H, a.width, a.max_len);
     for (int s = 0; s < SPLIT_COUNT; s++)
         if (a.n[s] > 0) synth_split(&a, &text, R, s);
-    for (int i = 0; i < a.threads; i++) renderer_free(&R[i]);
-    for (int i = 0; i < fonts.n; i++) free(fonts.paths[i]);
+    for (int i = 0; i < a.threads; i++)
+        renderer_free(&R[i]);
+    for (int i = 0; i < fonts.n; i++)
+        free(fonts.paths[i]);
     free(fonts.paths);
     return 0;
 }

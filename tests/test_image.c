@@ -40,7 +40,8 @@ static int write_png(const char *path, int w, int h, int color_type, int depth, 
     if (palette) png_set_PLTE(png, info, palette, n_palette);
     png_write_info(png, info);
     png_bytep *rows = malloc(sizeof(png_bytep) * h);
-    for (int y = 0; y < h; y++) rows[y] = (png_bytep)data + (size_t)y * row_bytes;
+    for (int y = 0; y < h; y++)
+        rows[y] = (png_bytep)data + (size_t)y * row_bytes;
     png_write_image(png, rows);
     png_write_end(png, NULL);
     free(rows);
@@ -74,7 +75,9 @@ static int write_jpeg(const char *path, int w, int h, int channels, const uint8_
     return 0;
 }
 
-static int grey601(int r, int g, int b) { return (299 * r + 587 * g + 114 * b + 500) / 1000; }
+static int grey601(int r, int g, int b) {
+    return (299 * r + 587 * g + 114 * b + 500) / 1000;
+}
 
 /* A smooth-ish test pattern (JPEG keeps it well) of RGB colour at (x,y). */
 static void pattern_rgb(int x, int y, uint8_t *rgb) {
@@ -94,7 +97,8 @@ static void check_decoded(const char *name, const char *path, const uint8_t *wan
     if (rc) return;
     CHECK(gw == w && gh == h, "%s: size %dx%d, want %dx%d", name, gw, gh, w, h);
     int worst = 0;
-    for (int i = 0; i < w * h && gw == w && gh == h; i++) worst = MAX(worst, abs(pix[i] - want[i]));
+    for (int i = 0; i < w * h && gw == w && gh == h; i++)
+        worst = MAX(worst, abs(pix[i] - want[i]));
     CHECK(worst <= tol, "%s: worst pixel difference %d > %d", name, worst, tol);
     printf("  ok %-44s worst pixel diff %d\n", name, worst);
     free(pix);
@@ -238,7 +242,8 @@ static void test_errors(void) {
 static void check_padding(const char *name, const uint8_t *dst, int H, int W, int used) {
     int bad = 0;
     for (int y = 0; y < H; y++)
-        for (int x = used; x < W; x++) bad += dst[y * W + x] != dst[y * W + used - 1];
+        for (int x = used; x < W; x++)
+            bad += dst[y * W + x] != dst[y * W + used - 1];
     CHECK(bad == 0, "%s: %d padding pixels differ from the row's last pixel", name, bad);
 }
 
@@ -246,7 +251,8 @@ static void test_fit_geometry(void) {
     enum { H = 32, W = 128 };
     uint8_t dst[H * W];
     uint8_t src[400 * 10];
-    for (int i = 0; i < 400 * 10; i++) src[i] = (uint8_t)((i * 37) % 251);
+    for (int i = 0; i < 400 * 10; i++)
+        src[i] = (uint8_t)((i * 37) % 251);
     int used = -1;
     /* 40x20 -> height 32 keeps aspect: width 64, padded. */
     image_fit(src, 40, 20, H, W, dst, &used);
@@ -264,7 +270,8 @@ static void test_fit_geometry(void) {
     /* Identity: same height, narrower than W -> pixels unchanged. */
     image_fit(src, 50, 32, H, W, dst, &used);
     int same = used == 50;
-    for (int y = 0; y < H && same; y++) same = memcmp(dst + y * W, src + y * 50, 50) == 0;
+    for (int y = 0; y < H && same; y++)
+        same = memcmp(dst + y * W, src + y * 50, 50) == 0;
     CHECK(same, "identity resize changed pixels (used %d)", used);
     check_padding("identity 50x32", dst, H, W, used);
 }
@@ -273,7 +280,8 @@ static void test_fit_values(void) {
     /* Shrinking by 2: each output pixel is the mean of a 2x2 block. */
     enum { SW = 8, SH = 4 };
     uint8_t src[SH * SW], dst[2 * 4];
-    for (int i = 0; i < SH * SW; i++) src[i] = (uint8_t)((i * 53) % 256);
+    for (int i = 0; i < SH * SW; i++)
+        src[i] = (uint8_t)((i * 53) % 256);
     int used;
     image_fit(src, SW, SH, 2, 4, dst, &used);
     float got[8], want[8];
@@ -302,7 +310,8 @@ static void test_fit_values(void) {
     uint8_t two[2] = {0, 200}, big[2 * 4];
     image_fit(two, 2, 1, 2, 4, big, &used);
     float gb[8], wb[8] = {0, 50, 150, 200, 0, 50, 150, 200};
-    for (int i = 0; i < 8; i++) gb[i] = big[i];
+    for (int i = 0; i < 8; i++)
+        gb[i] = big[i];
     CHECK_CLOSE("bilinear 2x enlarge", gb, wb, 8, 0.5, 0);
     CHECK(used == 4, "bilinear used width %d", used);
 
@@ -311,7 +320,8 @@ static void test_fit_values(void) {
     memset(flat, 77, sizeof flat);
     image_fit(flat, 37, 45, 32, 128, out, &used);
     int off = 0;
-    for (int i = 0; i < 32 * 128; i++) off += out[i] != 77;
+    for (int i = 0; i < 32 * 128; i++)
+        off += out[i] != 77;
     CHECK(off == 0, "constant image: %d pixels changed", off);
 }
 

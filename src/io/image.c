@@ -28,7 +28,9 @@ static uint8_t grey_of_rgb(int r, int g, int b) {
 }
 
 /* Grey value v with alpha a composited on white. */
-static uint8_t on_white(int v, int a) { return (uint8_t)((v * a + 255 * (255 - a) + 127) / 255); }
+static uint8_t on_white(int v, int a) {
+    return (uint8_t)((v * a + 255 * (255 - a) + 127) / 255);
+}
 
 /* One decoded row of `channels` 8-bit samples (1 grey, 2 grey+alpha, 3 RGB,
  * 4 RGBA) -> grey. */
@@ -36,10 +38,18 @@ static void row_to_grey(const uint8_t *row, int channels, int w, uint8_t *out) {
     for (int x = 0; x < w; x++) {
         const uint8_t *p = row + (size_t)x * channels;
         switch (channels) {
-        case 1: out[x] = p[0]; break;
-        case 2: out[x] = on_white(p[0], p[1]); break;
-        case 3: out[x] = grey_of_rgb(p[0], p[1], p[2]); break;
-        default: out[x] = on_white(grey_of_rgb(p[0], p[1], p[2]), p[3]); break;
+        case 1:
+            out[x] = p[0];
+            break;
+        case 2:
+            out[x] = on_white(p[0], p[1]);
+            break;
+        case 3:
+            out[x] = grey_of_rgb(p[0], p[1], p[2]);
+            break;
+        default:
+            out[x] = on_white(grey_of_rgb(p[0], p[1], p[2]), p[3]);
+            break;
         }
     }
 }
@@ -104,10 +114,12 @@ static int png_decode(FILE *f, const char *path, PngState *s, PngErrCtx *ctx, in
     size_t rowbytes = png_get_rowbytes(s->png, s->info);
     s->colour = xmalloc(rowbytes * *h);
     s->rows = xmalloc(sizeof(png_bytep) * *h);
-    for (int y = 0; y < *h; y++) s->rows[y] = s->colour + (size_t)y * rowbytes;
+    for (int y = 0; y < *h; y++)
+        s->rows[y] = s->colour + (size_t)y * rowbytes;
     png_read_image(s->png, s->rows);
     s->pix = xmalloc((size_t)*w * *h);
-    for (int y = 0; y < *h; y++) row_to_grey(s->rows[y], channels, *w, s->pix + (size_t)y * *w);
+    for (int y = 0; y < *h; y++)
+        row_to_grey(s->rows[y], channels, *w, s->pix + (size_t)y * *w);
     return 0;
 }
 
@@ -265,8 +277,7 @@ static double axis_weight(const Axis *a, int o, int i) {
 /* src (sh,sw) -> dst rows of stride `stride`, (dh,dw). Each output pixel is
  * computed directly from its 2-D footprint, so no scratch buffer is needed;
  * the total work is about sh*sw + dh*dw taps. */
-static void resample(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh,
-                     int stride) {
+static void resample(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh, int stride) {
     Axis ax = {sw, dw, (double)sw / dw}, ay = {sh, dh, (double)sh / dh};
     for (int oy = 0; oy < dh; oy++) {
         int y0, y1;
@@ -277,7 +288,8 @@ static void resample(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, i
             double acc = 0;
             for (int y = y0; y < y1; y++) {
                 double wy = axis_weight(&ay, oy, y), row = 0;
-                for (int x = x0; x < x1; x++) row += axis_weight(&ax, ox, x) * src[(size_t)y * sw + x];
+                for (int x = x0; x < x1; x++)
+                    row += axis_weight(&ax, ox, x) * src[(size_t)y * sw + x];
                 acc += wy * row;
             }
             long v = lround(acc);

@@ -1,0 +1,331 @@
+/* pack.c - ocrkd-pack: packs real text-line images listed in a labels file
+ * (`relative/path<TAB>label`, or `path label` when a line has no TAB) into
+ * one ocrkd dataset (SPEC "Dataset file"), each image decoded to grey and
+ * fitted to H x W by image_fit (the rule `ocrkd predict` uses too).
+ *
+ * A bad line (malformed, empty label, character outside the alphabet,
+ * missing or undecodable image) is an error naming the labels file, line,
+ * image path and character; the output is written to OUT.tmp and removed on
+ * error, so no partial dataset is left. --skip-bad skips such lines and
+ * reports the counts by reason. Not for synthetic data (ocrkd-synth). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ocrkd/common.h"
+#include "ocrkd/dataset.h"
+#include "ocrkd/image.h"
+
+static const char *USAGE =
+    "usage: ocrkd-pack --labels FILE --root DIR --out OUT.h5 [options]\n"
+    "Packs the images listed in FILE (lines `relative/path<TAB>label`; a single\n"
+    "space is accepted as the separator when a line has no TAB; blank lines are\n"
+    "ignored), relative to DIR, into the dataset OUT.h5.\n"
+    "  --alphabet STR|auto  label symbols; auto (default) = the sorted set of the\n"
+    "                       labels' characters\n"
+    "  --height H           image height (default 32)\n"
+    "  --width W            image width (default 128)\n"
+    "  --skip-bad           skip bad lines and report counts by reason (default: the\n"
+    "                       first bad line is an error, exit 3, and no output is left)\n"
+    "  --gzip L             gzip level 0..9 of /images (default 0)\n"
+    "  --quiet              print only errors\n";
+
+typedef struct {
+    const char *labels, *root, *out, *alphabet;
+    int height, width, skip_bad, gzip, quiet;
+} PackArgs;
+
+static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void die(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ocrkd-pack: error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "%s\n", code == EXIT_USAGE ? " (see --help)" : "");
+    va_end(ap);
+    exit(code);
+}
+
+static long parse_long(const char *opt, const char *s, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        die(EXIT_USAGE, "%s: expected an integer in [%ld, %ld], got '%s'", opt, lo, hi, s);
+    return v;
+}
+
+static int takes_value(const char *opt) {
+    static const char *const names[] = {"--labels", "--root",  "--out", "--alphabet",
+                                        "--height", "--width", "--gzip"};
+    for (size_t i = 0; i < ARRAY_LEN(names); i++)
+        if (!strcmp(opt, names[i])) return 1;
+    return 0;
+}
+
+static void parse_args(int argc, char **argv, PackArgs *a) {
+    *a = (PackArgs){.alphabet = "auto", .height = 32, .width = 128};
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(USAGE, stdout);
+            exit(0);
+        }
+        if (!strcmp(o, "--skip-bad") || !strcmp(o, "--quiet")) {
+            *(o[2] == 's' ? &a->skip_bad : &a->quiet) = 1;
+            continue;
+        }
+        if (strncmp(o, "--", 2) != 0) die(EXIT_USAGE, "unexpected argument '%s'", o);
+        if (!takes_value(o)) die(EXIT_USAGE, "unknown option '%s'", o);
+        if (i + 1 >= argc) die(EXIT_USAGE, "%s needs a value", o);
+        const char *v = argv[++i];
+        if (!strcmp(o, "--labels"))
+            a->labels = v;
+        else if (!strcmp(o, "--root"))
+            a->root = v;
+        else if (!strcmp(o, "--out"))
+            a->out = v;
+        else if (!strcmp(o, "--alphabet"))
+            a->alphabet = v;
+        else if (!strcmp(o, "--height"))
+            a->height = (int)parse_long(o, v, 1, 4096);
+        else if (!strcmp(o, "--width"))
+            a->width = (int)parse_long(o, v, 1, 65536);
+        else
+            a->gzip = (int)parse_long(o, v, 0, 9); /* --gzip */
+    }
+    if (!a->labels) die(EXIT_USAGE, "--labels FILE is required");
+    if (!a->root) die(EXIT_USAGE, "--root DIR is required");
+    if (!a->out) die(EXIT_USAGE, "--out OUT.h5 is required");
+}
+
+/* ---- UTF-8 (only what the auto alphabet and messages need) ---- */
+
+/* Decodes one code point at s; returns its byte count, or -1 if invalid. */
+static int utf8_decode(const unsigned char *s, uint32_t *cp) {
+    int n = s[0] < 0x80         ? 1
+            : (s[0] >> 5) == 6  ? 2
+            : (s[0] >> 4) == 14 ? 3
+            : (s[0] >> 3) == 30 ? 4
+                                : 0;
+    if (!n) return -1;
+    uint32_t c = n == 1 ? s[0] : s[0] & (0x7F >> n);
+    for (int i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) return -1;
+        c = (c << 6) | (s[i] & 0x3F);
+    }
+    static const uint32_t min_of[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (c < min_of[n] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return -1;
+    *cp = c;
+    return n;
+}
+
+/* Writes cp as UTF-8 into out (>= 5 bytes, NUL-terminated); returns the length. */
+static int utf8_encode(uint32_t cp, char *out) {
+    int n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    static const unsigned char lead[5] = {0, 0, 0xC0, 0xE0, 0xF0};
+    for (int i = n - 1; i > 0; i--, cp >>= 6)
+        out[i] = (char)(0x80 | (cp & 0x3F));
+    out[0] = (char)(n == 1 ? cp : (lead[n] | cp));
+    out[n] = 0;
+    return n;
+}
+
+/* ---- the labels file ---- */
+
+typedef struct {
+    char *path, *label; /* label NULL: the line is malformed */
+    long line;
+} Entry;
+
+typedef struct {
+    Entry *e;
+    long n, cap;
+} EntryList;
+
+/* Splits a line at its first TAB, else at its first space. */
+static void add_line(EntryList *l, char *text, long line_no) {
+    char *sep = strchr(text, '\t');
+    if (!sep) sep = strchr(text, ' ');
+    if (l->n == l->cap) l->e = xrealloc(l->e, sizeof(Entry) * (l->cap = 2 * l->cap + 1024));
+    Entry *e = &l->e[l->n++];
+    e->line = line_no;
+    if (sep) *sep = 0;
+    e->path = xstrdup(text);
+    e->label = sep ? xstrdup(sep + 1) : NULL;
+}
+
+static void read_labels(const char *path, EntryList *l) {
+    FILE *f = fopen(path, "r");
+    if (!f) die(EXIT_DATA, "%s: cannot open labels file: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    long no = 0;
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        no++;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+            line[--got] = 0;
+        if (strspn(line, " \t") == (size_t)got) continue; /* blank */
+        add_line(l, line, no);
+    }
+    if (ferror(f)) die(EXIT_DATA, "%s: read error: %s", path, strerror(errno));
+    fclose(f);
+    free(line);
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The sorted set of code points of all (valid UTF-8) labels, as UTF-8. */
+static char *auto_alphabet(const EntryList *l) {
+    size_t n = 0, cap = 256;
+    uint32_t *cps = xmalloc(sizeof(uint32_t) * cap);
+    for (long i = 0; i < l->n; i++) {
+        const unsigned char *s = (const unsigned char *)l->e[i].label;
+        uint32_t cp;
+        int k;
+        for (; s && *s && (k = utf8_decode(s, &cp)) > 0; s += k) {
+            if (n == cap) cps = xrealloc(cps, sizeof(uint32_t) * (cap *= 2));
+            cps[n++] = cp;
+        }
+    }
+    qsort(cps, n, sizeof *cps, cmp_u32);
+    char *out = xmalloc(4 * n + 1), *p = out;
+    *p = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || cps[i] != cps[i - 1]) p += utf8_encode(cps[i], p);
+    free(cps);
+    return out;
+}
+
+/* ---- packing ---- */
+
+enum { BAD_MALFORMED = 0, BAD_EMPTY, BAD_CHAR, BAD_MISSING, BAD_UNDECODABLE, BAD_COUNT };
+static const char *BAD_NAME[BAD_COUNT] = {
+    "malformed line (no TAB or space separator)", "empty label",
+    "character outside the alphabet or invalid UTF-8", "missing image", "undecodable image"};
+
+typedef struct {
+    const PackArgs *a;
+    Alphabet alpha;
+    DatasetWriter *w;
+    uint8_t *fitted; /* (height, width), reused for every image */
+    int *ids;        /* label scratch */
+    int ids_cap;
+    long written, bad[BAD_COUNT];
+} Packer;
+
+/* Checks e's label; returns -1 if good, else a BAD_* reason with why set
+ * (naming the image path). */
+static int check_label(Packer *p, const Entry *e, const char *full, char *why, size_t cap) {
+    if (!e->label)
+        return snprintf(why, cap, "\"%s\": no TAB or space between path and label", e->path),
+               BAD_MALFORMED;
+    if (!*e->label) return snprintf(why, cap, "%s: empty label", full), BAD_EMPTY;
+    int len = (int)strlen(e->label);
+    if (len > p->ids_cap) p->ids = xrealloc(p->ids, sizeof(int) * (p->ids_cap = 2 * len));
+    uint32_t bad = 0;
+    int k = alphabet_encode(&p->alpha, e->label, p->ids, p->ids_cap, &bad);
+    if (k == -2) return snprintf(why, cap, "%s: label is not valid UTF-8", full), BAD_CHAR;
+    if (k < 0) {
+        char ch[8];
+        utf8_encode(bad, ch);
+        snprintf(why, cap, "%s: character '%s' (U+%04X) of label \"%s\" is not in the alphabet",
+                 full, ch, bad, e->label);
+        return BAD_CHAR;
+    }
+    return -1;
+}
+
+/* Decodes and fits the image at full into p->fitted; -1 if good, else a
+ * BAD_* reason with why set (naming the path). */
+static int load_image(Packer *p, const char *full, int *used, char *why, size_t cap) {
+    struct stat st;
+    if (stat(full, &st) != 0)
+        return snprintf(why, cap, "%s: missing image: %s", full, strerror(errno)), BAD_MISSING;
+    uint8_t *pix;
+    int w, h;
+    Err err = {0};
+    if (image_load_grey(full, &pix, &w, &h, &err))
+        return snprintf(why, cap, "%s", err.msg), BAD_UNDECODABLE;
+    image_fit(pix, w, h, p->a->height, p->a->width, p->fitted, used);
+    free(pix);
+    return -1;
+}
+
+static void fail(Packer *p, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
+static void fail(Packer *p, int code, const char *fmt, ...) {
+    if (p->w) dswriter_abort(p->w);
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    die(code, "%s", msg);
+}
+
+static void pack_entry(Packer *p, const Entry *e) {
+    char full[4096], why[sizeof full + 1024];
+    snprintf(full, sizeof full, "%s/%s", p->a->root, e->path);
+    int used = 0, reason = check_label(p, e, full, why, sizeof why);
+    if (reason < 0) reason = load_image(p, full, &used, why, sizeof why);
+    if (reason >= 0) {
+        if (!p->a->skip_bad) fail(p, EXIT_DATA, "%s:%ld: %s", p->a->labels, e->line, why);
+        p->bad[reason]++;
+        return;
+    }
+    Err err = {0};
+    if (dswriter_add(p->w, p->fitted, used, e->label, &err))
+        fail(p, err.code ? err.code : EXIT_DATA, "%s", err.msg);
+    p->written++;
+}
+
+static void report_skips(const Packer *p, long total) {
+    long skipped = total - p->written;
+    fprintf(stderr, "ocrkd-pack: skipped %ld of %ld lines", skipped, total);
+    for (int r = 0; r < BAD_COUNT; r++)
+        if (p->bad[r]) fprintf(stderr, "; %ld %s", p->bad[r], BAD_NAME[r]);
+    fprintf(stderr, "\n");
+}
+
+int main(int argc, char **argv) {
+    PackArgs a;
+    parse_args(argc, argv, &a);
+    EntryList list = {0};
+    read_labels(a.labels, &list);
+    if (!list.n) die(EXIT_DATA, "%s: no lines", a.labels);
+    Packer p = {.a = &a};
+    char *alpha_text = strcmp(a.alphabet, "auto") ? xstrdup(a.alphabet) : auto_alphabet(&list);
+    Err err = {0};
+    if (!*alpha_text) die(EXIT_DATA, "%s: no label characters to make an alphabet from", a.labels);
+    if (alphabet_init(&p.alpha, alpha_text, &err)) die(EXIT_USAGE, "--alphabet: %s", err.msg);
+    if (dswriter_open(&p.w, a.out, a.height, a.width, alpha_text, a.gzip, &err))
+        die(err.code ? err.code : EXIT_DATA, "%s", err.msg);
+    p.fitted = xmalloc((size_t)a.height * a.width);
+    for (long i = 0; i < list.n; i++)
+        pack_entry(&p, &list.e[i]);
+    if (a.skip_bad && p.written < list.n) report_skips(&p, list.n);
+    if (!p.written) fail(&p, EXIT_DATA, "%s: no usable line, nothing written", a.labels);
+    if (dswriter_close(p.w, &err)) die(err.code ? err.code : EXIT_DATA, "%s", err.msg);
+    if (!a.quiet)
+        fprintf(stderr, "ocrkd-pack: wrote %ld images (%dx%d) to %s, alphabet \"%s\"\n", p.written,
+                a.height, a.width, a.out, alpha_text);
+    for (long i = 0; i < list.n; i++) {
+        free(list.e[i].path);
+        free(list.e[i].label);
+    }
+    free(list.e);
+    free(alpha_text);
+    free(p.fitted);
+    free(p.ids);
+    alphabet_free(&p.alpha);
+    return 0;
+}
