@@ -49,12 +49,18 @@ static void cmp(const Ref *r, const char *path, const float *got, size_t n) {
     free(want);
 }
 
-static Crnn *load(const Ref *r, int train) {
-    const char *path = ref_last_path();
+/* The reference file is closed while the checkpoint code opens it: HDF5
+ * refuses a second open of the same file with different access properties
+ * (checkpoint.c turns file locking off). */
+static Crnn *load(Ref *r, int train) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s", ref_last_path());
+    H5Fclose(r->f);
     Err err = {0, ""};
     Crnn *m = NULL;
     int rc = ckpt_load_model(path, r->B, r->W, train, &m, NULL, NULL, &err);
     CHECK(rc == 0 && m, "ckpt_load_model(%s, train=%d): %s", path, train, err.msg);
+    r->f = ref_open(r->file);
     return rc == 0 ? m : NULL;
 }
 
