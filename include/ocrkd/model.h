@@ -74,9 +74,11 @@ int crnn_time_steps(int width);
  * running stats, activations reused layer to layer, no gradients). */
 Crnn *crnn_create(const ModelArch *a, int max_batch, int width, int train);
 void crnn_free(Crnn *m);
-/* PyTorch default initialisation (kaiming-uniform convs/linears as
- * nn.Conv2d/nn.Linear reset_parameters, BN weight 1 bias 0, running 0/1,
- * LSTM uniform(+-1/sqrt(H))), seeded. */
+/* torchvision ResNet / PyTorch initialisation, seeded (Rng of common.h):
+ * conv weights kaiming_normal (fan_out, relu: std sqrt(2 / (OC*KH*KW))),
+ * BN weight 1 bias 0, running mean 0 var 1; neck and classifier as
+ * nn.Linear (weight and bias uniform(+-1/sqrt(fan_in))); LSTM
+ * uniform(+-1/sqrt(H)). Same seed, same values; not PyTorch's numbers. */
 void crnn_init_params(Crnn *m, uint64_t seed);
 /* Sets which parts train; must be PART_EXTRACTOR, PART_EXTRACTOR |
  * PART_CLASSIFIER or PART_ALL (a prefix). Returns 0 or -1 if not a prefix. */

@@ -1,0 +1,224 @@
+/* resnet.c - the CRNN's feature extractor: conv stem (conv1, bn1, ReLU) and
+ * four stages of torchvision BasicBlock/Bottleneck residual blocks, forward
+ * and backward, on buffers planned once at creation.
+ *
+ * Train models keep every conv output (pre-BN) and BN output (post-ReLU) for
+ * backward; inference models run the whole extractor in four ping-pong maps
+ * with BatchNorm and ReLU in place. Not for the height mean, neck, encoder or
+ * classifier (crnn.c) nor for the tensor table (params.c). */
+#include <string.h>
+
+#include "model_internal.h"
+
+/* ---- plan: shapes and tensor offsets ---- */
+
+static size_t offset_of(const Crnn *m, const char *prefix, const char *suffix) {
+    char name[128];
+    snprintf(name, sizeof name, "%s%s", prefix, suffix);
+    const TensorInfo *t = crnn_find(m, name);
+    if (!t) fatal(1, "internal: model tensor %s missing from the table", name);
+    return t->offset;
+}
+
+static size_t unit_out_floats(const ConvBn *u, int B) {
+    return (size_t)B * u->s.OC * u->s.OH * u->s.OW;
+}
+
+/* Conv spec c applied to an (ic, H, W) map at max_batch; returns the unit. */
+static void plan_unit(Crnn *m, ConvBn *u, int stage, int blk, int j, const ConvSpec *c, int H,
+                      int W, int relu) {
+    char conv[96], bn[96];
+    convbn_names(stage, blk, j, conv, bn, sizeof conv);
+    u->s = conv_shape(m->max_batch, c->ic, H, W, c->oc, c->k, c->k, c->sh, c->sw, c->k / 2,
+                      c->k / 2);
+    u->w = offset_of(m, conv, ".weight");
+    u->gamma = offset_of(m, bn, ".weight");
+    u->beta = offset_of(m, bn, ".bias");
+    u->rmean = offset_of(m, bn, ".running_mean");
+    u->rvar = offset_of(m, bn, ".running_var");
+    u->relu = relu;
+    CrnnActs *A = m->acts;
+    A->max_act = MAX(A->max_act, unit_out_floats(u, m->max_batch));
+    A->max_ws = MAX(A->max_ws, conv_workspace_floats(&u->s));
+}
+
+void extractor_plan_shapes(Crnn *m) {
+    const ModelArch *a = &m->arch;
+    CrnnActs *A = m->acts;
+    ConvSpec stem = {1, a->width, 3, 1, 1};
+    plan_unit(m, &A->stem, -1, 0, 0, &stem, IMAGE_H, m->width, 1);
+    A->nblocks = extractor_nblocks(a);
+    A->blocks = xcalloc((size_t)A->nblocks, sizeof *A->blocks);
+    int ch = a->width, H = A->stem.s.OH, W = A->stem.s.OW, k = 0;
+    for (int s = 0; s < 4; s++)
+        for (int i = 0; i < a->blocks[s]; i++, k++) {
+            Block *b = &A->blocks[k];
+            BlockGeom g;
+            block_geom(a, s, i, ch, &g);
+            b->nu = g.nconv;
+            int h = H, w = W;
+            for (int j = 0; j < g.nconv; j++) {
+                plan_unit(m, &b->u[j], s, i, j, &g.conv[j], h, w, j < g.nconv - 1);
+                h = b->u[j].s.OH;
+                w = b->u[j].s.OW;
+            }
+            b->has_ds = g.has_ds;
+            if (g.has_ds) plan_unit(m, &b->ds, s, i, -1, &g.ds, H, W, 0);
+            ch = g.out_ch;
+            H = h;
+            W = w;
+        }
+    A->fc = ch;
+    A->fh = H;
+    A->fw = W;
+}
+
+/* ---- plan: buffers (called twice: arena measure, then assign) ---- */
+
+static void train_unit_buffers(ConvBn *u, Arena *ar, int B, float *y) {
+    u->c = arena_floats(ar, unit_out_floats(u, B));
+    u->y = y ? y : arena_floats(ar, unit_out_floats(u, B));
+    u->smean = arena_floats(ar, (size_t)u->s.OC);
+    u->sinv = arena_floats(ar, (size_t)u->s.OC);
+}
+
+static void plan_train_buffers(Crnn *m, Arena *ar) {
+    CrnnActs *A = m->acts;
+    int B = m->max_batch;
+    train_unit_buffers(&A->stem, ar, B, NULL);
+    A->ds_out = arena_floats(ar, A->max_act);
+    float *in = A->stem.y;
+    for (int k = 0; k < A->nblocks; k++) {
+        Block *b = &A->blocks[k];
+        b->in = in;
+        for (int j = 0; j < b->nu; j++) train_unit_buffers(&b->u[j], ar, B, NULL);
+        if (b->has_ds) train_unit_buffers(&b->ds, ar, B, A->ds_out);
+        b->out = b->u[b->nu - 1].y;
+        in = b->out;
+    }
+    for (int i = 0; i < 3; i++) A->grad[i] = arena_floats(ar, A->max_act);
+    A->img = arena_floats(ar, (size_t)B * IMAGE_H * m->width);
+}
+
+/* Inference: block input in pool[cur]; the units alternate between two
+ * other maps (BN and ReLU in place), the downsample uses the fourth. */
+static void plan_infer_buffers(Crnn *m, Arena *ar) {
+    CrnnActs *A = m->acts;
+    for (int i = 0; i < 4; i++) A->pool[i] = arena_floats(ar, A->max_act);
+    A->stem.c = A->stem.y = A->pool[0];
+    int cur = 0;
+    for (int k = 0; k < A->nblocks; k++) {
+        Block *b = &A->blocks[k];
+        int other[3], n = 0;
+        for (int i = 0; i < 4; i++)
+            if (i != cur) other[n++] = i;
+        b->in = A->pool[cur];
+        for (int j = 0; j < b->nu; j++) b->u[j].c = b->u[j].y = A->pool[other[j & 1]];
+        if (b->has_ds) b->ds.c = b->ds.y = A->pool[other[2]];
+        b->out = b->u[b->nu - 1].y;
+        cur = other[(b->nu - 1) & 1];
+    }
+}
+
+void extractor_plan_buffers(Crnn *m, Arena *ar) {
+    m->acts->conv_ws = arena_floats(ar, m->acts->max_ws);
+    if (m->train) plan_train_buffers(m, ar);
+    else plan_infer_buffers(m, ar);
+}
+
+/* ---- forward ---- */
+
+/* in (B,C,H,W) -> u->c (B,OC,OH,OW) conv -> u->y BatchNorm (+ ReLU) */
+static void convbn_forward(Crnn *m, ConvBn *u, const float *in, int B, int bn_train) {
+    ConvShape s = u->s;
+    s.B = B;
+    float *p = m->params;
+    int HW = s.OH * s.OW;
+    conv2d_forward(&s, in, p + u->w, u->c, m->acts->conv_ws);
+    if (bn_train)
+        batchnorm_forward_train(u->c, p + u->gamma, p + u->beta, p + u->rmean, p + u->rvar,
+                                BN_MOMENTUM, B, s.OC, HW, u->y, u->smean, u->sinv);
+    else
+        batchnorm_forward_infer(u->c, p + u->gamma, p + u->beta, p + u->rmean, p + u->rvar, B,
+                                s.OC, HW, u->y);
+    if (u->relu) relu_forward(u->y, u->y, unit_out_floats(u, B));
+}
+
+/* b->in -> b->out = relu(main path + shortcut) */
+static void block_forward(Crnn *m, Block *b, int B, int bn_train) {
+    const float *x = b->in;
+    for (int j = 0; j < b->nu; j++) {
+        convbn_forward(m, &b->u[j], x, B, bn_train);
+        x = b->u[j].y;
+    }
+    const float *sc = b->in;
+    if (b->has_ds) {
+        convbn_forward(m, &b->ds, b->in, B, bn_train);
+        sc = b->ds.y;
+    }
+    size_t n = unit_out_floats(&b->u[b->nu - 1], B);
+    add_forward(b->out, sc, b->out, n);
+    relu_forward(b->out, b->out, n);
+}
+
+const float *extractor_forward(Crnn *m, const float *img, int B, int bn_train) {
+    CrnnActs *A = m->acts;
+    convbn_forward(m, &A->stem, img, B, bn_train);
+    for (int k = 0; k < A->nblocks; k++) block_forward(m, &A->blocks[k], B, bn_train);
+    return A->nblocks ? A->blocks[A->nblocks - 1].out : A->stem.y;
+}
+
+/* ---- backward ---- */
+
+/* ReLU backward in place: g (n) is zeroed where the forward output was 0. */
+static void relu_mask(const float *out, float *g, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!(out[i] > 0.0f)) g[i] = 0.0f;
+}
+
+/* dy: gradient w.r.t. u->y (ReLU already applied). BN backward into dc
+ * (zeroed here), then conv backward: dinp += (NULL: not needed). dinp may
+ * alias dy (dy is dead after the BN backward); zero_dinp clears it first. */
+static void convbn_backward(Crnn *m, ConvBn *u, const float *in, int B, const float *dy,
+                            float *dc, float *dinp, int zero_dinp) {
+    ConvShape s = u->s;
+    s.B = B;
+    float *g = m->grads;
+    const float *p = m->params;
+    memset(dc, 0, unit_out_floats(u, B) * sizeof(float));
+    batchnorm_backward_train(u->c, dy, p + u->gamma, u->smean, u->sinv, B, s.OC, s.OH * s.OW, dc,
+                             g + u->gamma, g + u->beta);
+    if (dinp && zero_dinp) memset(dinp, 0, (size_t)B * s.C * s.H * s.W * sizeof(float));
+    conv2d_backward(&s, in, p + u->w, dc, dinp, g + u->w, m->acts->conv_ws);
+}
+
+/* gout: gradient w.r.t. b->out (clobbered). din (zeroed here) receives the
+ * gradient w.r.t. b->in. dc: scratch. */
+static void block_backward(Crnn *m, Block *b, int B, float *gout, float *din, float *dc) {
+    const ConvBn *last = &b->u[b->nu - 1];
+    size_t n_out = unit_out_floats(last, B);
+    size_t n_in = (size_t)B * b->u[0].s.C * b->u[0].s.H * b->u[0].s.W;
+    relu_mask(b->out, gout, n_out);
+    memset(din, 0, n_in * sizeof(float));
+    if (b->has_ds) convbn_backward(m, &b->ds, b->in, B, gout, dc, din, 0);
+    else add_forward(din, gout, din, n_in);
+    float *dy = gout;
+    for (int j = b->nu - 1; j > 0; j--) {
+        convbn_backward(m, &b->u[j], b->u[j - 1].y, B, dy, dc, dy, 1);
+        relu_mask(b->u[j - 1].y, dy, unit_out_floats(&b->u[j - 1], B));
+    }
+    convbn_backward(m, &b->u[0], b->in, B, dy, dc, din, 0);
+}
+
+void extractor_backward(Crnn *m, const float *img, int B) {
+    CrnnActs *A = m->acts;
+    float *g = A->grad[0], *other = A->grad[1], *dc = A->grad[2];
+    for (int k = A->nblocks - 1; k >= 0; k--) {
+        block_backward(m, &A->blocks[k], B, g, other, dc);
+        float *t = g;
+        g = other;
+        other = t;
+    }
+    relu_mask(A->stem.y, g, unit_out_floats(&A->stem, B));
+    convbn_backward(m, &A->stem, img, B, g, dc, NULL, 0);
+}

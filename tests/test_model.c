@@ -1,0 +1,414 @@
+/* test_model.c - the CRNN model (src/model): the named tensor table against
+ * counts from torchvision / data-tools/crnn_torch.py, trainable prefixes,
+ * time steps, a finite-difference check of crnn_backward on every kind of
+ * parameter, frozen parts, inference vs train models, copy by name, and the
+ * architecture from a config. PyTorch parity of whole-model outputs lives in
+ * another test (tests/ref). Tiny models, a few seconds. */
+#include <math.h>
+#include <string.h>
+
+#include "ocrkd/model.h"
+#include "test.h"
+
+#ifndef BETA_LO
+#define BETA_LO 1.5f
+#define BETA_HI 2.5f
+#endif
+#ifndef TINY_BOTTLENECK_W
+#define TINY_BOTTLENECK_W 2
+#endif
+static ModelArch tiny_arch(int bottleneck) {
+    ModelArch a = {{1, 2, 1, 1}, bottleneck, bottleneck ? TINY_BOTTLENECK_W : 4, 6, 2, 5, 7};
+    return a;
+}
+
+static void fill_random(float *p, size_t n, Rng *r, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * (float)rng_uniform(r);
+}
+
+/* Random running statistics, so inference BN is not the identity. */
+static void randomize_running_stats(Crnn *m, Rng *r) {
+    for (int i = 0; i < m->ntensors; i++) {
+        TensorInfo *t = &m->tensors[i];
+        if (!t->is_buffer) continue;
+        int var = strstr(t->name, "running_var") != NULL;
+        fill_random(crnn_tensor(m, t), t->numel, r, var ? 0.5f : -0.2f, var ? 1.5f : 0.2f);
+    }
+}
+
+static int shape_is(const Crnn *m, const char *name, int ndim, int d0, int d1, int d2, int d3) {
+    const TensorInfo *t = crnn_find(m, name);
+    int want[4] = {d0, d1, d2, d3};
+    if (!t || t->ndim != ndim) return 0;
+    for (int d = 0; d < ndim; d++)
+        if (t->shape[d] != want[d]) return 0;
+    return 1;
+}
+
+static size_t sum_part(const Crnn *m, int part, int buffers) {
+    size_t n = 0;
+    for (int i = 0; i < m->ntensors; i++)
+        if ((m->tensors[i].part & part) && m->tensors[i].is_buffer == buffers)
+            n += m->tensors[i].numel;
+    return n;
+}
+
+static void test_table(void) {
+    /* ResNet-18 w64: torchvision resnet18 (11,689,512) - fc (513,000) - its
+     * 7x7 conv1 (9,408) + our 3x3 conv1 (576) + layer1's downsample (conv
+     * 64x64 + BN 2x64 = 4,224: layer1 strides here) + neck 512 -> 256. */
+    ModelArch a = {{2, 2, 2, 2}, 0, 64, 256, 2, 256, 37};
+    Crnn *m = crnn_create(&a, 1, 16, 0);
+    size_t ext = 11689512 - 513000 - 9408 + 576 + 4224 + 512 * 256 + 256;
+    CHECK(m->count[PART_EXTRACTOR] == ext, "resnet18 extractor %zu != %zu",
+          m->count[PART_EXTRACTOR], ext);
+    CHECK(m->count[PART_CLASSIFIER] == 37 * 512 + 37, "classifier %zu", m->count[PART_CLASSIFIER]);
+    /* nn.LSTM(256, 256, 2, bidirectional): 2 dirs x (4H(I + H) + 8H) per layer */
+    size_t enc = 2 * (1024 * (256 + 256) + 2048) + 2 * (1024 * (512 + 256) + 2048);
+    CHECK(m->count[PART_ENCODER] == enc, "encoder %zu != %zu", m->count[PART_ENCODER], enc);
+    CHECK(shape_is(m, "extractor.conv1.weight", 4, 64, 1, 3, 3), "conv1 shape");
+    CHECK(shape_is(m, "extractor.layer1.0.downsample.0.weight", 4, 64, 64, 1, 1), "layer1 ds");
+    CHECK(shape_is(m, "extractor.layer4.1.bn2.running_var", 1, 512, 0, 0, 0), "bn buffer");
+    CHECK(shape_is(m, "extractor.neck.weight", 2, 256, 512, 0, 0), "neck");
+    CHECK(shape_is(m, "encoder.weight_ih_l1_reverse", 2, 1024, 512, 0, 0), "lstm l1 reverse");
+    CHECK(shape_is(m, "encoder.bias_hh_l0", 1, 1024, 0, 0, 0), "lstm bias");
+    CHECK(shape_is(m, "classifier.weight", 2, 37, 512, 0, 0), "classifier");
+    CHECK(!crnn_find(m, "extractor.layer1.1.downsample.0.weight"), "no ds in block 1");
+    CHECK(!crnn_find(m, "extractor.bn1.num_batches_tracked"), "no num_batches_tracked");
+    crnn_free(m);
+
+    /* ResNet-50 w64: torchvision resnet50 (25,557,032) - fc (2,049,000) -
+     * conv1 (9,408) + ours (576) + neck 2048 -> 256 (layer1 already has a
+     * downsample there, a stride costs no parameters). */
+    ModelArch b = {{3, 4, 6, 3}, 1, 64, 256, 1, 8, 5};
+    m = crnn_create(&b, 1, 8, 0);
+    ext = 25557032 - 2049000 - 9408 + 576 + 2048 * 256 + 256;
+    CHECK(m->count[PART_EXTRACTOR] == ext, "resnet50 extractor %zu != %zu",
+          m->count[PART_EXTRACTOR], ext);
+    crnn_free(m);
+
+    /* Tiny bottleneck: numbers from crnn_torch.CRNN([1,1,1,1], 'bottleneck',
+     * 2, 8, 1, 5, 7) - its state_dict has 97 tensors besides num_batches_tracked. */
+    ModelArch c = {{1, 1, 1, 1}, 1, 2, 8, 1, 5, 7};
+    m = crnn_create(&c, 2, 18, 1);
+    CHECK(m->count[PART_EXTRACTOR] == 8942, "tiny extractor %zu", m->count[PART_EXTRACTOR]);
+    CHECK(m->count[PART_ENCODER] == 600, "tiny encoder %zu", m->count[PART_ENCODER]);
+    CHECK(m->n_buffers == 604, "tiny buffers %zu", m->n_buffers);
+    CHECK(m->ntensors == 97, "tiny tensors %d", m->ntensors);
+    /* layout: contiguous, parts in order extractor, classifier, encoder, buffers */
+    int contiguous = 1, ordered = 1, prev_rank = 0;
+    for (int i = 0; i < m->ntensors; i++) {
+        const TensorInfo *t = &m->tensors[i];
+        size_t end = i + 1 < m->ntensors ? m->tensors[i + 1].offset : m->nparams;
+        if (t->offset + t->numel != end) contiguous = 0;
+        int rank = t->is_buffer ? 3 : t->part == PART_EXTRACTOR ? 0 : t->part == PART_CLASSIFIER ? 1 : 2;
+        if (rank < prev_rank) ordered = 0;
+        prev_rank = rank;
+    }
+    CHECK(contiguous && m->tensors[0].offset == 0, "tensors not contiguous");
+    CHECK(ordered, "tensor order is not extractor, classifier, encoder, buffers");
+    CHECK(m->nparams == sum_part(m, PART_ALL, 0) + sum_part(m, PART_ALL, 1), "nparams");
+    CHECK(m->count[PART_CLASSIFIER] == sum_part(m, PART_CLASSIFIER, 0), "count[classifier]");
+    crnn_free(m);
+}
+
+static void test_trainable_and_steps(void) {
+    ModelArch a = tiny_arch(0);
+    Crnn *m = crnn_create(&a, 2, 18, 1);
+    size_t e = m->count[PART_EXTRACTOR], c = m->count[PART_CLASSIFIER];
+    CHECK(m->trainable == PART_ALL && m->n_trainable == e + c + m->count[PART_ENCODER],
+          "default trainable");
+    CHECK(crnn_set_trainable(m, PART_EXTRACTOR) == 0 && m->n_trainable == e, "extractor prefix");
+    CHECK(crnn_set_trainable(m, PART_EXTRACTOR | PART_CLASSIFIER) == 0 && m->n_trainable == e + c,
+          "extractor+classifier prefix");
+    CHECK(crnn_set_trainable(m, PART_CLASSIFIER) == -1, "classifier alone is not a prefix");
+    CHECK(crnn_set_trainable(m, PART_EXTRACTOR | PART_ENCODER) == -1, "not a prefix");
+    CHECK(m->n_trainable == e + c, "failed set_trainable changed the prefix");
+    const TensorInfo *cw = crnn_find(m, "classifier.weight");
+    CHECK(cw->offset >= e && cw->offset + cw->numel <= e + c, "classifier inside its slice");
+    crnn_free(m);
+    /* T as crnn_torch.time_steps: two stride-2 3x3 pad-1 convs along the width */
+    const int widths[] = {1, 4, 17, 18, 19, 21, 128}, want[] = {1, 1, 5, 5, 5, 6, 32};
+    for (size_t i = 0; i < ARRAY_LEN(widths); i++)
+        CHECK(crnn_time_steps(widths[i]) == want[i], "T(%d) = %d, want %d", widths[i],
+              crnn_time_steps(widths[i]), want[i]);
+}
+
+/* ---- finite differences ---- */
+
+typedef struct {
+    int B, n_img, n_lp, n_enc;
+    float *img, *r1, *r2, *d_logits;
+} Probe;
+
+static Probe probe_new(const Crnn *m, int B, Rng *r) {
+    Probe p = {B, B * IMAGE_H * m->width, m->T * B * m->arch.num_classes,
+               m->T * B * 2 * m->arch.enc_hidden, NULL, NULL, NULL, NULL};
+    p.img = xalloc_floats((size_t)p.n_img);
+    p.r1 = xalloc_floats((size_t)p.n_lp);
+    p.r2 = xalloc_floats((size_t)p.n_enc);
+    p.d_logits = xalloc_floats((size_t)p.n_lp);
+    fill_random(p.img, (size_t)p.n_img, r, 0, 1);
+    fill_random(p.r1, (size_t)p.n_lp, r, -1, 1);
+    fill_random(p.r2, (size_t)p.n_enc, r, -1, 1);
+    return p;
+}
+
+static void probe_free(Probe *p) {
+    free(p->img);
+    free(p->r1);
+    free(p->r2);
+    free(p->d_logits);
+}
+
+/* loss = sum(logp * R1) + sum(enc * R2), train-mode BatchNorm */
+static double probe_loss(Crnn *m, const Probe *p) {
+    crnn_forward(m, p->img, p->B, 1, UPTO_LOGITS);
+    double s = 0;
+    for (int i = 0; i < p->n_lp; i++) s += (double)m->logp[i] * p->r1[i];
+    for (int i = 0; i < p->n_enc; i++) s += (double)m->enc[i] * p->r2[i];
+    return s;
+}
+
+/* Loss, then gradients into m->grads: d/dlogits of sum(logp*R1) is
+ * R1 - softmax * sum_k R1 per row. */
+static double probe_backward(Crnn *m, const Probe *p) {
+    double loss = probe_loss(m, p);
+    int K = m->arch.num_classes, N = p->n_lp / K;
+    for (int n = 0; n < N; n++) {
+        double sr = 0;
+        for (int k = 0; k < K; k++) sr += p->r1[n * K + k];
+        for (int k = 0; k < K; k++)
+            p->d_logits[n * K + k] = (float)(p->r1[n * K + k] - exp(m->logp[n * K + k]) * sr);
+    }
+    crnn_zero_grad(m);
+    crnn_backward(m, p->d_logits, p->r2);
+    return loss;
+}
+
+enum { K_CONV, K_BN, K_DS, K_NECK, K_LSTM, K_CLS, K_COUNT };
+static const char *k_kind_names[K_COUNT] = {"conv", "batchnorm", "downsample",
+                                            "neck", "lstm", "classifier"};
+
+static int kind_of(const TensorInfo *t) {
+    if (strstr(t->name, "downsample")) return K_DS;
+    if (strstr(t->name, "neck")) return K_NECK;
+    if (t->part == PART_ENCODER) return K_LSTM;
+    if (t->part == PART_CLASSIFIER) return K_CLS;
+    return t->ndim == 4 ? K_CONV : K_BN;
+}
+
+#define MAX_SAMPLES 400
+
+/* Central difference of the probe loss in parameter *x. */
+static double central_diff(Crnn *m, const Probe *p, float *x, float eps) {
+    float x0 = *x;
+    *x = x0 + eps;
+    double lp = probe_loss(m, p);
+    *x = x0 - eps;
+    double lm = probe_loss(m, p);
+    *x = x0;
+    return (lp - lm) / (2.0 * (double)eps);
+}
+
+/* Central differences on `per` random elements of every trainable tensor,
+ * compared with crnn_backward, grouped by kind of layer. ReLU kinks make
+ * finite differences meaningless at some points: where two step sizes
+ * disagree the point is skipped (counted), so a wrong gradient, which both
+ * step sizes see alike, still fails. */
+static void fd_check(const char *label, Crnn *m, const Probe *p, Rng *r, int per) {
+    static float an[K_COUNT][MAX_SAMPLES], fd[K_COUNT][MAX_SAMPLES];
+    int n[K_COUNT] = {0}, kinks = 0, total = 0;
+    probe_backward(m, p);
+    for (int i = 0; i < m->ntensors; i++) {
+        const TensorInfo *t = &m->tensors[i];
+        if (t->is_buffer) continue;
+        int k = kind_of(t);
+        for (int s = 0; s < per && n[k] < MAX_SAMPLES; s++, total++) {
+            size_t j = rng_below(r, t->numel);
+            float *x = crnn_tensor(m, t) + j;
+            double d1 = central_diff(m, p, x, 1e-3f), d2 = central_diff(m, p, x, 2e-3f);
+            double d3 = central_diff(m, p, x, 5e-4f);
+            if (fabs(d1 - d2) > 1e-3 + 2e-2 * fabs(d1) || fabs(d1 - d3) > 1e-3 + 2e-2 * fabs(d1)) {
+                kinks++;
+                continue;
+            }
+            fd[k][n[k]] = (float)d1;
+            an[k][n[k]++] = m->grads[t->offset + j];
+        }
+    }
+    printf("  %s: %d of %d points skipped at ReLU kinks\n", label, kinks, total);
+    CHECK(kinks * 4 <= total, "%s: too many non-smooth points (%d of %d)", label, kinks, total);
+    for (int k = 0; k < K_COUNT; k++) {
+        char what[96];
+        snprintf(what, sizeof what, "%s: d/d%s (%d samples)", label, k_kind_names[k], n[k]);
+        CHECK(n[k] > 0, "%s: no samples", what);
+        CHECK_CLOSE(what, an[k], fd[k], (size_t)n[k], 2e-3, 3e-2);
+    }
+}
+
+/* BatchNorm affine parameters moved off their init (1, 0): beta > 0 keeps
+ * most ReLU inputs away from the kink, where finite differences are
+ * meaningless, while some still fall below zero. */
+static void shift_batchnorm(Crnn *m, Rng *r) {
+    for (int i = 0; i < m->ntensors; i++) {
+        TensorInfo *t = &m->tensors[i];
+        if (t->is_buffer || t->part != PART_EXTRACTOR || t->ndim != 1 || strstr(t->name, "neck"))
+            continue;
+        int gamma = strstr(t->name, ".weight") != NULL;
+        fill_random(crnn_tensor(m, t), t->numel, r, gamma ? 0.5f : BETA_LO, gamma ? 1.5f : BETA_HI);
+    }
+}
+
+static void test_gradients(int bottleneck) {
+    ModelArch a = tiny_arch(bottleneck);
+    Rng r;
+    rng_seed(&r, 42 + bottleneck);
+    Crnn *m = crnn_create(&a, 2, 18, 1);
+    crnn_init_params(m, 7);
+    shift_batchnorm(m, &r);
+    Probe p = probe_new(m, 2, &r);
+    fd_check(bottleneck ? "bottleneck w2" : "basic w4", m, &p, &r, 3);
+    probe_free(&p);
+    crnn_free(m);
+}
+
+/* Frozen encoder (+ classifier): no gradients outside the prefix, and the
+ * extractor's (classifier's) gradients equal the all-trainable ones. */
+static void test_frozen(void) {
+    ModelArch a = tiny_arch(0);
+    Rng r;
+    rng_seed(&r, 5);
+    Crnn *m = crnn_create(&a, 2, 18, 1);
+    crnn_init_params(m, 11);
+    Probe p = probe_new(m, 2, &r);
+    size_t e = m->count[PART_EXTRACTOR], c = m->count[PART_CLASSIFIER];
+    size_t all = e + c + m->count[PART_ENCODER];
+    float *full = xalloc_floats(all);
+    probe_backward(m, &p);
+    memcpy(full, m->grads, all * sizeof(float));
+    const int sets[2] = {PART_EXTRACTOR, PART_EXTRACTOR | PART_CLASSIFIER};
+    for (int s = 0; s < 2; s++) {
+        crnn_set_trainable(m, sets[s]);
+        for (size_t i = 0; i < all; i++) m->grads[i] = 7.0f; /* sentinel */
+        probe_backward(m, &p);
+        size_t n = m->n_trainable, untouched = 0;
+        for (size_t i = n; i < all; i++) untouched += m->grads[i] == 7.0f;
+        CHECK(untouched == all - n, "set %d: %zu of %zu frozen gradients written", sets[s],
+              all - n - untouched, all - n);
+        CHECK_CLOSE(s ? "extractor+classifier grads == full mode" : "extractor grads == full mode",
+                    m->grads, full, n, 1e-6, 1e-5);
+    }
+    free(full);
+    probe_free(&p);
+    crnn_free(m);
+}
+
+/* Running-stat forward: deterministic, the same in train and inference
+ * models, and per sample (batch 1 == first sample of batch 2). */
+static void test_inference(int bottleneck) {
+    ModelArch a = tiny_arch(bottleneck);
+    Rng r;
+    rng_seed(&r, 9);
+    Crnn *t = crnn_create(&a, 2, 18, 1), *e = crnn_create(&a, 2, 18, 0);
+    crnn_init_params(t, 3);
+    randomize_running_stats(t, &r);
+    memcpy(e->params, t->params, t->nparams * sizeof(float));
+    Probe p = probe_new(t, 2, &r);
+    size_t n = (size_t)p.n_lp;
+    crnn_forward(e, p.img, 2, 0, UPTO_LOGITS);
+    float *first = xalloc_floats(n);
+    memcpy(first, e->logp, n * sizeof(float));
+    crnn_forward(e, p.img, 2, 0, UPTO_LOGITS);
+    CHECK(!memcmp(first, e->logp, n * sizeof(float)), "inference forward not deterministic");
+    crnn_forward(t, p.img, 2, 0, UPTO_LOGITS);
+    CHECK_CLOSE(bottleneck ? "bottleneck: train model == inference model"
+                           : "basic: train model == inference model",
+                t->logp, first, n, 1e-6, 1e-5);
+    CHECK(!memcmp(t->params, e->params, t->nparams * sizeof(float)),
+          "running-stat forward changed parameters");
+    /* sample 0 alone: rows (t, b=0) of the batch-2 output */
+    crnn_forward(e, p.img, 1, 0, UPTO_LOGITS);
+    int K = a.num_classes, worst_ok = 1;
+    for (int s = 0; s < e->T; s++)
+        for (int k = 0; k < K; k++)
+            if (fabsf(e->logp[s * K + k] - first[(size_t)s * 2 * K + k]) > 1e-5f) worst_ok = 0;
+    CHECK(worst_ok, "batch of 1 differs from sample 0 of a batch of 2");
+    free(first);
+    probe_free(&p);
+    crnn_free(t);
+    crnn_free(e);
+}
+
+static void test_copy(void) {
+    ModelArch a = tiny_arch(0), b = tiny_arch(0), c = tiny_arch(0);
+    b.width = 8;      /* different extractor, same encoder and classifier */
+    c.enc_hidden = 4; /* different encoder */
+    Crnn *src = crnn_create(&a, 1, 16, 0), *dst = crnn_create(&b, 1, 16, 0);
+    Crnn *bad = crnn_create(&c, 1, 16, 0);
+    crnn_init_params(src, 1);
+    crnn_init_params(dst, 2);
+    Err err = {0, ""};
+    CHECK(crnn_copy_part(dst, src, PART_ENCODER | PART_CLASSIFIER, &err) == 0, "copy: %s",
+          err.msg);
+    const TensorInfo *ts = crnn_find(src, "encoder.weight_hh_l1_reverse");
+    const TensorInfo *td = crnn_find(dst, "encoder.weight_hh_l1_reverse");
+    CHECK_CLOSE("copied encoder tensor", crnn_tensor(dst, td), crnn_tensor(src, ts), ts->numel, 0,
+                0);
+    int rc = crnn_copy_part(dst, src, PART_EXTRACTOR, &err);
+    CHECK(rc == EXIT_USAGE && strstr(err.msg, "extractor.conv1.weight"),
+          "extractor mismatch: rc %d, '%s'", rc, err.msg);
+    float before = crnn_tensor(bad, crnn_find(bad, "classifier.bias"))[0];
+    rc = crnn_copy_part(bad, src, PART_ENCODER, &err);
+    CHECK(rc == EXIT_USAGE && strstr(err.msg, "encoder.weight_ih_l0"),
+          "encoder mismatch: rc %d, '%s'", rc, err.msg);
+    CHECK(crnn_tensor(bad, crnn_find(bad, "classifier.bias"))[0] == before,
+          "failed copy modified the destination");
+    printf("  (error message: %s)\n", err.msg);
+    crnn_free(src);
+    crnn_free(dst);
+    crnn_free(bad);
+}
+
+static void test_arch(void) {
+    Config c;
+    memset(&c, 0, sizeof c);
+    c.depth = 101;
+    c.width = 64;
+    c.feature_dim = 256;
+    c.enc_layers = 2;
+    c.enc_hidden = 256;
+    ModelArch a;
+    Err err = {0, ""};
+    CHECK(arch_from_config(&c, 37, &a, &err) == 0, "depth 101: %s", err.msg);
+    CHECK(a.bottleneck == 1 && a.blocks[2] == 23 && a.num_classes == 37, "depth 101 arch");
+    char buf[256];
+    arch_describe(&a, buf, sizeof buf);
+    CHECK(strstr(buf, "ResNet-101") != NULL, "describe: %s", buf);
+    printf("  (%s)\n", buf);
+    c.depth = 34;
+    CHECK(arch_from_config(&c, 37, &a, &err) == 0 && !a.bottleneck && a.blocks[2] == 6, "depth 34");
+    c.depth = 0;
+    int blocks[4] = {1, 2, 1, 1};
+    memcpy(c.blocks, blocks, sizeof blocks);
+    c.bottleneck = 1;
+    CHECK(arch_from_config(&c, 37, &a, &err) == 0 && a.bottleneck && a.blocks[1] == 2, "blocks");
+    arch_describe(&a, buf, sizeof buf);
+    CHECK(strstr(buf, "bottleneck [1,2,1,1]") != NULL, "describe custom: %s", buf);
+    c.depth = 19;
+    CHECK(arch_from_config(&c, 37, &a, &err) == EXIT_USAGE && strstr(err.msg, "depth"),
+          "bad depth accepted");
+}
+
+int main(void) {
+    test_table();
+    test_trainable_and_steps();
+    test_gradients(0);
+    test_gradients(1);
+    test_frozen();
+    test_inference(0);
+    test_inference(1);
+    test_copy();
+    test_arch();
+    TEST_END();
+}
