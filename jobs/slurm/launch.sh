@@ -1,0 +1,90 @@
+# launch.sh - the body of teacher.sbatch and distill.sbatch (sourced by them,
+# so it runs in the batch shell): start `ocrkd train|distill CONFIG --resume
+# auto` as one job step, forward the time-limit warning to it, and requeue the
+# job when ocrkd stops with exit 75 (checkpoint written, not finished).
+# Not for: choosing resources (the #SBATCH lines of the caller do that) or
+# running outside Slurm (jobs/local/run.sh does that).
+#
+# Set by the caller: OCRKD_COMMAND (train|distill), OCRKD_DEFAULT_CONFIG.
+# Arguments: [CONFIG] [--set KEY=VALUE]...  (or env OCRKD_CONFIG, OCRKD_ARGS)
+# Environment knobs:
+#   OCRKD_BIN       the program (default bin/ocrkd in the submit directory)
+#   OCRKD_LAUNCHER  srun (default) or mpirun
+#   OCRKD_REQUEUE   1 (default): `scontrol requeue` on exit 75; 0: just exit 75
+# shellcheck shell=bash
+
+cd "${SLURM_SUBMIT_DIR:-.}" || exit 2
+
+ocrkd_config=${OCRKD_CONFIG:-$OCRKD_DEFAULT_CONFIG}
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
+    ocrkd_config=$1
+    shift
+fi
+# OCRKD_ARGS is split on blanks on purpose: it carries several --set options.
+# shellcheck disable=SC2206
+ocrkd_args=("$@" ${OCRKD_ARGS:-})
+ocrkd_bin=${OCRKD_BIN:-bin/ocrkd}
+threads=${SLURM_CPUS_PER_TASK:-1}
+export OCRKD_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
+
+if [ ! -x "$ocrkd_bin" ]; then
+    echo "slurm job: $ocrkd_bin not found or not executable in $PWD (submit from the ocrkd directory, or set OCRKD_BIN)" >&2
+    exit 2
+fi
+if [ ! -f "$ocrkd_config" ]; then
+    echo "slurm job: config $ocrkd_config not found in $PWD" >&2
+    exit 2
+fi
+
+echo "slurm job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NUM_NODES:-?} node(s):" \
+    "$OCRKD_COMMAND $ocrkd_config ${ocrkd_args[*]}, ${SLURM_NTASKS:-?} rank(s) x $threads thread(s), $(date -u '+%F %T') UTC"
+
+case ${OCRKD_LAUNCHER:-srun} in
+srun)
+    # srun no longer inherits --cpus-per-task from sbatch (Slurm >= 22.05): pass it.
+    srun --cpu-bind=cores --cpus-per-task="$threads" --kill-on-bad-exit=1 \
+        "$ocrkd_bin" "$OCRKD_COMMAND" "$ocrkd_config" "${ocrkd_args[@]}" --resume auto &
+    ;;
+mpirun)
+    mpirun --bind-to core --map-by "slot:PE=$threads" -x OCRKD_THREADS -x OPENBLAS_NUM_THREADS \
+        "$ocrkd_bin" "$OCRKD_COMMAND" "$ocrkd_config" "${ocrkd_args[@]}" --resume auto &
+    ;;
+*)
+    echo "slurm job: OCRKD_LAUNCHER must be srun or mpirun, not '$OCRKD_LAUNCHER'" >&2
+    exit 2
+    ;;
+esac
+step_pid=$!
+
+# --signal=B:USR1@120 warns only this shell: pass it on to the step, whose
+# ranks then write a checkpoint and exit 75. A TERM here means scancel or the
+# hard time limit: forward it too, but do not requeue afterwards.
+trapped=0
+cancelled=0
+# shellcheck disable=SC2317  # called from the traps below
+on_signal() {
+    trapped=1
+    [ "$1" = TERM ] && cancelled=1
+    echo "slurm job: got SIG$1 at $(date -u '+%T') UTC, asking ocrkd to checkpoint and stop" >&2
+    kill -USR1 "$step_pid" 2>/dev/null
+}
+trap 'on_signal USR1' USR1
+trap 'on_signal TERM' TERM
+
+# `wait` returns early when a trap runs: wait again until the step has ended.
+while :; do
+    trapped=0
+    wait "$step_pid"
+    rc=$?
+    [ "$trapped" = 1 ] || break
+done
+
+if [ "$rc" -eq 75 ] && [ "$cancelled" = 0 ] && [ "${OCRKD_REQUEUE:-1}" = 1 ]; then
+    echo "slurm job: ocrkd stopped after a checkpoint (exit 75): requeueing job $SLURM_JOB_ID" >&2
+    if scontrol requeue "$SLURM_JOB_ID"; then
+        exit 0
+    fi
+    echo "slurm job: scontrol requeue $SLURM_JOB_ID failed; resubmit this script to continue (--resume auto)" >&2
+fi
+echo "slurm job: ocrkd exited with $rc at $(date -u '+%F %T') UTC"
+exit "$rc"
