@@ -8,7 +8,8 @@
 
 #include <string.h>
 
-enum { L = 2, T = 4, B = 2, IN = 3, H = 3, NW = 2 * L };
+/* H = 5: one full 4-lane block of the vectorized gate math plus a tail */
+enum { L = 2, T = 4, B = 2, IN = 3, H = 5, NW = 2 * L };
 
 /* ---- the double reference (runs g_T <= T steps) ---- */
 static int g_T = T;
@@ -176,6 +177,15 @@ int main(void) {
         dx1ref[i] = (float)((lp - lm) / (2 * h));
     }
     CHECK_CLOSE("T=1 dinp vs finite differences", dx1, dx1ref, B * IN, 2e-4, 2e-3);
+
+    /* large weights: saturated gates and big cells, the activations'
+     * extreme ranges */
+    g_T = T;
+    for (size_t i = 0; i < np; i++) pf[i] *= 6, pd[i] = pf[i];
+    ref_loss(pd, xd, R, yd);
+    for (int i = 0; i < ny; i++) yref[i] = (float)yd[i];
+    bilstm_forward(&s, w, xf, out, acts);
+    CHECK_CLOSE("saturated forward vs double reference", out, yref, ny, 1e-5, 1e-5);
 
     free(pd), free(pf), free(dwf), free(acts), free(ws), free(gnum), free(dw1);
     TEST_END();

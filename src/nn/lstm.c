@@ -14,8 +14,9 @@
  *                          tcell (T,B,H) tanh(c_t)
  *   y (T,B,2H): the layer output (fwd in [0:H], rev in [H:2H])
  * ws layout (bilstm_workspace_floats):
- *   dgates (T,B,4H) | dy0 (T,B,2H) | dy1 (T,B,2H) | dh (B,H) | dc (B,H) | dhrec (B,H)
+ *   dgates (T,B,4H) | dy0 (T,B,2H) | dy1 (T,B,2H) | dh (B,H) | dc (B,H)
  */
+#include "ocrkd/common.h"
 #include "ocrkd/nn.h"
 
 #include <math.h>
@@ -51,10 +52,64 @@ static int step_t(const LstmShape *s, int d, int k) { return d == 0 ? k : s->T -
 size_t bilstm_acts_floats(const LstmShape *s) { return (size_t)s->layers * layer_floats(s); }
 
 size_t bilstm_workspace_floats(const LstmShape *s) {
-    return seq_floats(s, 4 * s->H) + 2 * seq_floats(s, 2 * s->H) + 3 * (size_t)s->B * s->H;
+    return seq_floats(s, 4 * s->H) + 2 * seq_floats(s, 2 * s->H) + 2 * (size_t)s->B * s->H;
 }
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* ---- gate activations, 4 lanes at a time ----
+ * The gate math is a fifth of the LSTM's time with libm's scalar expf/tanhf,
+ * and -O2 does not vectorize calls, so exp, sigmoid and tanh are written on
+ * GCC/Clang vector types (SSE2 at the baseline ISA). exp: Cody-Waite range
+ * reduction and Cephes' degree-5 polynomial, ~1 ulp on [-87, 88] (inputs
+ * are clamped there; NaN passes through). tanh: Cephes' odd polynomial for
+ * |x| < 0.625, else 1 - 2/(exp(2|x|) + 1) with x's sign. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+/* Inlined at each call so a constant lane count makes loads/stores plain moves. */
+#define LANES static inline __attribute__((always_inline))
+
+LANES v4f vsplat(float x) { return (v4f){x, x, x, x}; }
+LANES v4f vselect(v4i mask, v4f a, v4f b) { return (v4f)((mask & (v4i)a) | (~mask & (v4i)b)); }
+
+LANES v4f vexp(v4f x) {
+    x = vselect(x < vsplat(-87.0f), vsplat(-87.0f), x);
+    x = vselect(x > vsplat(88.0f), vsplat(88.0f), x);
+    v4f n = (x * vsplat(1.44269504088896341f) + vsplat(12582912.0f)) - vsplat(12582912.0f);
+    v4f r = x - n * vsplat(0.693359375f);
+    r = r - n * vsplat(-2.12194440e-4f);
+    v4f p = vsplat(1.9875691500e-4f);
+    p = p * r + vsplat(1.3981999507e-3f);
+    p = p * r + vsplat(8.3334519073e-3f);
+    p = p * r + vsplat(4.1665795894e-2f);
+    p = p * r + vsplat(1.6666665459e-1f);
+    p = p * r + vsplat(5.0000001201e-1f);
+    v4f y = p * r * r + r + vsplat(1.0f);
+    v4i bits = (__builtin_convertvector(n, v4i) + 127) << 23;
+    return y * (v4f)bits;
+}
+
+LANES v4f vsigmoid(v4f x) { return vsplat(1.0f) / (vsplat(1.0f) + vexp(-x)); }
+
+LANES v4f vtanh(v4f x) {
+    v4i sign = (v4i)x & (v4i)vsplat(-0.0f);
+    v4f a = (v4f)((v4i)x ^ sign);
+    v4f big = vsplat(1.0f) - vsplat(2.0f) / (vexp(a + a) + vsplat(1.0f));
+    big = (v4f)((v4i)big | sign);
+    v4f z = x * x;
+    v4f p = vsplat(-5.70498872745e-3f);
+    p = p * z + vsplat(2.06390887954e-2f);
+    p = p * z + vsplat(-5.37397155531e-2f);
+    p = p * z + vsplat(1.33314422036e-1f);
+    p = p * z + vsplat(-3.33332819422e-1f);
+    v4f small = p * z * x + x;
+    return vselect(a < vsplat(0.625f), small, big);
+}
+
+LANES v4f vload(const float *p, int n) {
+    v4f v = vsplat(0.0f);
+    memcpy(&v, p, (size_t)n * sizeof(float));
+    return v;
+}
+LANES void vstore(float *p, v4f v, int n) { memcpy(p, &v, (size_t)n * sizeof(float)); }
 
 /* ---- forward ---- */
 
@@ -69,6 +124,19 @@ static void input_projection(const float *inp, int N, int In, int H, const LstmW
                 1.0f, pre, 4 * H);
 }
 
+/* n <= 4 lanes of one row's cell update: gates i,f,g,o (pre-activations,
+ * activated in place), cp previous cell or NULL, c, tc = tanh(c), h. */
+LANES void cell_lanes(float *gi, float *gf, float *gg, float *go, const float *cp, float *c,
+                              float *tc, float *h, int n) {
+    v4f i = vsigmoid(vload(gi, n)), f = vsigmoid(vload(gf, n)), g = vtanh(vload(gg, n)),
+        o = vsigmoid(vload(go, n));
+    v4f cn = i * g;
+    if (cp) cn += f * vload(cp, n);
+    v4f t = vtanh(cn);
+    vstore(gi, i, n), vstore(gf, f, n), vstore(gg, g, n), vstore(go, o, n);
+    vstore(c, cn, n), vstore(tc, t, n), vstore(h, o * t, n);
+}
+
 /* One step's gate math for B rows. g (B,4H) pre-activations -> activated in
  * place; cprev (B,H) or NULL (zero state); c, tc (B,H); h (B, stride ldh). */
 static void lstm_cell(int B, int H, float *g, const float *cprev, float *c, float *tc, float *h,
@@ -77,13 +145,12 @@ static void lstm_cell(int B, int H, float *g, const float *cprev, float *c, floa
         float *gi = g + (size_t)b * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
         const float *cp = cprev ? cprev + (size_t)b * H : NULL;
         float *cb = c + (size_t)b * H, *tb = tc + (size_t)b * H, *hb = h + (size_t)b * ldh;
-        for (int j = 0; j < H; j++) {
-            float i = sigmoidf(gi[j]), f = sigmoidf(gf[j]), gc = tanhf(gg[j]), o = sigmoidf(go[j]);
-            float cn = i * gc + (cp ? f * cp[j] : 0.0f);
-            float t = tanhf(cn);
-            gi[j] = i, gf[j] = f, gg[j] = gc, go[j] = o;
-            cb[j] = cn, tb[j] = t, hb[j] = o * t;
-        }
+        int j = 0;
+        for (; j + 4 <= H; j += 4)
+            cell_lanes(gi + j, gf + j, gg + j, go + j, cp ? cp + j : NULL, cb + j, tb + j, hb + j, 4);
+        if (j < H)
+            cell_lanes(gi + j, gf + j, gg + j, go + j, cp ? cp + j : NULL, cb + j, tb + j, hb + j,
+                       H - j);
     }
 }
 
@@ -121,10 +188,28 @@ void bilstm_forward(const LstmShape *s, const LstmWeights *w, const float *inp, 
 
 /* ---- backward ---- */
 
-/* One step's gate gradients for B rows. dh (B,H) total gradient into h_t,
- * dc (B,H) in: gradient from step t+1 into c_t, out: into c_{t-1};
- * a: activated gates ga (B,4H), cprev (B,H) or NULL, tc (B,H);
- * dg (B,4H) receives gradients w.r.t. gate pre-activations. */
+/* n <= 4 lanes of one row's cell backward. In: activated gates i,f,g,o,
+ * cp previous cell or NULL, t = tanh(c), dh total gradient into h_t,
+ * dc gradient from step t+1 into c_t (overwritten with the gradient into
+ * c_{t-1}). Out: di, df, dg, do w.r.t. the gate pre-activations. */
+LANES void cell_backward_lanes(const float *gi, const float *gf, const float *gg,
+                                       const float *go, const float *cp, const float *tc,
+                                       const float *dh, float *dc, float *di, float *df, float *dg,
+                                       float *dout, int n) {
+    v4f i = vload(gi, n), f = vload(gf, n), g = vload(gg, n), o = vload(go, n);
+    v4f t = vload(tc, n), h = vload(dh, n), one = vsplat(1.0f);
+    v4f c = vload(dc, n) + h * o * (one - t * t);
+    v4f cprev = cp ? vload(cp, n) : vsplat(0.0f);
+    vstore(di, c * g * i * (one - i), n);
+    vstore(df, c * cprev * f * (one - f), n);
+    vstore(dg, c * i * (one - g * g), n);
+    vstore(dout, h * t * o * (one - o), n);
+    vstore(dc, c * f, n);
+}
+
+/* One step's gate gradients for B rows: dh (B,H), dc (B,H) in/out as in
+ * cell_backward_lanes; ga activated gates (B,4H), cprev (B,H) or NULL,
+ * tc (B,H); dg (B,4H) receives gradients w.r.t. gate pre-activations. */
 static void lstm_cell_backward(int B, int H, const float *dh, float *dc, const float *ga,
                                const float *cprev, const float *tc, float *dg) {
     for (int b = 0; b < B; b++) {
@@ -133,27 +218,28 @@ static void lstm_cell_backward(int B, int H, const float *dh, float *dc, const f
         const float *dhb = dh + (size_t)b * H, *tb = tc + (size_t)b * H;
         float *dcb = dc + (size_t)b * H;
         float *di = dg + (size_t)b * 4 * H, *df = di + H, *dgg = di + 2 * H, *dout = di + 3 * H;
-        for (int j = 0; j < H; j++) {
-            float i = gi[j], f = gf[j], g = gg[j], o = go[j], t = tb[j];
-            float dcj = dcb[j] + dhb[j] * o * (1.0f - t * t);
-            float cpj = cp ? cp[j] : 0.0f;
-            di[j] = dcj * g * i * (1.0f - i);
-            df[j] = dcj * cpj * f * (1.0f - f);
-            dgg[j] = dcj * i * (1.0f - g * g);
-            dout[j] = dhb[j] * t * o * (1.0f - o);
-            dcb[j] = dcj * f;
-        }
+        int j = 0;
+        for (; j + 4 <= H; j += 4) /* constant 4 lanes: loads and stores inline */
+            cell_backward_lanes(gi + j, gf + j, gg + j, go + j, cp ? cp + j : NULL, tb + j, dhb + j,
+                                dcb + j, di + j, df + j, dgg + j, dout + j, 4);
+        if (j < H)
+            cell_backward_lanes(gi + j, gf + j, gg + j, go + j, cp ? cp + j : NULL, tb + j, dhb + j,
+                                dcb + j, di + j, df + j, dgg + j, dout + j, H - j);
     }
 }
 
-/* Column sums of dg (N,G) into both bias gradients (they are equal). */
+/* Column sums of dg (N,G) into both bias gradients (they are equal), row
+ * by row so dg streams through the cache once. */
 static void bias_grads(const float *dg, int N, int G, float *db_ih, float *db_hh) {
-    for (int n = 0; n < N; n++) {
-        const float *row = dg + (size_t)n * G;
-        for (int j = 0; j < G; j++) {
-            db_ih[j] += row[j];
-            db_hh[j] += row[j];
+    for (int r = 0; r < N; r++) {
+        const float *row = dg + (size_t)r * G;
+        int j = 0;
+        for (; j + 4 <= G; j += 4) {
+            v4f v = vload(row + j, 4);
+            vstore(db_ih + j, vload(db_ih + j, 4) + v, 4);
+            vstore(db_hh + j, vload(db_hh + j, 4) + v, 4);
         }
+        for (; j < G; j++) db_ih[j] += row[j], db_hh[j] += row[j];
     }
 }
 
@@ -172,30 +258,36 @@ static void recurrent_weight_grad(const LstmShape *s, int d, const float *dg, co
 }
 
 typedef struct {
-    float *dg, *dh, *dc, *dhrec;
+    float *dg, *dh, *dc;
 } DirScratch;
 
+/* dh (B,H) = this direction's half of dy[t] (B,2H) */
+static void take_dy(const LstmShape *s, int d, const float *dy, int t, float *dh) {
+    const float *src = dy + (size_t)t * s->B * 2 * s->H + d * s->H;
+    for (int b = 0; b < s->B; b++)
+        memcpy(dh + (size_t)b * s->H, src + (size_t)b * 2 * s->H, s->H * sizeof(float));
+}
+
 /* One direction of one layer. dy (T,B,2H) gradient of the layer output;
- * x (T,B,In) its input, y its output; dx (T,B,In) += or NULL; dw or NULL. */
+ * x (T,B,In) its input, y its output; dx (T,B,In) += or NULL; dw or NULL.
+ * dh holds dy[t] plus the recurrent gradient dg[t+1] w_hh (added by GEMM). */
 static void direction_backward(const LstmShape *s, const LstmWeights *w, const LstmWeights *dw,
                                int d, const float *x, int In, const float *y, DirActs a,
                                const float *dy, float *dx, DirScratch sc) {
     int T = s->T, B = s->B, H = s->H;
-    size_t gstep = (size_t)B * 4 * H, cstep = (size_t)B * H, ystep = (size_t)B * 2 * H;
+    size_t gstep = (size_t)B * 4 * H, cstep = (size_t)B * H;
     memset(sc.dc, 0, cstep * sizeof(float));
+    take_dy(s, d, dy, step_t(s, d, T - 1), sc.dh);
     for (int k = T - 1; k >= 0; k--) {
         int t = step_t(s, d, k), tp = step_t(s, d, k - 1);
-        const float *dyt = dy + t * ystep + d * H;
-        for (int b = 0; b < B; b++)
-            for (int j = 0; j < H; j++)
-                sc.dh[(size_t)b * H + j] =
-                    dyt[(size_t)b * 2 * H + j] + (k < T - 1 ? sc.dhrec[(size_t)b * H + j] : 0.0f);
         float *dg = sc.dg + t * gstep;
         lstm_cell_backward(B, H, sc.dh, sc.dc, a.gates + t * gstep,
                            k > 0 ? a.cell + tp * cstep : NULL, a.tcell + t * cstep, dg);
-        if (k > 0)
+        if (k > 0) {
+            take_dy(s, d, dy, tp, sc.dh);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, 4 * H, 1.0f, dg, 4 * H,
-                        w->w_hh, H, 0.0f, sc.dhrec, H);
+                        w->w_hh, H, 1.0f, sc.dh, H);
+        }
     }
     int N = T * B;
     if (dw) {
@@ -214,7 +306,7 @@ void bilstm_backward(const LstmShape *s, const LstmWeights *w, const LstmWeights
                      float *ws) {
     size_t ny = seq_floats(s, 2 * s->H), nbh = (size_t)s->B * s->H;
     float *dybuf[2] = {ws + seq_floats(s, 4 * s->H), ws + seq_floats(s, 4 * s->H) + ny};
-    DirScratch sc = {ws, dybuf[1] + ny, dybuf[1] + ny + nbh, dybuf[1] + ny + 2 * nbh};
+    DirScratch sc = {ws, dybuf[1] + ny, dybuf[1] + ny + nbh};
     for (int l = s->layers - 1; l >= 0; l--) {
         const float *dy = l == s->layers - 1 ? dout : dybuf[l % 2];
         float *dx = l == 0 ? dinp : dybuf[(l - 1) % 2];
