@@ -66,6 +66,7 @@ typedef struct {
     long n[SPLIT_COUNT];
     uint64_t seed;
     int width, shards, min_len, max_len, gzip, threads, quiet;
+    int fonts_given; /* a missing path in --fonts is an error; in the default list it is not */
 } SynthArgs;
 
 /* ---- messages ---- */
@@ -139,7 +140,7 @@ static void parse_args(int argc, char **argv, SynthArgs *a) {
         else if (!strcmp(o, "--alphabet"))
             a->alphabet = v;
         else if (!strcmp(o, "--fonts"))
-            a->fonts = v;
+            a->fonts = v, a->fonts_given = 1;
         else if (!strcmp(o, "--words"))
             a->words = v;
         else if (!strcmp(o, "--shards"))
@@ -206,8 +207,9 @@ static void load_words(TextSource *t, const char *path) {
     free(line);
     qsort(lines, n, sizeof *lines, cmp_str);
     int *ids = xmalloc(sizeof(int) * (t->max_len + 1));
+    size_t ids_cap = 1 << 16;
     t->word_off = xmalloc(sizeof(long) * (n + 1));
-    t->word_ids = xmalloc(sizeof(int) * (n * (size_t)t->max_len + 1));
+    t->word_ids = xmalloc(sizeof(int) * ids_cap);
     t->word_off[0] = 0;
     for (size_t i = 0; i < n; i++) {
         int k = i > 0 && !strcmp(lines[i], lines[i - 1]) ? -3 : 0;
@@ -215,11 +217,14 @@ static void load_words(TextSource *t, const char *path) {
         if (!k) k = alphabet_encode(&t->alpha, lines[i], ids, t->max_len + 1, &bad);
         if (k >= t->min_len && k <= t->max_len) {
             long o = t->word_off[t->nwords];
+            if ((size_t)(o + k) > ids_cap)
+                t->word_ids = xrealloc(t->word_ids, sizeof(int) * (ids_cap *= 2));
             memcpy(t->word_ids + o, ids, sizeof(int) * k);
             t->word_off[++t->nwords] = o + k;
         }
-        free(lines[i]);
     }
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
     free(lines);
     free(ids);
 }
@@ -241,13 +246,21 @@ static void text_source_init(TextSource *t, const SynthArgs *a, int quiet) {
             t->upper_of[id] = alphabet_id(&t->alpha, cp - 'a' + 'A');
         if (cp != ' ') t->plain[t->nplain++] = id;
         if (cp >= '0' && cp <= '9') t->digits[t->ndigits++] = id;
-        if (strchr(".,-:", (int)cp) && cp && t->nseps < 4) t->seps[t->nseps++] = id;
+        if (cp && cp < 128 && strchr(".,-:", (int)cp) && t->nseps < 4) t->seps[t->nseps++] = id;
     }
     if (!t->nplain) die(EXIT_USAGE, "--alphabet has no printable symbol");
     load_words(t, a->words);
     if (!quiet)
         fprintf(stderr, "ocrkd-synth: %ld words of %s fit the alphabet and lengths %d..%d\n",
                 t->nwords, a->words, a->min_len, a->max_len);
+}
+
+static void text_source_free(TextSource *t) {
+    alphabet_free(&t->alpha);
+    free(t->word_ids);
+    free(t->word_off);
+    free(t->plain);
+    free(t->upper_of);
 }
 
 static int rand_between(Rng *r, int lo, int hi) {
@@ -281,7 +294,7 @@ static int text_random(const TextSource *t, Rng *r, int *ids) {
 
 /* Digits, with now and then one separator inside ("3.14", "12-05"). */
 static int text_number(const TextSource *t, Rng *r, int *ids) {
-    int n = rand_between(r, t->min_len, MIN(t->max_len, 10));
+    int n = rand_between(r, t->min_len, MAX(t->min_len, MIN(t->max_len, 10)));
     for (int i = 0; i < n; i++)
         ids[i] = t->digits[rng_below(r, t->ndigits)];
     if (t->nseps && n >= 3 && rng_uniform(r) < 0.3)
@@ -345,9 +358,8 @@ static void collect_fonts(FontList *l, const char *path, int explicit_path) {
  * every run. */
 static void select_fonts(FontList *l, const SynthArgs *a, const Alphabet *alpha) {
     char *spec = xstrdup(a->fonts);
-    int explicit_path = a->fonts != (const char *)DEFAULT_FONTS;
     for (char *p = strtok(spec, ":"); p; p = strtok(NULL, ":"))
-        collect_fonts(l, p, explicit_path);
+        collect_fonts(l, p, a->fonts_given);
     free(spec);
     qsort(l->paths, l->n, sizeof(char *), cmp_str);
     FT_Library lib;
@@ -843,5 +855,6 @@ int main(int argc, char **argv) {
     for (int i = 0; i < fonts.n; i++)
         free(fonts.paths[i]);
     free(fonts.paths);
+    text_source_free(&text);
     return 0;
 }
