@@ -564,7 +564,7 @@ static int list_ckpts(const char *dir, CkptEntry **out, int *count, Err *err) {
         if (step < 0 || strlen(e->d_name) >= sizeof((*out)->name)) continue;
         if (*count == cap) *out = xrealloc(*out, (size_t)(cap = 2 * cap + 8) * sizeof **out);
         (*out)[*count].step = step;
-        snprintf((*out)[*count].name, sizeof (*out)->name, "%s", e->d_name);
+        memcpy((*out)[*count].name, e->d_name, strlen(e->d_name) + 1); /* length checked above */
         (*count)++;
     }
     closedir(d);

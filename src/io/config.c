@@ -415,9 +415,9 @@ static int check_range(Ctx *x, const Key *k, yaml_node_t *n, double v) {
     int high = k->hi_open ? v >= k->hi : v > k->hi;
     if (!low && !high) return 0;
     if (k->hi >= BIG)
-        return fail_at(x, n->start_mark, "%s must be %s %g, got %s", k->path, k->lo_open ? ">" : ">=",
-                       k->lo, scalar(n));
-    return fail_at(x, n->start_mark, "%s must be in %c%g, %g%c, got %s", k->path, k->lo_open ? '(' : '[',
+        return fail_at(x, n->start_mark, "%s must be %s %.10g, got %s", k->path,
+                       k->lo_open ? ">" : ">=", k->lo, scalar(n));
+    return fail_at(x, n->start_mark, "%s must be in %c%.10g, %.10g%c, got %s", k->path, k->lo_open ? '(' : '[',
                    k->lo, k->hi, k->hi_open ? ')' : ']', scalar(n));
 }
 
