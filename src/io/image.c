@@ -57,8 +57,7 @@ static void row_to_grey(const uint8_t *row, int channels, int w, uint8_t *out) {
 /* ---- PNG ---- */
 
 typedef struct {
-    const char *path;
-    char msg[256];
+    char msg[256]; /* libpng's message, kept for our own error */
 } PngErrCtx;
 
 static void png_on_error(png_structp png, png_const_charp msg) {
@@ -125,7 +124,7 @@ static int png_decode(FILE *f, const char *path, PngState *s, PngErrCtx *ctx, in
 
 static int png_load(FILE *f, const char *path, uint8_t **pix, int *w, int *h, Err *err) {
     PngState s = {0};
-    PngErrCtx ctx = {.path = path, .msg = ""};
+    PngErrCtx ctx = {.msg = ""};
     int rc = png_decode(f, path, &s, &ctx, w, h, err);
     png_destroy_read_struct(&s.png, &s.info, NULL);
     free(s.colour);
