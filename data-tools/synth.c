@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <ft2build.h>
 #include FT_FREETYPE_H
@@ -66,7 +67,8 @@ typedef struct {
     long n[SPLIT_COUNT];
     uint64_t seed;
     int width, shards, min_len, max_len, gzip, threads, quiet;
-    int fonts_given; /* a missing path in --fonts is an error; in the default list it is not */
+    /* A missing path given on the command line is an error; a missing default is not. */
+    int fonts_given, words_given;
 } SynthArgs;
 
 /* ---- messages ---- */
@@ -142,7 +144,7 @@ static void parse_args(int argc, char **argv, SynthArgs *a) {
         else if (!strcmp(o, "--fonts"))
             a->fonts = v, a->fonts_given = 1;
         else if (!strcmp(o, "--words"))
-            a->words = v;
+            a->words = v, a->words_given = 1;
         else if (!strcmp(o, "--shards"))
             a->shards = (int)parse_long(o, v, 1, 100000);
         else if (!strcmp(o, "--min-len"))
@@ -249,7 +251,11 @@ static void text_source_init(TextSource *t, const SynthArgs *a, int quiet) {
         if (cp && cp < 128 && strchr(".,-:", (int)cp) && t->nseps < 4) t->seps[t->nseps++] = id;
     }
     if (!t->nplain) die(EXIT_USAGE, "--alphabet has no printable symbol");
-    load_words(t, a->words);
+    if (a->words_given || access(a->words, R_OK) == 0)
+        load_words(t, a->words);
+    else if (!quiet)
+        fprintf(stderr, "ocrkd-synth: no word list at %s: random strings and numbers only\n",
+                a->words);
     if (!quiet)
         fprintf(stderr, "ocrkd-synth: %ld words of %s fit the alphabet and lengths %d..%d\n",
                 t->nwords, a->words, a->min_len, a->max_len);
