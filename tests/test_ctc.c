@@ -13,17 +13,21 @@ enum { T = 5, K = 3, B = 7, LMAX = 5 };
 /* The cases: repeats, blank-separated repeat, empty, length T, infeasible
  * (needs 6 steps), repeat needing T-1 steps, infeasible length > T. */
 static const int lens[B] = {2, 2, 0, 5, 4, 3, 0};
-static const int labels[] = {1, 2, /**/ 1, 1, /**/ /**/ 1, 2, 1, 2, 1, /**/ 1, 1, 2, 2, /**/ 2, 2, 1};
+static const int labels[] = {1, 2,      /**/ 1, 1, /**/ /**/ 1, 2,      1, 2,
+                             1, /**/ 1, 1,      2, 2,           /**/ 2, 2, 1};
 static const int feasible[B] = {1, 1, 1, 1, 0, 1, 1};
 
 /* logits (T,B,K) double -> logp (T,B,K) */
 static void log_softmax_d(const double *x, double *lp) {
     for (int r = 0; r < T * B; r++) {
         double m = x[r * K];
-        for (int k = 1; k < K; k++) m = fmax(m, x[r * K + k]);
+        for (int k = 1; k < K; k++)
+            m = fmax(m, x[r * K + k]);
         double z = 0;
-        for (int k = 0; k < K; k++) z += exp(x[r * K + k] - m);
-        for (int k = 0; k < K; k++) lp[r * K + k] = x[r * K + k] - m - log(z);
+        for (int k = 0; k < K; k++)
+            z += exp(x[r * K + k] - m);
+        for (int k = 0; k < K; k++)
+            lp[r * K + k] = x[r * K + k] - m - log(z);
     }
 }
 
@@ -38,12 +42,14 @@ static int collapse(const int *path, int *out) {
 /* -log of the summed probability of every path that collapses to lab */
 static double brute_nll(const double *lp, int b, const int *lab, int L) {
     int npaths = 1;
-    for (int t = 0; t < T; t++) npaths *= K;
+    for (int t = 0; t < T; t++)
+        npaths *= K;
     double p = 0;
     for (int id = 0; id < npaths; id++) {
         int path[T], out[T], v = id;
         double lpath = 0;
-        for (int t = 0; t < T; t++, v /= K) path[t] = v % K, lpath += lp[(t * B + b) * K + path[t]];
+        for (int t = 0; t < T; t++, v /= K)
+            path[t] = v % K, lpath += lp[(t * B + b) * K + path[t]];
         int n = collapse(path, out);
         if (n == L && (L == 0 || memcmp(out, lab, L * sizeof(int)) == 0)) p += exp(lpath);
     }
@@ -69,13 +75,16 @@ static void test_loss_and_grad(void) {
     rng_seed(&rng, 3);
     double x[T * B * K], lpd[T * B * K], nll_ref[B], nll[B];
     float lp[T * B * K], dl[T * B * K], dl0[T * B * K], want[T * B * K];
-    for (int i = 0; i < T * B * K; i++) x[i] = 2 * rng_normal(&rng);
+    for (int i = 0; i < T * B * K; i++)
+        x[i] = 2 * rng_normal(&rng);
     log_softmax_d(x, lpd);
-    for (int i = 0; i < T * B * K; i++) lp[i] = (float)lpd[i];
+    for (int i = 0; i < T * B * K; i++)
+        lp[i] = (float)lpd[i];
     double *ws = xcalloc(ctc_workspace_doubles(T, B, LMAX), sizeof(double));
     double mean_ref = brute_mean(x, nll_ref);
 
-    for (int i = 0; i < T * B * K; i++) dl0[i] = dl[i] = (float)rng_normal(&rng);
+    for (int i = 0; i < T * B * K; i++)
+        dl0[i] = dl[i] = (float)rng_normal(&rng);
     double mean = ctc_loss(lp, T, B, K, labels, lens, nll, dl, 2.0f, ws);
     CHECK(fabs(mean - mean_ref) < 1e-5, "mean loss %.9g, brute force %.9g", mean, mean_ref);
     for (int b = 0; b < B; b++) {
@@ -101,7 +110,8 @@ static void test_loss_and_grad(void) {
     CHECK_CLOSE("dlogits (scale 2, accumulated) vs finite diff", dl, want, T * B * K, 1e-5, 1e-4);
     int untouched = 1;
     for (int t = 0; t < T; t++)
-        for (int k = 0; k < K; k++) untouched &= dl[(t * B + 4) * K + k] == dl0[(t * B + 4) * K + k];
+        for (int k = 0; k < K; k++)
+            untouched &= dl[(t * B + 4) * K + k] == dl0[(t * B + 4) * K + k];
     CHECK(untouched, "infeasible sample leaves its gradient untouched");
 
     /* losses and dlogits may be NULL */
@@ -117,13 +127,16 @@ static void test_posterior_sanity(void) {
     int lens2[B2] = {10, 1, 16}, lab2[27];
     Rng rng;
     rng_seed(&rng, 9);
-    for (int i = 0; i < 27; i++) lab2[i] = 1 + (int)rng_below(&rng, 3); /* many repeats */
+    for (int i = 0; i < 27; i++)
+        lab2[i] = 1 + (int)rng_below(&rng, 3); /* many repeats */
     double *x = xcalloc(T2 * B2 * K2, sizeof(double));
     float *lp = xalloc_floats(T2 * B2 * K2), *dl = xalloc_floats(T2 * B2 * K2);
     for (int r = 0; r < T2 * B2; r++) {
         double z = 0;
-        for (int k = 0; k < K2; k++) x[r * K2 + k] = rng_normal(&rng), z += exp(x[r * K2 + k]);
-        for (int k = 0; k < K2; k++) lp[r * K2 + k] = (float)(x[r * K2 + k] - log(z));
+        for (int k = 0; k < K2; k++)
+            x[r * K2 + k] = rng_normal(&rng), z += exp(x[r * K2 + k]);
+        for (int k = 0; k < K2; k++)
+            lp[r * K2 + k] = (float)(x[r * K2 + k] - log(z));
     }
     double *ws = xcalloc(ctc_workspace_doubles(T2, B2, 16), sizeof(double));
     double losses[B2];

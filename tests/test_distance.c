@@ -15,16 +15,21 @@ static double direct(DistKind k, const double *t, const double *s, double tau) {
     for (int n = 0; n < N; n++) {
         const double *a = t + n * C, *b = s + n * C;
         if (k == DIST_L1 || k == DIST_L2) {
-            for (int c = 0; c < C; c++) total += k == DIST_L1 ? fabs(b[c] - a[c]) : pow(b[c] - a[c], 2);
+            for (int c = 0; c < C; c++)
+                total += k == DIST_L1 ? fabs(b[c] - a[c]) : pow(b[c] - a[c], 2);
         } else if (k == DIST_COSINE) {
             double dot = 0, na = 0, nb = 0;
-            for (int c = 0; c < C; c++) dot += a[c] * b[c], na += a[c] * a[c], nb += b[c] * b[c];
+            for (int c = 0; c < C; c++)
+                dot += a[c] * b[c], na += a[c] * a[c], nb += b[c] * b[c];
             total += 1 - dot / (fmax(sqrt(na), 1e-8) * fmax(sqrt(nb), 1e-8));
         } else {
             double pa[C], pb[C], za = 0, zb = 0, row = 0;
-            for (int c = 0; c < C; c++) pa[c] = exp(a[c] / tau), za += pa[c];
-            for (int c = 0; c < C; c++) pb[c] = exp(b[c] / tau), zb += pb[c];
-            for (int c = 0; c < C; c++) row += pa[c] / za * log((pa[c] / za) / (pb[c] / zb));
+            for (int c = 0; c < C; c++)
+                pa[c] = exp(a[c] / tau), za += pa[c];
+            for (int c = 0; c < C; c++)
+                pb[c] = exp(b[c] / tau), zb += pb[c];
+            for (int c = 0; c < C; c++)
+                row += pa[c] / za * log((pa[c] / za) / (pb[c] / zb));
             total += tau * tau * row;
         }
     }
@@ -62,7 +67,8 @@ static void check_kind(DistKind k, float tau, Rng *rng) {
     CHECK(again == got, "%s: same value with des NULL", distance_name(k));
     /* accumulation: a second call adds the same gradient again */
     memcpy(want, des, sizeof des);
-    for (int i = 0; i < N * C; i++) want[i] *= 2;
+    for (int i = 0; i < N * C; i++)
+        want[i] *= 2;
     distance_forward_backward(k, et, es, N, C, tau, des, scale);
     snprintf(what, sizeof what, "%s second call accumulates", distance_name(k));
     CHECK_CLOSE(what, des, want, N * C, 1e-7, 1e-6);
@@ -87,7 +93,8 @@ static void hand_cases(void) {
 int main(void) {
     Rng rng;
     rng_seed(&rng, 11);
-    for (int k = 0; k < DIST_COUNT; k++) check_kind(k, 1.0f, &rng);
+    for (int k = 0; k < DIST_COUNT; k++)
+        check_kind(k, 1.0f, &rng);
     check_kind(DIST_KL, 2.0f, &rng);
     check_kind(DIST_KL, 0.5f, &rng);
     hand_cases();

@@ -13,12 +13,15 @@ enum { L = 2, T = 4, B = 2, IN = 3, H = 5, NW = 2 * L };
 
 /* ---- the double reference (runs g_T <= T steps) ---- */
 static int g_T = T;
-static double sig(double x) { return 1.0 / (1.0 + exp(-x)); }
+static double sig(double x) {
+    return 1.0 / (1.0 + exp(-x));
+}
 
 /* x (T,B,In) -> y (T,B,2H); wd[k] holds w_ih|w_hh|b_ih|b_hh of direction k */
 static void ref_layer(const double *x, int In, double *const wd[2], double *y) {
     for (int d = 0; d < 2; d++) {
-        const double *wih = wd[d], *whh = wih + 4 * H * In, *bih = whh + 4 * H * H, *bhh = bih + 4 * H;
+        const double *wih = wd[d], *whh = wih + 4 * H * In, *bih = whh + 4 * H * H,
+                     *bhh = bih + 4 * H;
         for (int b = 0; b < B; b++) {
             double h[H] = {0}, c[H] = {0};
             for (int k = 0; k < g_T; k++) {
@@ -26,8 +29,10 @@ static void ref_layer(const double *x, int In, double *const wd[2], double *y) {
                 double z[4 * H], hn[H];
                 for (int r = 0; r < 4 * H; r++) {
                     z[r] = bih[r] + bhh[r];
-                    for (int i = 0; i < In; i++) z[r] += wih[r * In + i] * x[(t * B + b) * In + i];
-                    for (int j = 0; j < H; j++) z[r] += whh[r * H + j] * h[j];
+                    for (int i = 0; i < In; i++)
+                        z[r] += wih[r * In + i] * x[(t * B + b) * In + i];
+                    for (int j = 0; j < H; j++)
+                        z[r] += whh[r * H + j] * h[j];
                 }
                 for (int j = 0; j < H; j++) {
                     double ig = sig(z[j]), fg = sig(z[H + j]), gg = tanh(z[2 * H + j]),
@@ -44,7 +49,9 @@ static void ref_layer(const double *x, int In, double *const wd[2], double *y) {
     }
 }
 
-static size_t dir_size(int l) { return (size_t)4 * H * (l ? 2 * H : IN) + 4 * H * H + 8 * H; }
+static size_t dir_size(int l) {
+    return (size_t)4 * H * (l ? 2 * H : IN) + 4 * H * H + 8 * H;
+}
 
 /* params: all directions' blocks concatenated; x (T,B,IN); returns sum(y*R) */
 static double ref_loss(double *params, const double *x, const double *R, double *yout) {
@@ -60,7 +67,8 @@ static double ref_loss(double *params, const double *x, const double *R, double 
         In = 2 * H;
     }
     double loss = 0;
-    for (int i = 0; i < g_T * B * 2 * H; i++) loss += in[i] * R[i];
+    for (int i = 0; i < g_T * B * 2 * H; i++)
+        loss += in[i] * R[i];
     if (yout) memcpy(yout, in, sizeof(buf[0]));
     return loss;
 }
@@ -85,19 +93,24 @@ int main(void) {
     rng_seed(&rng, 7);
     double *pd = xcalloc(np, sizeof(double)), xd[T * B * IN], R[T * B * 2 * H], yd[T * B * 2 * H];
     float *pf = xalloc_floats(np), *dwf = xalloc_floats(np), xf[T * B * IN], Rf[T * B * 2 * H];
-    for (size_t i = 0; i < np; i++) pf[i] = (float)(0.6 * (2 * rng_uniform(&rng) - 1)), pd[i] = pf[i];
-    for (int i = 0; i < nx; i++) xf[i] = (float)(2 * rng_uniform(&rng) - 1), xd[i] = xf[i];
-    for (int i = 0; i < ny; i++) Rf[i] = (float)(2 * rng_uniform(&rng) - 1), R[i] = Rf[i];
+    for (size_t i = 0; i < np; i++)
+        pf[i] = (float)(0.6 * (2 * rng_uniform(&rng) - 1)), pd[i] = pf[i];
+    for (int i = 0; i < nx; i++)
+        xf[i] = (float)(2 * rng_uniform(&rng) - 1), xd[i] = xf[i];
+    for (int i = 0; i < ny; i++)
+        Rf[i] = (float)(2 * rng_uniform(&rng) - 1), R[i] = Rf[i];
 
     LstmWeights w[NW], dw[NW];
     views(pf, w);
     views(dwf, dw);
-    float *acts = xalloc_floats(bilstm_acts_floats(&s)), *ws = xalloc_floats(bilstm_workspace_floats(&s));
+    float *acts = xalloc_floats(bilstm_acts_floats(&s)),
+          *ws = xalloc_floats(bilstm_workspace_floats(&s));
     float out[T * B * 2 * H], yref[T * B * 2 * H];
 
     /* forward */
     ref_loss(pd, xd, R, yd);
-    for (int i = 0; i < ny; i++) yref[i] = (float)yd[i];
+    for (int i = 0; i < ny; i++)
+        yref[i] = (float)yd[i];
     bilstm_forward(&s, w, xf, out, acts);
     CHECK_CLOSE("forward vs double reference", out, yref, ny, 1e-5, 1e-5);
 
@@ -145,8 +158,10 @@ int main(void) {
     memcpy(dw1, dwf, np * sizeof(float));
     memcpy(dx2, dx, sizeof dx);
     bilstm_backward(&s, w, dw, xf, acts, Rf, dx2, ws);
-    for (size_t i = 0; i < np; i++) dw1[i] *= 2;
-    for (int i = 0; i < nx; i++) dx[i] *= 2;
+    for (size_t i = 0; i < np; i++)
+        dw1[i] *= 2;
+    for (int i = 0; i < nx; i++)
+        dx[i] *= 2;
     CHECK_CLOSE("second backward accumulates dw", dwf, dw1, np, 1e-6, 1e-6);
     CHECK_CLOSE("second backward accumulates dinp", dx2, dx, nx, 1e-6, 1e-6);
 
@@ -154,7 +169,8 @@ int main(void) {
     float dxf[T * B * IN] = {0};
     bilstm_backward(&s, w, NULL, xf, acts, Rf, dxf, ws);
     CHECK_CLOSE("dinp with dw == NULL", dxf, dxnum, nx, 2e-4, 2e-3);
-    for (int i = 0; i < nx; i++) dx[i] *= 0.5f;
+    for (int i = 0; i < nx; i++)
+        dx[i] *= 0.5f;
     CHECK_CLOSE("dw == NULL dinp equals full backward", dxf, dx, nx, 1e-6, 1e-6);
 
     /* T = 1: no recurrence at all */
@@ -163,7 +179,8 @@ int main(void) {
     bilstm_forward(&s1, w, xf, out1, acts);
     g_T = 1;
     ref_loss(pd, xd, R, yd);
-    for (int i = 0; i < B * 2 * H; i++) yref[i] = (float)yd[i];
+    for (int i = 0; i < B * 2 * H; i++)
+        yref[i] = (float)yd[i];
     CHECK_CLOSE("T=1 forward vs double reference", out1, yref, B * 2 * H, 1e-5, 1e-5);
     float dx1[B * IN] = {0}, dx1ref[B * IN];
     bilstm_backward(&s1, w, NULL, xf, acts, Rf, dx1, ws);
@@ -181,9 +198,11 @@ int main(void) {
     /* large weights: saturated gates and big cells, the activations'
      * extreme ranges */
     g_T = T;
-    for (size_t i = 0; i < np; i++) pf[i] *= 6, pd[i] = pf[i];
+    for (size_t i = 0; i < np; i++)
+        pf[i] *= 6, pd[i] = pf[i];
     ref_loss(pd, xd, R, yd);
-    for (int i = 0; i < ny; i++) yref[i] = (float)yd[i];
+    for (int i = 0; i < ny; i++)
+        yref[i] = (float)yd[i];
     bilstm_forward(&s, w, xf, out, acts);
     CHECK_CLOSE("saturated forward vs double reference", out, yref, ny, 1e-5, 1e-5);
 

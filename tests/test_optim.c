@@ -44,7 +44,8 @@ static void test_optimizers(void) {
     adam.kind = OPT_ADAMW; /* p *= .99 then -= .1: .89, .7811, .673289 */
     trajectory("adamw decoupled decay", adam, halves, (float[]){0.89f, 0.7811f, 0.673289f}, 3);
     OptimConf zeroed = {OPT_ADAM, 0.1f, 0, 0, 0, 0, 0}; /* betas/eps 0: torch defaults */
-    trajectory("adam with default betas", zeroed, flip, (float[]){0.9f, 0.9f + 0.1f * 0.01f / 0.19f}, 2);
+    trajectory("adam with default betas", zeroed, flip,
+               (float[]){0.9f, 0.9f + 0.1f * 0.01f / 0.19f}, 2);
 }
 
 static void test_clip(void) {
@@ -59,7 +60,8 @@ static void test_clip(void) {
     CHECK_CLOSE("max 0: no clipping", h, same, 2, 0, 0);
     enum { N = 100000 };
     float *big = xalloc_floats(N);
-    for (int i = 0; i < N; i++) big[i] = 1e-3f;
+    for (int i = 0; i < N; i++)
+        big[i] = 1e-3f;
     double bn = grad_norm(big, N);
     CHECK(fabs(bn - sqrt(N) * (double)1e-3f) < 1e-12, "grad_norm of %d x 1e-3 = %.12g", N, bn);
     free(big);
@@ -72,8 +74,8 @@ static void test_schedules(void) {
         long step;
         float want;
     } cases[] = {
-        {&cos, 0, 0.1f},   {&cos, 4, 0.5f},  {&cos, 9, 1.0f},     /* warmup (step+1)/10 */
-        {&cos, 10, 1.0f},  {&cos, 60, 0.55f}, {&cos, 110, 0.1f},  /* half way: (1+.1)/2 */
+        {&cos, 0, 0.1f},   {&cos, 4, 0.5f},   {&cos, 9, 1.0f},   /* warmup (step+1)/10 */
+        {&cos, 10, 1.0f},  {&cos, 60, 0.55f}, {&cos, 110, 0.1f}, /* half way: (1+.1)/2 */
         {&cos, 500, 0.1f},
     };
     Schedule stp = {SCHED_STEP, 0, 0, 0, 5, 0.5f};

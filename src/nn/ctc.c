@@ -35,7 +35,9 @@ static inline double logadd(double a, double b) {
 }
 
 /* class of extended-label state s */
-static inline int state_class(const int *lab, int s) { return s % 2 ? lab[s / 2] : 0; }
+static inline int state_class(const int *lab, int s) {
+    return s % 2 ? lab[s / 2] : 0;
+}
 
 /* May a path jump from state s-2 to s (skip the blank between)? */
 static inline int can_skip(const int *lab, int s) {
@@ -45,7 +47,8 @@ static inline int can_skip(const int *lab, int s) {
 /* Fewest steps that can emit lab: one per symbol plus a blank between repeats. */
 static int min_steps(const int *lab, int L) {
     int n = L;
-    for (int i = 1; i < L; i++) n += lab[i] == lab[i - 1];
+    for (int i = 1; i < L; i++)
+        n += lab[i] == lab[i - 1];
     return n;
 }
 
@@ -53,7 +56,8 @@ static int min_steps(const int *lab, int L) {
 static double ctc_alpha(const float *logp, int T, int B, int K, int b, const int *lab, int S,
                         double *alpha) {
     const float *lp = logp + (size_t)b * K;
-    for (int s = 0; s < S; s++) alpha[s] = -INFINITY;
+    for (int s = 0; s < S; s++)
+        alpha[s] = -INFINITY;
     alpha[0] = lp[0];
     if (S > 1) alpha[1] = lp[lab[0]];
     for (int t = 1; t < T; t++) {
@@ -110,17 +114,21 @@ static void ctc_grad(const float *logp, int T, int B, int K, int b, const int *l
     for (int t = T - 1; t >= 0; t--) {
         const float *lp = logp + ((size_t)t * B + b) * K;
         if (t == T - 1) {
-            for (int s = 0; s < S; s++) w.beta[s] = s >= S - 2 ? 0.0 : -INFINITY;
+            for (int s = 0; s < S; s++)
+                w.beta[s] = s >= S - 2 ? 0.0 : -INFINITY;
         } else {
             double *tmp = w.beta_next;
             w.beta_next = w.beta, w.beta = tmp;
             ctc_beta_step(lp + (size_t)B * K, lab, S, w.beta_next, w.beta);
         }
         const double *a = w.alpha + (size_t)t * S;
-        for (int s = 0; s < S; s++) w.post[s] = 0.0;
-        for (int s = 0; s < S; s++) w.post[(int)w.lead[s]] += exp(a[s] + w.beta[s] - logz);
+        for (int s = 0; s < S; s++)
+            w.post[s] = 0.0;
+        for (int s = 0; s < S; s++)
+            w.post[(int)w.lead[s]] += exp(a[s] + w.beta[s] - logz);
         float *dl = dlogits + ((size_t)t * B + b) * K;
-        for (int k = 0; k < K; k++) dl[k] += (float)(coef * exp((double)lp[k]));
+        for (int k = 0; k < K; k++)
+            dl[k] += (float)(coef * exp((double)lp[k]));
         for (int s = 0; s < S; s++)
             if ((int)w.lead[s] == s) dl[state_class(lab, s)] -= (float)(coef * w.post[s]);
     }
@@ -132,8 +140,8 @@ double ctc_loss(const float *logp, int T, int B, int K, const int *labels, const
     const int *lab = labels;
     for (int b = 0; b < B; b++) {
         int L = label_lens[b], S = 2 * L + 1;
-        CtcScratch w = {ws, ws + (size_t)T * S, ws + (size_t)(T + 1) * S,
-                        ws + (size_t)(T + 2) * S, ws + (size_t)(T + 3) * S};
+        CtcScratch w = {ws, ws + (size_t)T * S, ws + (size_t)(T + 1) * S, ws + (size_t)(T + 2) * S,
+                        ws + (size_t)(T + 3) * S};
         double logz = -INFINITY;
         if (min_steps(lab, L) <= T) logz = ctc_alpha(logp, T, B, K, b, lab, S, w.alpha);
         double nll = -logz;

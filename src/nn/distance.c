@@ -13,7 +13,9 @@
 
 static const char *const names[DIST_COUNT] = {"l1", "l2", "cosine", "kl"};
 
-const char *distance_name(DistKind k) { return (k >= 0 && k < DIST_COUNT) ? names[k] : "?"; }
+const char *distance_name(DistKind k) {
+    return (k >= 0 && k < DIST_COUNT) ? names[k] : "?";
+}
 
 int distance_from_name(const char *name) {
     for (int k = 0; k < DIST_COUNT; k++)
@@ -52,13 +54,14 @@ static double cosine(const float *et, const float *es, int N, int C, float *des,
     for (int n = 0; n < N; n++) {
         const float *t = et + (size_t)n * C, *s = es + (size_t)n * C;
         double ts = 0, tt = 0, ss = 0;
-        for (int c = 0; c < C; c++) ts += (double)t[c] * s[c], tt += (double)t[c] * t[c],
-                                    ss += (double)s[c] * s[c];
+        for (int c = 0; c < C; c++)
+            ts += (double)t[c] * s[c], tt += (double)t[c] * t[c], ss += (double)s[c] * s[c];
         double nt = fmax(sqrt(tt), eps), ns = fmax(sqrt(ss), eps), cos = ts / (nt * ns);
         sum += 1.0 - cos;
         if (!des) continue;
         float *d = des + (size_t)n * C;
-        for (int c = 0; c < C; c++) d[c] -= (float)(g * (t[c] / (nt * ns) - cos * s[c] / (ns * ns)));
+        for (int c = 0; c < C; c++)
+            d[c] -= (float)(g * (t[c] / (nt * ns) - cos * s[c] / (ns * ns)));
     }
     return sum / N;
 }
@@ -72,8 +75,10 @@ static double kl(const float *et, const float *es, int N, int C, double tau, flo
     for (int n = 0; n < N; n++) {
         const float *t = et + (size_t)n * C, *s = es + (size_t)n * C;
         double mt = -INFINITY, ms = -INFINITY, zt = 0, zs = 0;
-        for (int c = 0; c < C; c++) mt = fmax(mt, t[c] / tau), ms = fmax(ms, s[c] / tau);
-        for (int c = 0; c < C; c++) zt += exp(t[c] / tau - mt), zs += exp(s[c] / tau - ms);
+        for (int c = 0; c < C; c++)
+            mt = fmax(mt, t[c] / tau), ms = fmax(ms, s[c] / tau);
+        for (int c = 0; c < C; c++)
+            zt += exp(t[c] / tau - mt), zs += exp(s[c] / tau - ms);
         double lzt = mt + log(zt), lzs = ms + log(zs), row = 0;
         for (int c = 0; c < C; c++) {
             double lpt = t[c] / tau - lzt, lps = s[c] / tau - lzs, pt = exp(lpt);
@@ -89,10 +94,15 @@ double distance_forward_backward(DistKind k, const float *et, const float *es, i
                                  float temperature, float *des, float scale) {
     size_t n = (size_t)N * C;
     switch (k) {
-    case DIST_L1: return l1(et, es, n, des, scale);
-    case DIST_L2: return l2(et, es, n, des, scale);
-    case DIST_COSINE: return cosine(et, es, N, C, des, scale);
-    case DIST_KL: return kl(et, es, N, C, temperature, des, scale);
-    default: return NAN;
+    case DIST_L1:
+        return l1(et, es, n, des, scale);
+    case DIST_L2:
+        return l2(et, es, n, des, scale);
+    case DIST_COSINE:
+        return cosine(et, es, N, C, des, scale);
+    case DIST_KL:
+        return kl(et, es, N, C, temperature, des, scale);
+    default:
+        return NAN;
     }
 }

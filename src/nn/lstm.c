@@ -29,10 +29,18 @@
 
 /* ---- layout helpers ---- */
 
-static size_t seq_floats(const LstmShape *s, int c) { return (size_t)s->T * s->B * c; }
-static size_t dir_floats(const LstmShape *s) { return seq_floats(s, 6 * s->H); }
-static size_t layer_floats(const LstmShape *s) { return 2 * dir_floats(s) + seq_floats(s, 2 * s->H); }
-static int layer_in(const LstmShape *s, int l) { return l == 0 ? s->I : 2 * s->H; }
+static size_t seq_floats(const LstmShape *s, int c) {
+    return (size_t)s->T * s->B * c;
+}
+static size_t dir_floats(const LstmShape *s) {
+    return seq_floats(s, 6 * s->H);
+}
+static size_t layer_floats(const LstmShape *s) {
+    return 2 * dir_floats(s) + seq_floats(s, 2 * s->H);
+}
+static int layer_in(const LstmShape *s, int l) {
+    return l == 0 ? s->I : 2 * s->H;
+}
 
 typedef struct {
     float *gates, *cell, *tcell; /* (T,B,4H), (T,B,H), (T,B,H) */
@@ -47,9 +55,13 @@ static float *layer_out(const LstmShape *s, const float *acts, int l) {
     return (float *)acts + (size_t)l * layer_floats(s) + 2 * dir_floats(s);
 }
 /* time index of the k-th step a direction takes */
-static int step_t(const LstmShape *s, int d, int k) { return d == 0 ? k : s->T - 1 - k; }
+static int step_t(const LstmShape *s, int d, int k) {
+    return d == 0 ? k : s->T - 1 - k;
+}
 
-size_t bilstm_acts_floats(const LstmShape *s) { return (size_t)s->layers * layer_floats(s); }
+size_t bilstm_acts_floats(const LstmShape *s) {
+    return (size_t)s->layers * layer_floats(s);
+}
 
 size_t bilstm_workspace_floats(const LstmShape *s) {
     return seq_floats(s, 4 * s->H) + 2 * seq_floats(s, 2 * s->H) + 2 * (size_t)s->B * s->H;
@@ -67,8 +79,12 @@ typedef int v4i __attribute__((vector_size(16)));
 /* Inlined at each call so a constant lane count makes loads/stores plain moves. */
 #define LANES static inline __attribute__((always_inline))
 
-LANES v4f vsplat(float x) { return (v4f){x, x, x, x}; }
-LANES v4f vselect(v4i mask, v4f a, v4f b) { return (v4f)((mask & (v4i)a) | (~mask & (v4i)b)); }
+LANES v4f vsplat(float x) {
+    return (v4f){x, x, x, x};
+}
+LANES v4f vselect(v4i mask, v4f a, v4f b) {
+    return (v4f)((mask & (v4i)a) | (~mask & (v4i)b));
+}
 
 LANES v4f vexp(v4f x) {
     x = vselect(x < vsplat(-87.0f), vsplat(-87.0f), x);
@@ -87,7 +103,9 @@ LANES v4f vexp(v4f x) {
     return y * (v4f)bits;
 }
 
-LANES v4f vsigmoid(v4f x) { return vsplat(1.0f) / (vsplat(1.0f) + vexp(-x)); }
+LANES v4f vsigmoid(v4f x) {
+    return vsplat(1.0f) / (vsplat(1.0f) + vexp(-x));
+}
 
 LANES v4f vtanh(v4f x) {
     v4i sign = (v4i)x & (v4i)vsplat(-0.0f);
@@ -109,7 +127,9 @@ LANES v4f vload(const float *p, int n) {
     memcpy(&v, p, (size_t)n * sizeof(float));
     return v;
 }
-LANES void vstore(float *p, v4f v, int n) { memcpy(p, &v, (size_t)n * sizeof(float)); }
+LANES void vstore(float *p, v4f v, int n) {
+    memcpy(p, &v, (size_t)n * sizeof(float));
+}
 
 /* ---- forward ---- */
 
@@ -118,7 +138,8 @@ static void input_projection(const float *inp, int N, int In, int H, const LstmW
                              float *pre) {
     for (int n = 0; n < N; n++) {
         float *row = pre + (size_t)n * 4 * H;
-        for (int j = 0; j < 4 * H; j++) row[j] = w->b_ih[j] + w->b_hh[j];
+        for (int j = 0; j < 4 * H; j++)
+            row[j] = w->b_ih[j] + w->b_hh[j];
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, 4 * H, In, 1.0f, inp, In, w->w_ih, In,
                 1.0f, pre, 4 * H);
@@ -127,7 +148,7 @@ static void input_projection(const float *inp, int N, int In, int H, const LstmW
 /* n <= 4 lanes of one row's cell update: gates i,f,g,o (pre-activations,
  * activated in place), cp previous cell or NULL, c, tc = tanh(c), h. */
 LANES void cell_lanes(float *gi, float *gf, float *gg, float *go, const float *cp, float *c,
-                              float *tc, float *h, int n) {
+                      float *tc, float *h, int n) {
     v4f i = vsigmoid(vload(gi, n)), f = vsigmoid(vload(gf, n)), g = vtanh(vload(gg, n)),
         o = vsigmoid(vload(go, n));
     v4f cn = i * g;
@@ -147,7 +168,8 @@ static void lstm_cell(int B, int H, float *g, const float *cprev, float *c, floa
         float *cb = c + (size_t)b * H, *tb = tc + (size_t)b * H, *hb = h + (size_t)b * ldh;
         int j = 0;
         for (; j + 4 <= H; j += 4)
-            cell_lanes(gi + j, gf + j, gg + j, go + j, cp ? cp + j : NULL, cb + j, tb + j, hb + j, 4);
+            cell_lanes(gi + j, gf + j, gg + j, go + j, cp ? cp + j : NULL, cb + j, tb + j, hb + j,
+                       4);
         if (j < H)
             cell_lanes(gi + j, gf + j, gg + j, go + j, cp ? cp + j : NULL, cb + j, tb + j, hb + j,
                        H - j);
@@ -192,10 +214,9 @@ void bilstm_forward(const LstmShape *s, const LstmWeights *w, const float *inp, 
  * cp previous cell or NULL, t = tanh(c), dh total gradient into h_t,
  * dc gradient from step t+1 into c_t (overwritten with the gradient into
  * c_{t-1}). Out: di, df, dg, do w.r.t. the gate pre-activations. */
-LANES void cell_backward_lanes(const float *gi, const float *gf, const float *gg,
-                                       const float *go, const float *cp, const float *tc,
-                                       const float *dh, float *dc, float *di, float *df, float *dg,
-                                       float *dout, int n) {
+LANES void cell_backward_lanes(const float *gi, const float *gf, const float *gg, const float *go,
+                               const float *cp, const float *tc, const float *dh, float *dc,
+                               float *di, float *df, float *dg, float *dout, int n) {
     v4f i = vload(gi, n), f = vload(gf, n), g = vload(gg, n), o = vload(go, n);
     v4f t = vload(tc, n), h = vload(dh, n), one = vsplat(1.0f);
     v4f c = vload(dc, n) + h * o * (one - t * t);
@@ -239,7 +260,8 @@ static void bias_grads(const float *dg, int N, int G, float *db_ih, float *db_hh
             vstore(db_ih + j, vload(db_ih + j, 4) + v, 4);
             vstore(db_hh + j, vload(db_hh + j, 4) + v, 4);
         }
-        for (; j < G; j++) db_ih[j] += row[j], db_hh[j] += row[j];
+        for (; j < G; j++)
+            db_ih[j] += row[j], db_hh[j] += row[j];
     }
 }
 
@@ -253,8 +275,8 @@ static void recurrent_weight_grad(const LstmShape *s, int d, const float *dg, co
     size_t gstep = (size_t)B * 4 * H, ystep = (size_t)B * 2 * H;
     const float *g0 = d == 0 ? dg + gstep : dg;
     const float *h0 = (d == 0 ? y : y + ystep) + d * H;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 4 * H, H, (T - 1) * B, 1.0f, g0, 4 * H,
-                h0, 2 * H, 1.0f, dw_hh, H);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 4 * H, H, (T - 1) * B, 1.0f, g0, 4 * H, h0,
+                2 * H, 1.0f, dw_hh, H);
 }
 
 typedef struct {

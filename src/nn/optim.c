@@ -77,7 +77,8 @@ void optim_step(Optim *o, float *params, const float *grads, float lr) {
 
 double grad_norm(const float *g, size_t n) {
     double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    for (size_t i = 0; i < n; i++)
+        s += (double)g[i] * g[i];
     return sqrt(s);
 }
 
@@ -88,7 +89,8 @@ double clip_grad_norm(float *g, size_t n, float max_norm) {
     if (max_norm <= 0 || !isfinite(norm)) return norm;
     double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0)
-        for (size_t i = 0; i < n; i++) g[i] = (float)(g[i] * coef);
+        for (size_t i = 0; i < n; i++)
+            g[i] = (float)(g[i] * coef);
     return norm;
 }
 
@@ -108,6 +110,7 @@ float lr_at_step(const Schedule *s, float base_lr, long step) {
     case SCHED_STEP:
         if (s->step_size <= 0) return base_lr;
         return (float)(base_lr * pow(s->gamma, (double)(k / s->step_size)));
-    default: return base_lr;
+    default:
+        return base_lr;
     }
 }
