@@ -11,7 +11,8 @@
 #include "test.h"
 
 static char tmpdir[] = "/tmp/ocrkd-test-ckpt-XXXXXX";
-static const char *ALPHABET = "a\xc3\xa4" "b"; /* "aäb": 3 code points, 4 bytes -> K = 4 */
+static const char *ALPHABET = "a\xc3\xa4"
+                              "b"; /* "aäb": 3 code points, 4 bytes -> K = 4 */
 
 static const char *tmp_path(const char *name) {
     static char bufs[4][600];
@@ -31,7 +32,8 @@ static Crnn *random_model(const ModelArch *a, uint64_t seed) {
     Crnn *m = crnn_create(a, 2, 16, 0);
     Rng r;
     rng_seed(&r, seed);
-    for (size_t i = 0; i < m->nparams; i++) m->params[i] = rng_normal(&r);
+    for (size_t i = 0; i < m->nparams; i++)
+        m->params[i] = rng_normal(&r);
     return m;
 }
 
@@ -41,8 +43,9 @@ static char *config_text(const ModelArch *a) {
     config_defaults(&c);
     char set[128];
     Err err;
-    snprintf(set, sizeof set, "model={extractor: {blocks: [1, 1, 1, 1], block: basic, width: %d}, "
-                              "feature_dim: %d, encoder: {layers: %d, hidden: %d}}",
+    snprintf(set, sizeof set,
+             "model={extractor: {blocks: [1, 1, 1, 1], block: basic, width: %d}, "
+             "feature_dim: %d, encoder: {layers: %d, hidden: %d}}",
              a->width, a->feature_dim, a->enc_layers, a->enc_hidden);
     if (config_set(&c, set, &err)) printf("config_set: %s\n", err.msg);
     char *y = config_to_yaml(&c);
@@ -57,9 +60,10 @@ static double b_d[3] = {3.141592653589793, -0.0, 1e-300};
 static uint64_t b_u[4] = {0, 1, 0xDEADBEEFCAFEF00DULL, UINT64_MAX};
 
 static int write_model(const char *path, const Crnn *m, long step) {
-    for (int i = 0; i < 37; i++) b_m[i] = (float)i / 7.0f, b_v[i] = -(float)i * 1e-9f;
+    for (int i = 0; i < 37; i++)
+        b_m[i] = (float)i / 7.0f, b_v[i] = -(float)i * 1e-9f;
     CkptBlob blobs[] = {
-        {"optim/m", BLOB_F32, b_m, 37},      {"optim/v", BLOB_F32, b_v, 37},
+        {"optim/m", BLOB_F32, b_m, 37},       {"optim/v", BLOB_F32, b_v, 37},
         {"state/counters", BLOB_I64, b_i, 5}, {"state/values", BLOB_F64, b_d, 3},
         {"state/rng", BLOB_U64, b_u, 4},      {"state/empty", BLOB_F32, NULL, 0},
     };
@@ -88,19 +92,26 @@ static void test_round_trip(void) {
     int64_t i2[5];
     double d2[3];
     uint64_t u2[4];
-    CHECK(ckpt_read_blob(path, "optim/m", BLOB_F32, m2, 37, &err) == 0 && !memcmp(m2, b_m, sizeof m2),
+    CHECK(ckpt_read_blob(path, "optim/m", BLOB_F32, m2, 37, &err) == 0 &&
+              !memcmp(m2, b_m, sizeof m2),
           "blob optim/m: %s", err.msg);
-    CHECK(ckpt_read_blob(path, "optim/v", BLOB_F32, v2, 37, &err) == 0 && !memcmp(v2, b_v, sizeof v2),
+    CHECK(ckpt_read_blob(path, "optim/v", BLOB_F32, v2, 37, &err) == 0 &&
+              !memcmp(v2, b_v, sizeof v2),
           "blob optim/v");
     CHECK(ckpt_read_blob(path, "state/counters", BLOB_I64, i2, 5, &err) == 0 &&
-              !memcmp(i2, b_i, sizeof i2), "blob int64");
+              !memcmp(i2, b_i, sizeof i2),
+          "blob int64");
     CHECK(ckpt_read_blob(path, "state/values", BLOB_F64, d2, 3, &err) == 0 &&
-              !memcmp(d2, b_d, sizeof d2), "blob float64 (incl. -0.0)");
-    CHECK(ckpt_read_blob(path, "state/rng", BLOB_U64, u2, 4, &err) == 0 && !memcmp(u2, b_u, sizeof u2),
+              !memcmp(d2, b_d, sizeof d2),
+          "blob float64 (incl. -0.0)");
+    CHECK(ckpt_read_blob(path, "state/rng", BLOB_U64, u2, 4, &err) == 0 &&
+              !memcmp(u2, b_u, sizeof u2),
           "blob uint64");
-    CHECK(ckpt_read_blob(path, "state/empty", BLOB_F32, NULL, 0, &err) == 0, "empty blob: %s", err.msg);
+    CHECK(ckpt_read_blob(path, "state/empty", BLOB_F32, NULL, 0, &err) == 0, "empty blob: %s",
+          err.msg);
     CHECK(ckpt_has_blob(path, "optim/v") && !ckpt_has_blob(path, "optim/w") &&
-              !ckpt_has_blob(path, "nope/x"), "ckpt_has_blob");
+              !ckpt_has_blob(path, "nope/x"),
+          "ckpt_has_blob");
     rc = ckpt_read_blob(path, "optim/m", BLOB_F32, m2, 36, &err);
     CHECK(rc == EXIT_CKPT && strstr(err.msg, "optim/m") && strstr(err.msg, "37"),
           "blob length mismatch named: %s", err.msg);
@@ -114,7 +125,8 @@ static void test_round_trip(void) {
     if (!rc) {
         CHECK(!strcmp(meta.kind, "student") && !strcmp(meta.alphabet, ALPHABET), "meta strings");
         CHECK(meta.step == 1200 && meta.epoch == 7 && meta.world_size == 4 &&
-                  meta.version == CKPT_VERSION, "meta numbers");
+                  meta.version == CKPT_VERSION,
+              "meta numbers");
         CHECK(strstr(meta.config, "feature_dim: 4") != NULL, "meta config text");
         ckpt_meta_free(&meta);
     }
@@ -135,7 +147,8 @@ static void test_load_model(void) {
     if (!rc) {
         CHECK(got->arch.num_classes == 4, "K = code points + 1 (got %d)", got->arch.num_classes);
         CHECK(got->arch.enc_layers == 2 && got->arch.feature_dim == 4 && got->max_batch == 3 &&
-                  got->width == 24 && got->train, "arch and sizes from the stored config");
+                  got->width == 24 && got->train,
+              "arch and sizes from the stored config");
         CHECK(!memcmp(m->params, got->params, m->nparams * sizeof(float)), "loaded params exact");
         CHECK(!strcmp(cfg.alphabet, ALPHABET) && meta.step == 5, "cfg_out alphabet and meta_out");
         config_free(&cfg);
@@ -164,7 +177,8 @@ static void test_mismatches(void) {
     rc = ckpt_read_params(p1, m2, PART_ALL, 0, &err);
     CHECK(rc == 0, "non-strict skips missing tensors: %s", err.msg);
     rc = ckpt_read_params(p2, m1, PART_ALL, 1, &err);
-    CHECK(rc == EXIT_CKPT && strstr(err.msg, "/params/encoder.") && strstr(err.msg, "_l1 is not a tensor"),
+    CHECK(rc == EXIT_CKPT && strstr(err.msg, "/params/encoder.") &&
+              strstr(err.msg, "_l1 is not a tensor"),
           "strict: an extra tensor in the file is named: %s", err.msg);
     rc = ckpt_read_params(p2, m1, PART_ALL, 0, &err);
     Crnn *ref = random_model(&a2, 3); /* what p2 holds */
@@ -259,7 +273,8 @@ static void flip_byte(const char *path, long at) {
 static long write_marked(const char *path, Crnn *m, long step) {
     TensorInfo *t = crnn_find(m, "classifier.weight");
     float *w = crnn_tensor(m, t);
-    for (size_t i = 0; i < t->numel; i++) w[i] = 1234.5f + 0.25f * (float)i;
+    for (size_t i = 0; i < t->numel; i++)
+        w[i] = 1234.5f + 0.25f * (float)i;
     write_model(path, m, step);
     return find_bytes(path, w, 4 * sizeof(float));
 }
@@ -326,8 +341,10 @@ static void test_run_dir(void) {
               !exists_in(dir, "ckpt-00000007.h5") && !exists_in(dir, "ckpt-00000005.h5"),
           "older ones removed");
     CHECK(exists_in(dir, "best.h5") && exists_in(dir, "ckpt-00000001.h5.tmp") &&
-              exists_in(dir, "ckpt-notes.h5"), "best.h5 and other files untouched");
-    CHECK(ckpt_prune(tmp_path("no-such-dir"), 2, &err) == EXIT_CKPT && strstr(err.msg, "no-such-dir"),
+              exists_in(dir, "ckpt-notes.h5"),
+          "best.h5 and other files untouched");
+    CHECK(ckpt_prune(tmp_path("no-such-dir"), 2, &err) == EXIT_CKPT &&
+              strstr(err.msg, "no-such-dir"),
           "prune of a missing dir: %s", err.msg);
 
     /* resume: 10 and 20 good, 30 corrupt -> 20 with a warning */
@@ -342,7 +359,8 @@ static void test_run_dir(void) {
     write_model(p10, m, 10);
     write_model(p20, m, 20);
     long at = write_marked(p30, m, 30);
-    CHECK(ckpt_find_resume(rdir, buf, sizeof buf) == 0 && !strcmp(buf, p30), "newest when whole: %s", buf);
+    CHECK(ckpt_find_resume(rdir, buf, sizeof buf) == 0 && !strcmp(buf, p30),
+          "newest when whole: %s", buf);
     flip_byte(p30, at + 2);
     printf("  (a warning naming ckpt-00000030.h5 is expected here)\n");
     CHECK(ckpt_find_resume(rdir, buf, sizeof buf) == 0 && !strcmp(buf, p20),

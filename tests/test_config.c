@@ -49,30 +49,74 @@ static void expect_set_error(const char *assignment, const char *text) {
     config_free(&c);
 }
 
-static int same_str(const char *a, const char *b) { return a && b && !strcmp(a, b); }
+static int same_str(const char *a, const char *b) {
+    return a && b && !strcmp(a, b);
+}
 
 /* Field-by-field equality (floats bit-exact), naming the first difference. */
 static const char *config_diff(const Config *a, const Config *b) {
-#define SAME(f) if (a->f != b->f) return #f
-#define SAME_S(f) if (!same_str(a->f, b->f)) return #f
-    SAME_S(run_dir); SAME(seed); SAME(threads);
+#define SAME(f)                                                                                    \
+    if (a->f != b->f) return #f
+#define SAME_S(f)                                                                                  \
+    if (!same_str(a->f, b->f)) return #f
+    SAME_S(run_dir);
+    SAME(seed);
+    SAME(threads);
     SAME(n_train);
-    for (int i = 0; i < a->n_train; i++) if (!same_str(a->train[i], b->train[i])) return "train[i]";
-    SAME_S(val); SAME_S(test); SAME(batch_size); SAME(shuffle); SAME(augment); SAME(skip_bad_labels);
-    SAME(depth); SAME(blocks[0]); SAME(blocks[1]); SAME(blocks[2]); SAME(blocks[3]);
-    SAME(bottleneck); SAME(width); SAME(feature_dim); SAME(enc_layers); SAME(enc_hidden);
-    SAME_S(alphabet); SAME_S(init); SAME_S(teacher_checkpoint);
-    SAME(train_extractor); SAME(train_classifier);
-    for (int d = 0; d < DIST_COUNT; d++) SAME(dist_weight[d]);
-    SAME(temperature); SAME(ctc_weight); SAME(teacher_cache); SAME(allow_any_size);
-    SAME(optim.kind); SAME(optim.lr); SAME(optim.weight_decay); SAME(optim.momentum);
-    SAME(optim.beta1); SAME(optim.beta2); SAME(optim.eps); SAME(grad_clip);
-    SAME(schedule.kind); SAME(schedule.warmup_steps); SAME(schedule.total_steps);
-    SAME(schedule.min_lr); SAME(schedule.step_size); SAME(schedule.gamma);
-    SAME(max_steps); SAME(max_epochs); SAME(max_minutes);
-    SAME(conv_window); SAME(conv_rel_tol); SAME(conv_patience);
-    SAME(ckpt_every_steps); SAME(ckpt_every_minutes); SAME(ckpt_keep);
-    SAME(eval_every_steps); SAME(log_every_steps);
+    for (int i = 0; i < a->n_train; i++)
+        if (!same_str(a->train[i], b->train[i])) return "train[i]";
+    SAME_S(val);
+    SAME_S(test);
+    SAME(batch_size);
+    SAME(shuffle);
+    SAME(augment);
+    SAME(skip_bad_labels);
+    SAME(depth);
+    SAME(blocks[0]);
+    SAME(blocks[1]);
+    SAME(blocks[2]);
+    SAME(blocks[3]);
+    SAME(bottleneck);
+    SAME(width);
+    SAME(feature_dim);
+    SAME(enc_layers);
+    SAME(enc_hidden);
+    SAME_S(alphabet);
+    SAME_S(init);
+    SAME_S(teacher_checkpoint);
+    SAME(train_extractor);
+    SAME(train_classifier);
+    for (int d = 0; d < DIST_COUNT; d++)
+        SAME(dist_weight[d]);
+    SAME(temperature);
+    SAME(ctc_weight);
+    SAME(teacher_cache);
+    SAME(allow_any_size);
+    SAME(optim.kind);
+    SAME(optim.lr);
+    SAME(optim.weight_decay);
+    SAME(optim.momentum);
+    SAME(optim.beta1);
+    SAME(optim.beta2);
+    SAME(optim.eps);
+    SAME(grad_clip);
+    SAME(schedule.kind);
+    SAME(schedule.warmup_steps);
+    SAME(schedule.total_steps);
+    SAME(schedule.min_lr);
+    SAME(schedule.step_size);
+    SAME(schedule.gamma);
+    SAME(max_steps);
+    SAME(max_epochs);
+    SAME(max_minutes);
+    SAME(conv_window);
+    SAME(conv_rel_tol);
+    SAME(conv_patience);
+    SAME(ckpt_every_steps);
+    SAME(ckpt_every_minutes);
+    SAME(ckpt_keep);
+    SAME(eval_every_steps);
+    SAME(log_every_steps);
     return NULL;
 #undef SAME
 #undef SAME_S
@@ -98,10 +142,14 @@ static void test_defaults(void) {
     Config c;
     config_defaults(&c);
     CHECK(same_str(c.run_dir, "runs/default") && c.seed == 1234 && c.threads == 0, "run defaults");
-    CHECK(c.n_train == 0 && same_str(c.val, "") && same_str(c.test, ""), "data files default empty");
-    CHECK(c.batch_size == 64 && c.shuffle == 1 && c.augment == 0 && !c.skip_bad_labels, "data flags");
-    CHECK(c.depth == 18 && !c.bottleneck && c.blocks[0] == 2 && c.blocks[3] == 2, "resnet-18 default");
-    CHECK(c.width == 64 && c.feature_dim == 256 && c.enc_layers == 2 && c.enc_hidden == 256, "sizes");
+    CHECK(c.n_train == 0 && same_str(c.val, "") && same_str(c.test, ""),
+          "data files default empty");
+    CHECK(c.batch_size == 64 && c.shuffle == 1 && c.augment == 0 && !c.skip_bad_labels,
+          "data flags");
+    CHECK(c.depth == 18 && !c.bottleneck && c.blocks[0] == 2 && c.blocks[3] == 2,
+          "resnet-18 default");
+    CHECK(c.width == 64 && c.feature_dim == 256 && c.enc_layers == 2 && c.enc_hidden == 256,
+          "sizes");
     CHECK(same_str(c.alphabet, "") && same_str(c.init, "") && same_str(c.teacher_checkpoint, ""),
           "empty strings");
     CHECK(c.train_extractor && !c.train_classifier, "distill.train default [extractor]");
@@ -109,17 +157,22 @@ static void test_defaults(void) {
               c.dist_weight[DIST_COSINE] == 0 && c.dist_weight[DIST_KL] == 0,
           "distance default {l2: 1}");
     CHECK(c.temperature == 1.0f && c.ctc_weight == 0.1f && c.teacher_cache == TEACHER_CACHE_AUTO &&
-              !c.allow_any_size, "distill defaults");
+              !c.allow_any_size,
+          "distill defaults");
     CHECK(c.optim.kind == OPT_ADAM && c.optim.lr == 1e-3f && c.optim.weight_decay == 0 &&
               c.optim.momentum == 0.9f && c.optim.beta1 == 0.9f && c.optim.beta2 == 0.999f &&
-              c.optim.eps == 1e-8f && c.grad_clip == 5.0f, "optim defaults");
+              c.optim.eps == 1e-8f && c.grad_clip == 5.0f,
+          "optim defaults");
     CHECK(c.schedule.kind == SCHED_COSINE && c.schedule.warmup_steps == 200 &&
               c.schedule.step_size == 1000 && c.schedule.gamma == 0.1f && c.schedule.min_lr == 0 &&
-              c.schedule.total_steps == 100000, "schedule defaults");
-    CHECK(c.max_steps == 100000 && c.max_epochs == 0 && c.max_minutes == 0 && c.conv_window == 200 &&
-              c.conv_rel_tol == 1e-3 && c.conv_patience == 5, "stop defaults");
+              c.schedule.total_steps == 100000,
+          "schedule defaults");
+    CHECK(c.max_steps == 100000 && c.max_epochs == 0 && c.max_minutes == 0 &&
+              c.conv_window == 200 && c.conv_rel_tol == 1e-3 && c.conv_patience == 5,
+          "stop defaults");
     CHECK(c.ckpt_every_steps == 500 && c.ckpt_every_minutes == 15 && c.ckpt_keep == 3 &&
-              c.eval_every_steps == 1000 && c.log_every_steps == 20, "checkpoint/eval/log defaults");
+              c.eval_every_steps == 1000 && c.log_every_steps == 20,
+          "checkpoint/eval/log defaults");
     check_round_trip(&c, "defaults");
     config_free(&c);
 }
@@ -130,7 +183,8 @@ static const char *SPEC_EXAMPLE =
     "data:       {train: data/train.h5, val: data/val.h5, batch_size: 64, shuffle: true,\n"
     "             augment: false}            # train may be a list of shard files\n"
     "model:                                  # the model trained (the student in distill)\n"
-    "  extractor: {depth: 18, width: 64}     # depth 18|34|50|101|152, or blocks:[..] + block: basic|bottleneck\n"
+    "  extractor: {depth: 18, width: 64}     # depth 18|34|50|101|152, or blocks:[..] + block: "
+    "basic|bottleneck\n"
     "  feature_dim: 256                      # extractor output size (encoder input)\n"
     "  encoder:   {layers: 2, hidden: 256}   # BiLSTM\n"
     "  alphabet:  \"0123456789abcdefghijklmnopqrstuvwxyz\"   # default: the dataset's\n"
@@ -138,8 +192,10 @@ static const char *SPEC_EXAMPLE =
     "teacher:    {checkpoint: runs/teacher/best.h5}        # distill only\n"
     "distill:    {train: [extractor], distance: {l2: 1.0}, temperature: 1.0,\n"
     "             ctc_weight: 0.1, teacher_cache: auto, allow_any_size: false}\n"
-    "optim:      {name: adam, lr: 1.0e-3, weight_decay: 0.0, grad_clip: 5.0,   # name: sgd|adam|adamw\n"
-    "             momentum: 0.9, schedule: {type: cosine, warmup_steps: 200}}  # type: constant|cosine|step\n"
+    "optim:      {name: adam, lr: 1.0e-3, weight_decay: 0.0, grad_clip: 5.0,   # name: "
+    "sgd|adam|adamw\n"
+    "             momentum: 0.9, schedule: {type: cosine, warmup_steps: 200}}  # type: "
+    "constant|cosine|step\n"
     "stop:       {max_steps: 100000, max_epochs: 0, max_minutes: 0,\n"
     "             converge: {window: 200, rel_tol: 1.0e-3, patience: 5}}\n"
     "checkpoint: {every_steps: 500, every_minutes: 15, keep: 3}\n"
@@ -202,11 +258,13 @@ static void test_all_fields(void) {
     CHECK(rc == 0, "all fields: %s", err.msg);
     if (rc) return;
     CHECK(same_str(c.run_dir, "r/x y") && c.seed == 7 && c.threads == 3, "run");
-    CHECK(c.n_train == 3 && same_str(c.train[1], "b \"q\".h5") && same_str(c.test, "t.h5"), "train list");
+    CHECK(c.n_train == 3 && same_str(c.train[1], "b \"q\".h5") && same_str(c.test, "t.h5"),
+          "train list");
     CHECK(c.batch_size == 5 && !c.shuffle && c.augment && c.skip_bad_labels, "data scalars");
     CHECK(c.depth == 0 && c.blocks[0] == 1 && c.blocks[3] == 4 && c.bottleneck && c.width == 8,
           "custom blocks");
-    CHECK(same_str(c.alphabet, "\xc3\xa4\xc3\xb6\\ \"#: x"), "alphabet escapes + UTF-8: '%s'", c.alphabet);
+    CHECK(same_str(c.alphabet, "\xc3\xa4\xc3\xb6\\ \"#: x"), "alphabet escapes + UTF-8: '%s'",
+          c.alphabet);
     CHECK(c.train_extractor && c.train_classifier, "distill.train both");
     CHECK(c.dist_weight[DIST_L1] == 0.25f && c.dist_weight[DIST_L2] == 0 &&
               c.dist_weight[DIST_COSINE] == 2 && c.dist_weight[DIST_KL] == 0.1f,
@@ -230,31 +288,37 @@ static void test_errors(void) {
     expect_error("optim:\n  name: adam\n  lrr: 0.1\n", "3:3", "unknown key 'lrr' in optim");
     expect_error("optim: {name: adam, lrr: 0.1}\n", "1:21", "unknown key 'lrr' in optim");
     expect_error("runn: {dir: x}\n", "1:1", "unknown key 'runn'");
-    expect_error("model:\n  encoder: {layers: 2, hiden: 3}\n", "2:24", "unknown key 'hiden' in model.encoder");
+    expect_error("model:\n  encoder: {layers: 2, hiden: 3}\n", "2:24",
+                 "unknown key 'hiden' in model.encoder");
     expect_error("data:\n  batch_size: abc\n", "2:15", "expected an integer");
     expect_error("optim: {lr: fast}\n", "1:13", "expected a number");
     expect_error("optim: {lr: \"1e-3\"}\n", "1:13", "expected a number");
     expect_error("data: {shuffle: maybe}\n", "1:17", "expected true or false");
     expect_error("data: {val: [a, b]}\n", "1:13", "expected a string");
     expect_error("data: {batch_size: 0}\n", "1:20", "data.batch_size must be in [1,");
-    expect_error("model:\n  extractor: {depth: 20}\n", "2:22", "must be one of 18, 34, 50, 101, 152");
+    expect_error("model:\n  extractor: {depth: 20}\n", "2:22",
+                 "must be one of 18, 34, 50, 101, 152");
     expect_error("optim: {lr: -0.1}\n", "1:13", "optim.lr must be in (0,");
     expect_error("optim: {lr: 0}\n", "1:13", "optim.lr must be in (0,");
     expect_error("checkpoint:\n  keep: 0\n", "2:9", "checkpoint.keep must be in [1,");
     expect_error("optim: {momentum: 1}\n", "1:19", "optim.momentum must be in [0, 1)");
     expect_error("stop: {max_steps: -5}\n", "1:19", "stop.max_steps must be >= 0");
     expect_error("optim: {name: lion}\n", "1:15", "expected one of sgd, adam, adamw");
-    expect_error("optim:\n  schedule: {type: linear}\n", "2:20", "expected one of constant, cosine, step");
+    expect_error("optim:\n  schedule: {type: linear}\n", "2:20",
+                 "expected one of constant, cosine, step");
     expect_error("distill: {teacher_cache: maybe}\n", "1:26", "expected one of auto, on, off");
     expect_error("distill: {distance: {l3: 1}}\n", "1:22", "unknown distance 'l3'");
-    expect_error("distill: {distance: {l1: 0, l2: 0}}\n", "1:21", "at least one weight must be > 0");
+    expect_error("distill: {distance: {l1: 0, l2: 0}}\n", "1:21",
+                 "at least one weight must be > 0");
     expect_error("distill: {distance: {l1: -1}}\n", "1:26", "must be in [0, 1e6]");
     expect_error("distill: {train: [classifier]}\n", "1:18", "must include extractor");
     expect_error("distill: {train: [encoder]}\n", "1:19", "expected one of extractor, classifier");
     expect_error("model:\n  extractor: {depth: 18, blocks: [2, 2, 2, 2]}\n", "2:26", "not both");
     expect_error("model:\n  extractor: {blocks: [2, 2, 2]}\n", "2:23", "list of 4 block counts");
-    expect_error("model:\n  extractor: {blocks: [2, 0, 2, 2], block: basic}\n", "2:27", "block counts must be in [1, 100]");
-    expect_error("model:\n  extractor: {block: huge}\n", "2:22", "expected one of basic, bottleneck");
+    expect_error("model:\n  extractor: {blocks: [2, 0, 2, 2], block: basic}\n", "2:27",
+                 "block counts must be in [1, 100]");
+    expect_error("model:\n  extractor: {block: huge}\n", "2:22",
+                 "expected one of basic, bottleneck");
     expect_error("data: {train: [a.h5, [b]]}\n", "1:22", "expected a file name");
     expect_error("run: {seed: 1}\nrun: {seed: 2}\n", "2:1", "duplicate key 'run'");
     expect_error("optim: 3\n", "1:8", "expected a mapping");
@@ -284,25 +348,32 @@ static void test_set(void) {
     Err err = {0};
     config_defaults(&c);
     CHECK(config_set(&c, "optim.lr=3e-4", &err) == 0 && c.optim.lr == 3e-4f, "set lr: %s", err.msg);
-    CHECK(config_set(&c, "model.encoder.hidden=128", &err) == 0 && c.enc_hidden == 128, "set hidden");
+    CHECK(config_set(&c, "model.encoder.hidden=128", &err) == 0 && c.enc_hidden == 128,
+          "set hidden");
     CHECK(config_set(&c, "data.train=[a.h5, b.h5]", &err) == 0 && c.n_train == 2 &&
-              same_str(c.train[1], "b.h5"), "set a list: %s", err.msg);
+              same_str(c.train[1], "b.h5"),
+          "set a list: %s", err.msg);
     CHECK(config_set(&c, "data.train=one.h5", &err) == 0 && c.n_train == 1 &&
-              same_str(c.train[0], "one.h5"), "set one file");
+              same_str(c.train[0], "one.h5"),
+          "set one file");
     CHECK(config_set(&c, "distill.distance={cosine: 1, l2: 0.5}", &err) == 0 &&
-              c.dist_weight[DIST_COSINE] == 1 && c.dist_weight[DIST_L2] == 0.5f, "set a map: %s", err.msg);
+              c.dist_weight[DIST_COSINE] == 1 && c.dist_weight[DIST_L2] == 0.5f,
+          "set a map: %s", err.msg);
     CHECK(config_set(&c, "distill.train=[extractor, classifier]", &err) == 0 && c.train_classifier,
           "set distill.train");
     CHECK(config_set(&c, "optim.schedule={type: constant, warmup_steps: 0}", &err) == 0 &&
-              c.schedule.kind == SCHED_CONSTANT && c.schedule.warmup_steps == 0, "set a section");
+              c.schedule.kind == SCHED_CONSTANT && c.schedule.warmup_steps == 0,
+          "set a section");
     CHECK(config_set(&c, "stop.max_steps=500", &err) == 0 && c.schedule.total_steps == 500,
           "set max_steps fills total_steps");
     CHECK(config_set(&c, "model.init=", &err) == 0 && same_str(c.init, ""), "set empty string");
     CHECK(config_set(&c, "model.alphabet=0123", &err) == 0 && same_str(c.alphabet, "0123"),
           "a number-like string stays text");
-    CHECK(config_set(&c, "distill.teacher_cache=on", &err) == 0 && c.teacher_cache == TEACHER_CACHE_ON,
+    CHECK(config_set(&c, "distill.teacher_cache=on", &err) == 0 &&
+              c.teacher_cache == TEACHER_CACHE_ON,
           "set teacher_cache on");
-    CHECK(config_set(&c, "model.extractor.blocks=[1,1,1,1]", &err) == 0 && c.depth == 0, "set blocks");
+    CHECK(config_set(&c, "model.extractor.blocks=[1,1,1,1]", &err) == 0 && c.depth == 0,
+          "set blocks");
     check_round_trip(&c, "after --set");
     config_free(&c);
 
@@ -312,8 +383,10 @@ static void test_set(void) {
     expect_set_error("optim.lr", "expected KEY=VALUE");
     expect_set_error("data.train=[a, b", "--set data.train: YAML syntax error");
     expect_set_error("optim={lrr: 1}", "--set optim: unknown key 'lrr' in optim");
-    expect_set_error("data.batch_size=", "--set data.batch_size: data.batch_size: expected an integer");
-    expect_set_error("model.extractor.depth=20", "--set model.extractor.depth: model.extractor.depth must be one of");
+    expect_set_error("data.batch_size=",
+                     "--set data.batch_size: data.batch_size: expected an integer");
+    expect_set_error("model.extractor.depth=20",
+                     "--set model.extractor.depth: model.extractor.depth must be one of");
 
     /* --set of a key equals the same value from a file */
     config_defaults(&c);
@@ -340,7 +413,9 @@ static void test_float_round_trip(void) {
         Config back;
         Err err = {0};
         bad = config_load_string(&back, y, "rt", &err) != 0 || config_diff(&c, &back) != NULL;
-        if (bad) printf("lr %.9g eps %.9g minutes %.17g: %s\n", c.optim.lr, c.optim.eps, c.max_minutes, y);
+        if (bad)
+            printf("lr %.9g eps %.9g minutes %.17g: %s\n", c.optim.lr, c.optim.eps, c.max_minutes,
+                   y);
         free(y);
         config_free(&back);
     }
@@ -356,7 +431,8 @@ static void test_validate(void) {
           "train needs data.train: %s", err.msg);
     config_set(&c, "data.train=a.h5", &err);
     CHECK(config_validate(&c, "train", &err) == 0, "train ok: %s", err.msg);
-    CHECK(config_validate(&c, "distill", &err) == EXIT_USAGE && strstr(err.msg, "teacher.checkpoint"),
+    CHECK(config_validate(&c, "distill", &err) == EXIT_USAGE &&
+              strstr(err.msg, "teacher.checkpoint"),
           "distill needs teacher.checkpoint: %s", err.msg);
     config_set(&c, "teacher.checkpoint=t.h5", &err);
     CHECK(config_validate(&c, "distill", &err) == 0, "distill ok: %s", err.msg);

@@ -32,20 +32,28 @@ void ckpt_meta_free(CkptMeta *m) {
 
 static hid_t blob_mem_type(int type) {
     switch (type) {
-    case BLOB_F32: return H5T_NATIVE_FLOAT;
-    case BLOB_F64: return H5T_NATIVE_DOUBLE;
-    case BLOB_I64: return H5T_NATIVE_INT64;
-    case BLOB_U64: return H5T_NATIVE_UINT64;
+    case BLOB_F32:
+        return H5T_NATIVE_FLOAT;
+    case BLOB_F64:
+        return H5T_NATIVE_DOUBLE;
+    case BLOB_I64:
+        return H5T_NATIVE_INT64;
+    case BLOB_U64:
+        return H5T_NATIVE_UINT64;
     }
     return -1;
 }
 
 static hid_t blob_file_type(int type) {
     switch (type) {
-    case BLOB_F32: return H5T_IEEE_F32LE;
-    case BLOB_F64: return H5T_IEEE_F64LE;
-    case BLOB_I64: return H5T_STD_I64LE;
-    case BLOB_U64: return H5T_STD_U64LE;
+    case BLOB_F32:
+        return H5T_IEEE_F32LE;
+    case BLOB_F64:
+        return H5T_IEEE_F64LE;
+    case BLOB_I64:
+        return H5T_STD_I64LE;
+    case BLOB_U64:
+        return H5T_STD_U64LE;
     }
     return -1;
 }
@@ -76,7 +84,8 @@ static int link_exists(hid_t loc, const char *name) {
 static void dims_str(int ndim, const hsize_t *dims, char *buf, size_t cap) {
     size_t n = (size_t)snprintf(buf, cap, "[");
     for (int i = 0; i < ndim && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
+        n += (size_t)snprintf(buf + n, cap - n, "%s%llu", i ? ", " : "",
+                              (unsigned long long)dims[i]);
     if (n < cap) snprintf(buf + n, cap - n, "]");
 }
 
@@ -85,7 +94,8 @@ static void dims_str(int ndim, const hsize_t *dims, char *buf, size_t cap) {
 static int write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int ndim,
                          const hsize_t *dims, const hsize_t *chunk, const void *data) {
     hsize_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= dims[i];
+    for (int i = 0; i < ndim; i++)
+        n *= dims[i];
     hid_t sp = H5Screate_simple(ndim, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
@@ -131,7 +141,8 @@ static int write_params(hid_t f, const Crnn *m, const char *path, Err *err) {
     for (int i = 0; i < m->ntensors; i++) {
         const TensorInfo *t = &m->tensors[i];
         hsize_t dims[4];
-        for (int k = 0; k < t->ndim; k++) dims[k] = (hsize_t)t->shape[k];
+        for (int k = 0; k < t->ndim; k++)
+            dims[k] = (hsize_t)t->shape[k];
         if (write_dataset(g, t->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->ndim, dims, dims,
                           crnn_tensor(m, t)) < 0) {
             err_set(err, EXIT_CKPT, "writing checkpoint %s: tensor %s: %s", path, t->name,
@@ -140,7 +151,8 @@ static int write_params(hid_t f, const Crnn *m, const char *path, Err *err) {
             return EXIT_CKPT;
         }
     }
-    return H5Gclose(g) < 0 ? err_set(err, EXIT_CKPT, "writing checkpoint %s: closing /params", path) : 0;
+    return H5Gclose(g) < 0 ? err_set(err, EXIT_CKPT, "writing checkpoint %s: closing /params", path)
+                           : 0;
 }
 
 static int write_blobs(hid_t f, const CkptBlob *blobs, int nblobs, const char *path, Err *err) {
@@ -154,8 +166,10 @@ static int write_blobs(hid_t f, const CkptBlob *blobs, int nblobs, const char *p
     for (int i = 0; i < nblobs; i++) {
         const CkptBlob *b = &blobs[i];
         if (strncmp(b->name, "optim/", 6) && strncmp(b->name, "state/", 6))
-            return err_set(err, EXIT_CKPT, "writing checkpoint %s: blob name '%s' must start "
-                                           "with optim/ or state/", path, b->name);
+            return err_set(err, EXIT_CKPT,
+                           "writing checkpoint %s: blob name '%s' must start "
+                           "with optim/ or state/",
+                           path, b->name);
         if (blob_mem_type(b->type) < 0)
             return err_set(err, EXIT_CKPT, "writing checkpoint %s: blob %s has unknown type %d",
                            path, b->name, b->type);
@@ -232,8 +246,10 @@ static hid_t open_ckpt(const char *path, Err *err) {
         /* h5_open_ro's cleanup clears HDF5's error stack: open once more for the reason */
         hid_t again = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
         if (again >= 0) H5Fclose(again);
-        err_set(err, EXIT_CKPT, "cannot open checkpoint %s: not a readable HDF5 file (truncated "
-                                "or corrupt?): %s", path, h5_last_error());
+        err_set(err, EXIT_CKPT,
+                "cannot open checkpoint %s: not a readable HDF5 file (truncated "
+                "or corrupt?): %s",
+                path, h5_last_error());
         return -1;
     }
     char *format = NULL;
@@ -246,8 +262,10 @@ static hid_t open_ckpt(const char *path, Err *err) {
     } else if (h5_attr_read_long(f, "version", &version) < 0) {
         err_set(err, EXIT_CKPT, "%s: checkpoint has no integer 'version' attribute", path);
     } else if (version < 1 || version > CKPT_VERSION) {
-        err_set(err, EXIT_CKPT, "%s: checkpoint version %ld is not supported (this ocrkd reads "
-                                "version %d)", path, version, CKPT_VERSION);
+        err_set(err, EXIT_CKPT,
+                "%s: checkpoint version %ld is not supported (this ocrkd reads "
+                "version %d)",
+                path, version, CKPT_VERSION);
     } else {
         free(format);
         return f;
@@ -268,10 +286,12 @@ int ckpt_read_meta(const char *path, CkptMeta *meta, Err *err) {
     int rc = 0;
     for (int i = 0; i < 3 && !rc; i++)
         if (h5_attr_read_string(f, snames[i], sdst[i]) < 0)
-            rc = err_set(err, EXIT_CKPT, "%s: checkpoint has no string attribute '%s'", path, snames[i]);
+            rc = err_set(err, EXIT_CKPT, "%s: checkpoint has no string attribute '%s'", path,
+                         snames[i]);
     for (int i = 0; i < 4 && !rc; i++)
         if (h5_attr_read_long(f, lnames[i], &lvals[i]) < 0)
-            rc = err_set(err, EXIT_CKPT, "%s: checkpoint has no integer attribute '%s'", path, lnames[i]);
+            rc = err_set(err, EXIT_CKPT, "%s: checkpoint has no integer attribute '%s'", path,
+                         lnames[i]);
     H5Fclose(f);
     if (rc) {
         ckpt_meta_free(meta);
@@ -288,7 +308,8 @@ int ckpt_read_meta(const char *path, CkptMeta *meta, Err *err) {
 static int read_tensor(hid_t g, const Crnn *m, const TensorInfo *t, const char *path, Err *err) {
     hid_t d = H5Dopen2(g, t->name, H5P_DEFAULT);
     if (d < 0)
-        return err_set(err, EXIT_CKPT, "%s: cannot open tensor %s: %s", path, t->name, h5_last_error());
+        return err_set(err, EXIT_CKPT, "%s: cannot open tensor %s: %s", path, t->name,
+                       h5_last_error());
     hid_t sp = H5Dget_space(d), ft = H5Dget_type(d);
     hsize_t dims[8] = {0}, want[4];
     int ndim = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
@@ -333,8 +354,10 @@ static int check_no_extra(hid_t g, const Crnn *m, const char *path, Err *err) {
                                H5P_DEFAULT) < 0)
             return err_set(err, EXIT_CKPT, "%s: listing /params: %s", path, h5_last_error());
         if (!crnn_find(m, name) && !ends_with(name, "num_batches_tracked"))
-            return err_set(err, EXIT_CKPT, "%s: /params/%s is not a tensor of this model (a "
-                                           "different architecture?)", path, name);
+            return err_set(err, EXIT_CKPT,
+                           "%s: /params/%s is not a tensor of this model (a "
+                           "different architecture?)",
+                           path, name);
     }
     return 0;
 }
@@ -349,7 +372,8 @@ int ckpt_read_params(const char *path, Crnn *m, int parts, int strict, Err *err)
         if (!(t->part & parts)) continue;
         if (H5Lexists(g, t->name, H5P_DEFAULT) <= 0) {
             if (strict)
-                rc = err_set(err, EXIT_CKPT, "%s: tensor %s is missing from /params", path, t->name);
+                rc =
+                    err_set(err, EXIT_CKPT, "%s: tensor %s is missing from /params", path, t->name);
             continue;
         }
         rc = read_tensor(g, m, t, path, err);
@@ -368,7 +392,8 @@ int ckpt_read_blob(const char *path, const char *name, int type, void *data, siz
     int rc = 0;
     hid_t d = link_exists(f, name) ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
     if (d < 0) {
-        rc = err_set(err, EXIT_CKPT, "%s: checkpoint has no /%s (written by a run without it?)", path, name);
+        rc = err_set(err, EXIT_CKPT, "%s: checkpoint has no /%s (written by a run without it?)",
+                     path, name);
     } else {
         hid_t sp = H5Dget_space(d), ft = H5Dget_type(d);
         hssize_t got = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
@@ -377,7 +402,8 @@ int ckpt_read_blob(const char *path, const char *name, int type, void *data, siz
             rc = err_set(err, EXIT_CKPT, "%s: /%s has %lld elements, expected %zu", path, name,
                          (long long)got, n);
         else if (ft < 0 || H5Tget_class(ft) != want_class)
-            rc = err_set(err, EXIT_CKPT, "%s: /%s is not %s data", path, name, blob_type_name(type));
+            rc =
+                err_set(err, EXIT_CKPT, "%s: /%s is not %s data", path, name, blob_type_name(type));
         else if (n > 0 && H5Dread(d, blob_mem_type(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
             rc = err_set(err, EXIT_CKPT, "%s: reading /%s: %s", path, name, h5_last_error());
         if (ft >= 0) H5Tclose(ft);
@@ -437,14 +463,18 @@ static int verify_group(Verify *v, hid_t g, const char *gname) {
         char name[256], full[600];
         if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
                                H5P_DEFAULT) < 0)
-            return err_set(v->err, EXIT_CKPT, "%s: listing %s: %s", v->path, gname, h5_last_error());
+            return err_set(v->err, EXIT_CKPT, "%s: listing %s: %s", v->path, gname,
+                           h5_last_error());
         snprintf(full, sizeof full, "%s/%s", strcmp(gname, "/") ? gname : "", name);
         hid_t o = H5Oopen(g, name, H5P_DEFAULT);
         if (o < 0)
-            return err_set(v->err, EXIT_CKPT, "%s: %s is unreadable: %s", v->path, full, h5_last_error());
+            return err_set(v->err, EXIT_CKPT, "%s: %s is unreadable: %s", v->path, full,
+                           h5_last_error());
         H5I_type_t kind = H5Iget_type(o);
-        if (kind == H5I_GROUP) rc = verify_group(v, o, full);
-        else if (kind == H5I_DATASET) rc = verify_dataset(v, o, full);
+        if (kind == H5I_GROUP)
+            rc = verify_group(v, o, full);
+        else if (kind == H5I_DATASET)
+            rc = verify_dataset(v, o, full);
         H5Oclose(o);
     }
     return rc;
@@ -471,7 +501,11 @@ int ckpt_verify(const char *path, Err *err) {
 static int utf8_count(const char *s) {
     int n = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; n++) {
-        int len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        int len = *p < 0x80         ? 1
+                  : (*p >> 5) == 6  ? 2
+                  : (*p >> 4) == 14 ? 3
+                  : (*p >> 3) == 30 ? 4
+                                    : 0;
         if (!len) return -1;
         for (int k = 1; k < len; k++)
             if ((p[k] & 0xC0) != 0x80) return -1;
@@ -519,10 +553,14 @@ int ckpt_load_model(const char *path, int max_batch, int width, int train, Crnn 
         return rc;
     }
     *out = m;
-    if (cfg_out) *cfg_out = cfg;
-    else config_free(&cfg);
-    if (meta_out) *meta_out = meta;
-    else ckpt_meta_free(&meta);
+    if (cfg_out)
+        *cfg_out = cfg;
+    else
+        config_free(&cfg);
+    if (meta_out)
+        *meta_out = meta;
+    else
+        ckpt_meta_free(&meta);
     return 0;
 }
 
@@ -543,7 +581,8 @@ static long step_of_name(const char *name) {
     const char *p = name + 5;
     long step = 0;
     int digits = 0;
-    for (; *p >= '0' && *p <= '9' && digits < 18; p++, digits++) step = step * 10 + (*p - '0');
+    for (; *p >= '0' && *p <= '9' && digits < 18; p++, digits++)
+        step = step * 10 + (*p - '0');
     return digits > 0 && !strcmp(p, ".h5") ? step : -1;
 }
 
@@ -557,7 +596,8 @@ static int list_ckpts(const char *dir, CkptEntry **out, int *count, Err *err) {
     *out = NULL;
     *count = 0;
     DIR *d = opendir(dir);
-    if (!d) return err_set(err, EXIT_CKPT, "cannot list run directory %s: %s", dir, strerror(errno));
+    if (!d)
+        return err_set(err, EXIT_CKPT, "cannot list run directory %s: %s", dir, strerror(errno));
     int cap = 0;
     for (struct dirent *e; (e = readdir(d));) {
         long step = step_of_name(e->d_name);

@@ -29,7 +29,8 @@ typedef struct {
 } Ctx;
 
 /* Sets err to "FILE:LINE:COL: MSG" (or "--set KEY: MSG"); returns EXIT_USAGE. */
-static int fail_at(Ctx *x, yaml_mark_t m, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail_at(Ctx *x, yaml_mark_t m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail_at(Ctx *x, yaml_mark_t m, const char *fmt, ...) {
     char msg[OCRKD_ERR_LEN - 200];
     va_list ap;
@@ -40,7 +41,9 @@ static int fail_at(Ctx *x, yaml_mark_t m, const char *fmt, ...) {
     return err_set(x->err, EXIT_USAGE, "%s:%zu:%zu: %s", x->name, m.line + 1, m.column + 1, msg);
 }
 
-static yaml_node_t *node_at(Ctx *x, int index) { return yaml_document_get_node(x->doc, index); }
+static yaml_node_t *node_at(Ctx *x, int index) {
+    return yaml_document_get_node(x->doc, index);
+}
 
 static const char *scalar(const yaml_node_t *n) {
     return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
@@ -81,7 +84,8 @@ static int read_double(Ctx *x, const char *key, yaml_node_t *n, double *out) {
             return 0;
         }
     }
-    return fail_at(x, n->start_mark, "%s: expected a number, got %s", key, describe(n, buf, sizeof buf));
+    return fail_at(x, n->start_mark, "%s: expected a number, got %s", key,
+                   describe(n, buf, sizeof buf));
 }
 
 /* Same for float fields: strtof so that "%.9g" output reads back bit-exact. */
@@ -89,7 +93,8 @@ static int read_float(Ctx *x, const char *key, yaml_node_t *n, float *out) {
     double d;
     if (read_double(x, key, n, &d)) return EXIT_USAGE;
     *out = strtof(scalar(n), NULL);
-    if (!isfinite(*out)) return fail_at(x, n->start_mark, "%s: %s is out of float range", key, scalar(n));
+    if (!isfinite(*out))
+        return fail_at(x, n->start_mark, "%s: %s is out of float range", key, scalar(n));
     return 0;
 }
 
@@ -110,7 +115,8 @@ static int read_long(Ctx *x, const char *key, yaml_node_t *n, long *out) {
             return 0;
         }
     }
-    return fail_at(x, n->start_mark, "%s: expected an integer, got %s", key, describe(n, buf, sizeof buf));
+    return fail_at(x, n->start_mark, "%s: expected an integer, got %s", key,
+                   describe(n, buf, sizeof buf));
 }
 
 static int read_bool(Ctx *x, const char *key, yaml_node_t *n, int *out) {
@@ -122,14 +128,16 @@ static int read_bool(Ctx *x, const char *key, yaml_node_t *n, int *out) {
         if (!strcmp(s, yes[i])) return *out = 1, 0;
         if (!strcmp(s, no[i])) return *out = 0, 0;
     }
-    return fail_at(x, n->start_mark, "%s: expected true or false, got %s", key, describe(n, buf, sizeof buf));
+    return fail_at(x, n->start_mark, "%s: expected true or false, got %s", key,
+                   describe(n, buf, sizeof buf));
 }
 
 /* Any scalar is a string (a plain number stays its text); null is "". */
 static int read_string(Ctx *x, const char *key, yaml_node_t *n, char **out) {
     char buf[96];
     if (n->type != YAML_SCALAR_NODE)
-        return fail_at(x, n->start_mark, "%s: expected a string, got %s", key, describe(n, buf, sizeof buf));
+        return fail_at(x, n->start_mark, "%s: expected a string, got %s", key,
+                       describe(n, buf, sizeof buf));
     free(*out);
     *out = xstrdup(is_null(n) ? "" : scalar(n));
     return 0;
@@ -155,10 +163,10 @@ typedef int (*ApplyFn)(Config *c, Ctx *x, const char *key, yaml_node_t *n);
 typedef struct {
     const char *path;
     KeyType type;
-    size_t off;     /* offsetof(Config, field) for non-special keys */
-    double lo, hi;  /* allowed range */
+    size_t off;           /* offsetof(Config, field) for non-special keys */
+    double lo, hi;        /* allowed range */
     int lo_open, hi_open; /* range ends excluded */
-    ApplyFn apply;  /* T_SPECIAL */
+    ApplyFn apply;        /* T_SPECIAL */
 } Key;
 
 static const char *const OPT_NAMES[] = {"sgd", "adam", "adamw", NULL};
@@ -168,7 +176,8 @@ static const char *const BLOCK_NAMES[] = {"basic", "bottleneck", NULL};
 static const char *const PART_NAMES[] = {"extractor", "classifier", NULL};
 
 static void free_train(Config *c) {
-    for (int i = 0; i < c->n_train; i++) free(c->train[i]);
+    for (int i = 0; i < c->n_train; i++)
+        free(c->train[i]);
     free(c->train);
     c->train = NULL;
     c->n_train = 0;
@@ -203,8 +212,10 @@ static int apply_train(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
 
 /* Blocks per stage of the torchvision ResNets; 0 if depth is not one. */
 static int depth_blocks(int depth, int blocks[4], int *bottleneck) {
-    static const int table[][6] = {{18, 0, 2, 2, 2, 2},  {34, 0, 3, 4, 6, 3},
-                                   {50, 1, 3, 4, 6, 3},  {101, 1, 3, 4, 23, 3},
+    static const int table[][6] = {{18, 0, 2, 2, 2, 2},
+                                   {34, 0, 3, 4, 6, 3},
+                                   {50, 1, 3, 4, 6, 3},
+                                   {101, 1, 3, 4, 23, 3},
                                    {152, 1, 3, 8, 36, 3}};
     for (size_t i = 0; i < ARRAY_LEN(table); i++) {
         if (table[i][0] != depth) continue;
@@ -239,7 +250,8 @@ static int apply_blocks(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
         long v;
         if (read_long(x, key, item, &v)) return EXIT_USAGE;
         if (v < 1 || v > 100)
-            return fail_at(x, item->start_mark, "%s: block counts must be in [1, 100], got %ld", key, v);
+            return fail_at(x, item->start_mark, "%s: block counts must be in [1, 100], got %ld",
+                           key, v);
         blocks[i] = (int)v;
     }
     memcpy(c->blocks, blocks, sizeof blocks);
@@ -262,12 +274,14 @@ static int apply_distill_train(Config *c, Ctx *x, const char *key, yaml_node_t *
         if (read_enum(x, key, n, PART_NAMES, &which)) return EXIT_USAGE;
         parts[which] = 1;
     } else if (n->type == YAML_SEQUENCE_NODE) {
-        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+             it++) {
             if (read_enum(x, key, node_at(x, *it), PART_NAMES, &which)) return EXIT_USAGE;
             parts[which] = 1;
         }
     } else {
-        return fail_at(x, n->start_mark, "%s: expected a list, got %s", key, describe(n, buf, sizeof buf));
+        return fail_at(x, n->start_mark, "%s: expected a list, got %s", key,
+                       describe(n, buf, sizeof buf));
     }
     if (!parts[0])
         return fail_at(x, n->start_mark,
@@ -289,11 +303,13 @@ static int apply_distance(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
         yaml_node_t *k = node_at(x, p->key), *v = node_at(x, p->value);
         int d = scalar(k) ? distance_from_name(scalar(k)) : -1;
         if (d < 0)
-            return fail_at(x, k->start_mark, "unknown distance %s in %s (known: l1, l2, cosine, kl)",
+            return fail_at(x, k->start_mark,
+                           "unknown distance %s in %s (known: l1, l2, cosine, kl)",
                            describe(k, buf, sizeof buf), key);
         if (read_float(x, key, v, &w[d])) return EXIT_USAGE;
         if (!(w[d] >= 0 && w[d] <= 1e6))
-            return fail_at(x, v->start_mark, "%s.%s must be in [0, 1e6], got %s", key, scalar(k), scalar(v));
+            return fail_at(x, v->start_mark, "%s.%s must be in [0, 1e6], got %s", key, scalar(k),
+                           scalar(v));
         any |= w[d] > 0;
     }
     if (!any) return fail_at(x, n->start_mark, "%s: at least one weight must be > 0", key);
@@ -417,8 +433,8 @@ static int check_range(Ctx *x, const Key *k, yaml_node_t *n, double v) {
     if (k->hi >= BIG)
         return fail_at(x, n->start_mark, "%s must be %s %.10g, got %s", k->path,
                        k->lo_open ? ">" : ">=", k->lo, scalar(n));
-    return fail_at(x, n->start_mark, "%s must be in %c%.10g, %.10g%c, got %s", k->path, k->lo_open ? '(' : '[',
-                   k->lo, k->hi, k->hi_open ? ')' : ']', scalar(n));
+    return fail_at(x, n->start_mark, "%s must be in %c%.10g, %.10g%c, got %s", k->path,
+                   k->lo_open ? '(' : '[', k->lo, k->hi, k->hi_open ? ')' : ']', scalar(n));
 }
 
 /* Reads one value node into the field of key k, with type and range checks. */
@@ -428,14 +444,19 @@ static int apply_key(Config *c, Ctx *x, const Key *k, yaml_node_t *n) {
     long l;
     float f;
     switch (k->type) {
-    case T_SPECIAL: return k->apply(c, x, k->path, n);
-    case T_STR: return read_string(x, k->path, n, (char **)field);
-    case T_BOOL: return read_bool(x, k->path, n, (int *)field);
+    case T_SPECIAL:
+        return k->apply(c, x, k->path, n);
+    case T_STR:
+        return read_string(x, k->path, n, (char **)field);
+    case T_BOOL:
+        return read_bool(x, k->path, n, (int *)field);
     case T_INT:
     case T_LONG:
         if (read_long(x, k->path, n, &l) || check_range(x, k, n, (double)l)) return EXIT_USAGE;
-        if (k->type == T_INT) *(int *)field = (int)l;
-        else *(long *)field = l;
+        if (k->type == T_INT)
+            *(int *)field = (int)l;
+        else
+            *(long *)field = l;
         return 0;
     case T_FLOAT:
         if (read_float(x, k->path, n, &f) || check_range(x, k, n, f)) return EXIT_USAGE;
@@ -452,7 +473,8 @@ static int apply_key(Config *c, Ctx *x, const Key *k, yaml_node_t *n) {
 /* model.extractor takes {depth, width} or {blocks, block, width}, not both. */
 static int check_extractor_keys(Ctx *x, yaml_node_t *map) {
     yaml_node_t *depth = NULL, *custom = NULL;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
         yaml_node_t *k = node_at(x, p->key);
         const char *s = scalar(k);
         if (s && !strcmp(s, "depth")) depth = k;
@@ -470,10 +492,12 @@ static int walk(Config *c, Ctx *x, const char *prefix, yaml_node_t *n);
 static int walk_map(Config *c, Ctx *x, const char *prefix, yaml_node_t *map) {
     char buf[96];
     if (!strcmp(prefix, "model.extractor") && check_extractor_keys(x, map)) return EXIT_USAGE;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
         yaml_node_t *k = node_at(x, p->key), *v = node_at(x, p->value);
         if (k->type != YAML_SCALAR_NODE)
-            return fail_at(x, k->start_mark, "expected a key name, got %s", describe(k, buf, sizeof buf));
+            return fail_at(x, k->start_mark, "expected a key name, got %s",
+                           describe(k, buf, sizeof buf));
         for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++)
             if (!strcmp(scalar(node_at(x, q->key)), scalar(k)))
                 return fail_at(x, k->start_mark, "duplicate key '%s'%s%s", scalar(k),
@@ -528,11 +552,18 @@ void config_defaults(Config *c) {
     c->temperature = 1.0f;
     c->ctc_weight = 0.1f;
     c->teacher_cache = TEACHER_CACHE_AUTO;
-    c->optim = (OptimConf){.kind = OPT_ADAM, .lr = 1e-3f, .momentum = 0.9f, .beta1 = 0.9f,
-                           .beta2 = 0.999f, .eps = 1e-8f};
+    c->optim = (OptimConf){.kind = OPT_ADAM,
+                           .lr = 1e-3f,
+                           .momentum = 0.9f,
+                           .beta1 = 0.9f,
+                           .beta2 = 0.999f,
+                           .eps = 1e-8f};
     c->grad_clip = 5.0f;
-    c->schedule = (Schedule){.kind = SCHED_COSINE, .warmup_steps = 200, .step_size = 1000,
-                             .gamma = 0.1f, .min_lr = 0.0f};
+    c->schedule = (Schedule){.kind = SCHED_COSINE,
+                             .warmup_steps = 200,
+                             .step_size = 1000,
+                             .gamma = 0.1f,
+                             .min_lr = 0.0f};
     c->max_steps = 100000;
     c->conv_window = 200;
     c->conv_rel_tol = 1e-3;
@@ -547,7 +578,8 @@ void config_defaults(Config *c) {
 
 void config_free(Config *c) {
     free_train(c);
-    char **strs[] = {&c->run_dir, &c->val, &c->test, &c->alphabet, &c->init, &c->teacher_checkpoint};
+    char **strs[] = {&c->run_dir,  &c->val,  &c->test,
+                     &c->alphabet, &c->init, &c->teacher_checkpoint};
     for (size_t i = 0; i < ARRAY_LEN(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -557,13 +589,15 @@ void config_free(Config *c) {
 /* Parses `len` bytes of YAML into doc; a syntax error becomes LOC:LINE:COL. */
 static int parse_yaml(const char *text, size_t len, yaml_document_t *doc, Ctx *x) {
     yaml_parser_t parser;
-    if (!yaml_parser_initialize(&parser)) return err_set(x->err, EXIT_USAGE, "%s: out of memory", x->name);
+    if (!yaml_parser_initialize(&parser))
+        return err_set(x->err, EXIT_USAGE, "%s: out of memory", x->name);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     int ok = yaml_parser_load(&parser, doc);
     if (!ok) {
         char ctx[160] = "";
         if (parser.context)
-            snprintf(ctx, sizeof ctx, " (%s at line %zu)", parser.context, parser.context_mark.line + 1);
+            snprintf(ctx, sizeof ctx, " (%s at line %zu)", parser.context,
+                     parser.context_mark.line + 1);
         fail_at(x, parser.problem_mark, "YAML syntax error: %s%s",
                 parser.problem ? parser.problem : "unknown problem", ctx);
     }
@@ -617,18 +651,19 @@ int config_load(Config *c, const char *path, Err *err) {
 int config_set(Config *c, const char *assignment, Err *err) {
     const char *eq = strchr(assignment, '=');
     if (!eq || eq == assignment)
-        return err_set(err, EXIT_USAGE, "--set %s: expected KEY=VALUE (e.g. optim.lr=3e-4)", assignment);
+        return err_set(err, EXIT_USAGE, "--set %s: expected KEY=VALUE (e.g. optim.lr=3e-4)",
+                       assignment);
     char key[256];
     snprintf(key, sizeof key, "%.*s", (int)(eq - assignment), assignment);
     const Key *k = find_key(key);
-    if (!k && !is_section(key))
-        return err_set(err, EXIT_USAGE, "--set: unknown key '%s'", key);
+    if (!k && !is_section(key)) return err_set(err, EXIT_USAGE, "--set: unknown key '%s'", key);
     yaml_document_t doc;
     Ctx x = {&doc, key, key, err};
     if (parse_yaml(eq + 1, strlen(eq + 1), &doc, &x)) return EXIT_USAGE;
     yaml_node_t *v = yaml_document_get_root_node(&doc);
-    if (!v) v = node_at(&x, yaml_document_add_scalar(&doc, NULL, (yaml_char_t *)"", 0,
-                                                     YAML_PLAIN_SCALAR_STYLE));
+    if (!v)
+        v = node_at(&x, yaml_document_add_scalar(&doc, NULL, (yaml_char_t *)"", 0,
+                                                 YAML_PLAIN_SCALAR_STYLE));
     int rc = k ? apply_key(c, &x, k, v) : walk(c, &x, key, v);
     yaml_document_delete(&doc);
     c->schedule.total_steps = c->max_steps;
@@ -640,10 +675,11 @@ int config_validate(const Config *c, const char *command, Err *err) {
     if (!distill && strcmp(command, "train"))
         return err_set(err, EXIT_USAGE, "config: unknown command '%s' (train or distill)", command);
     if (c->n_train == 0)
-        return err_set(err, EXIT_USAGE, "config: %s needs data.train (a .h5 file or a list of shards)",
-                       command);
+        return err_set(err, EXIT_USAGE,
+                       "config: %s needs data.train (a .h5 file or a list of shards)", command);
     if (distill && !*c->teacher_checkpoint)
-        return err_set(err, EXIT_USAGE, "config: distill needs teacher.checkpoint (the teacher's .h5)");
+        return err_set(err, EXIT_USAGE,
+                       "config: distill needs teacher.checkpoint (the teacher's .h5)");
     if (distill && !c->train_extractor)
         return err_set(err, EXIT_USAGE, "config: distill.train must include extractor");
     if (!c->max_steps && !c->max_epochs && c->max_minutes <= 0 && !c->conv_window)
@@ -667,9 +703,12 @@ int config_validate(const Config *c, const char *command, Err *err) {
 static void put_string(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\x%02x", *p);
-        else fputc(*p, f);
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
     }
     fputc('"', f);
 }
@@ -680,7 +719,9 @@ static void put_key_string(FILE *f, const char *indent_key, const char *s) {
     fputc('\n', f);
 }
 
-static const char *bool_name(int v) { return v ? "true" : "false"; }
+static const char *bool_name(int v) {
+    return v ? "true" : "false";
+}
 
 /* The shortest "%g" text that reads back (strtof) to exactly v: 0.1, not 0.100000001. */
 static const char *fmt_float(float v, char *buf, size_t cap) {
@@ -770,8 +811,8 @@ static void write_stop_ckpt(FILE *f, const Config *c) {
             c->max_epochs, fmt_double(c->max_minutes, a, sizeof a));
     fprintf(f, "  converge: {window: %d, rel_tol: %s, patience: %d}\n", c->conv_window,
             fmt_double(c->conv_rel_tol, a, sizeof a), c->conv_patience);
-    fprintf(f, "checkpoint: {every_steps: %ld, every_minutes: %s, keep: %d}\n",
-            c->ckpt_every_steps, fmt_double(c->ckpt_every_minutes, a, sizeof a), c->ckpt_keep);
+    fprintf(f, "checkpoint: {every_steps: %ld, every_minutes: %s, keep: %d}\n", c->ckpt_every_steps,
+            fmt_double(c->ckpt_every_minutes, a, sizeof a), c->ckpt_keep);
     fprintf(f, "eval: {every_steps: %ld}\nlog: {every_steps: %ld}\n", c->eval_every_steps,
             c->log_every_steps);
 }
