@@ -37,6 +37,13 @@ hid_t h5_open_ro(const char *path) {
     H5Pset_file_locking(fapl, 0, 1); /* locks fail or hang on Lustre/NFS */
 #endif
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (f < 0) {
+        /* closing fapl would clear the error stack that h5_last_error reads */
+        hid_t saved = H5Eget_current_stack();
+        H5Pclose(fapl);
+        H5Eset_current_stack(saved);
+        return -1;
+    }
     H5Pclose(fapl);
     return f;
 }

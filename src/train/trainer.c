@@ -177,7 +177,6 @@ static void setup_teacher(Trainer *t, int width) {
     bcast_meta(path, &meta);
     Config tc;
     Err err = {0};
-    config_defaults(&tc);
     char name[4200];
     snprintf(name, sizeof name, "%s (stored config)", path);
     fail_if(config_load_string(&tc, meta.config, name, &err), &err);
