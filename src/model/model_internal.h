@@ -41,6 +41,7 @@ void params_build_table(Crnn *m);
  * Crnn.params (and, for trainable tensors, Crnn.grads). */
 typedef struct {
     ConvShape s; /* at max_batch; s.B is set per call */
+    int chunk;   /* samples per conv call, bounding the im2col workspace */
     size_t w, gamma, beta, rmean, rvar;
     int relu;
     float *c;            /* conv output (B,OC,OH,OW); pre-BN */

@@ -20,8 +20,23 @@ static size_t offset_of(const Crnn *m, const char *prefix, const char *suffix) {
     return t->offset;
 }
 
+/* The conv workspace (im2col) grows with the batch; convs run on chunks
+ * of samples small enough to keep it under this many floats (32 MB), which
+ * still gives the GEMMs thousands of columns. */
+#define CONV_WS_CAP ((size_t)8 << 20)
+
 static size_t unit_out_floats(const ConvBn *u, int B) {
     return (size_t)B * u->s.OC * u->s.OH * u->s.OW;
+}
+
+static size_t unit_in_floats(const ConvBn *u, int B) {
+    return (size_t)B * u->s.C * u->s.H * u->s.W;
+}
+
+static size_t ws_for_batch(const ConvShape *s0, int B) {
+    ConvShape s = *s0;
+    s.B = B;
+    return conv_workspace_floats(&s);
 }
 
 /* Conv spec c applied to an (ic, H, W) map at max_batch; returns the unit. */
@@ -39,7 +54,9 @@ static void plan_unit(Crnn *m, ConvBn *u, int stage, int blk, int j, const ConvS
     u->relu = relu;
     CrnnActs *A = m->acts;
     A->max_act = MAX(A->max_act, unit_out_floats(u, m->max_batch));
-    A->max_ws = MAX(A->max_ws, conv_workspace_floats(&u->s));
+    u->chunk = m->max_batch;
+    while (u->chunk > 1 && ws_for_batch(&u->s, u->chunk) > CONV_WS_CAP) u->chunk = (u->chunk + 1) / 2;
+    A->max_ws = MAX(A->max_ws, ws_for_batch(&u->s, u->chunk));
 }
 
 void extractor_plan_shapes(Crnn *m) {
@@ -128,19 +145,40 @@ void extractor_plan_buffers(Crnn *m, Arena *ar) {
 
 /* ---- forward ---- */
 
+/* in (B,C,H,W) -> out (B,OC,OH,OW), u->chunk samples per call */
+static void conv_forward_chunked(Crnn *m, const ConvBn *u, const float *in, int B, float *out) {
+    size_t in_per = unit_in_floats(u, 1), out_per = unit_out_floats(u, 1);
+    for (int b0 = 0; b0 < B; b0 += u->chunk) {
+        ConvShape s = u->s;
+        s.B = MIN(u->chunk, B - b0);
+        conv2d_forward(&s, in + b0 * in_per, m->params + u->w, out + b0 * out_per,
+                       m->acts->conv_ws);
+    }
+}
+
+/* dout (B,OC,OH,OW) -> dinp (B,C,H,W) += (may be NULL), dw +=, by chunks */
+static void conv_backward_chunked(Crnn *m, const ConvBn *u, const float *in, int B,
+                                  const float *dout, float *dinp) {
+    size_t in_per = unit_in_floats(u, 1), out_per = unit_out_floats(u, 1);
+    for (int b0 = 0; b0 < B; b0 += u->chunk) {
+        ConvShape s = u->s;
+        s.B = MIN(u->chunk, B - b0);
+        conv2d_backward(&s, in + b0 * in_per, m->params + u->w, dout + b0 * out_per,
+                        dinp ? dinp + b0 * in_per : NULL, m->grads + u->w, m->acts->conv_ws);
+    }
+}
+
 /* in (B,C,H,W) -> u->c (B,OC,OH,OW) conv -> u->y BatchNorm (+ ReLU) */
 static void convbn_forward(Crnn *m, ConvBn *u, const float *in, int B, int bn_train) {
-    ConvShape s = u->s;
-    s.B = B;
     float *p = m->params;
-    int HW = s.OH * s.OW;
-    conv2d_forward(&s, in, p + u->w, u->c, m->acts->conv_ws);
+    int OC = u->s.OC, HW = u->s.OH * u->s.OW;
+    conv_forward_chunked(m, u, in, B, u->c);
     if (bn_train)
         batchnorm_forward_train(u->c, p + u->gamma, p + u->beta, p + u->rmean, p + u->rvar,
-                                BN_MOMENTUM, B, s.OC, HW, u->y, u->smean, u->sinv);
+                                BN_MOMENTUM, B, OC, HW, u->y, u->smean, u->sinv);
     else
         batchnorm_forward_infer(u->c, p + u->gamma, p + u->beta, p + u->rmean, p + u->rvar, B,
-                                s.OC, HW, u->y);
+                                OC, HW, u->y);
     if (u->relu) relu_forward(u->y, u->y, unit_out_floats(u, B));
 }
 
@@ -181,15 +219,12 @@ static void relu_mask(const float *out, float *g, size_t n) {
  * alias dy (dy is dead after the BN backward); zero_dinp clears it first. */
 static void convbn_backward(Crnn *m, ConvBn *u, const float *in, int B, const float *dy,
                             float *dc, float *dinp, int zero_dinp) {
-    ConvShape s = u->s;
-    s.B = B;
     float *g = m->grads;
-    const float *p = m->params;
     memset(dc, 0, unit_out_floats(u, B) * sizeof(float));
-    batchnorm_backward_train(u->c, dy, p + u->gamma, u->smean, u->sinv, B, s.OC, s.OH * s.OW, dc,
-                             g + u->gamma, g + u->beta);
-    if (dinp && zero_dinp) memset(dinp, 0, (size_t)B * s.C * s.H * s.W * sizeof(float));
-    conv2d_backward(&s, in, p + u->w, dc, dinp, g + u->w, m->acts->conv_ws);
+    batchnorm_backward_train(u->c, dy, m->params + u->gamma, u->smean, u->sinv, B, u->s.OC,
+                             u->s.OH * u->s.OW, dc, g + u->gamma, g + u->beta);
+    if (dinp && zero_dinp) memset(dinp, 0, unit_in_floats(u, B) * sizeof(float));
+    conv_backward_chunked(m, u, in, B, dc, dinp);
 }
 
 /* gout: gradient w.r.t. b->out (clobbered). din (zeroed here) receives the
@@ -197,7 +232,7 @@ static void convbn_backward(Crnn *m, ConvBn *u, const float *in, int B, const fl
 static void block_backward(Crnn *m, Block *b, int B, float *gout, float *din, float *dc) {
     const ConvBn *last = &b->u[b->nu - 1];
     size_t n_out = unit_out_floats(last, B);
-    size_t n_in = (size_t)B * b->u[0].s.C * b->u[0].s.H * b->u[0].s.W;
+    size_t n_in = unit_in_floats(&b->u[0], B);
     relu_mask(b->out, gout, n_out);
     memset(din, 0, n_in * sizeof(float));
     if (b->has_ds) convbn_backward(m, &b->ds, b->in, B, gout, dc, din, 0);
