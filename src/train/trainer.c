@@ -537,6 +537,16 @@ static void log_progress(Trainer *t, float lr) {
     t->t_log = now_seconds();
 }
 
+/* Redraw the progress line in place only on a real terminal. mpirun gives
+ * its ranks a pseudo-terminal even when its own output goes to a batch log,
+ * so under a launcher we print plain lines unless OCRKD_PROGRESS=redraw. */
+static int progress_redraws(void) {
+    const char *env = getenv("OCRKD_PROGRESS");
+    if (env) return strcmp(env, "redraw") == 0;
+    int launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("SLURM_STEP_ID");
+    return !launched && isatty(STDOUT_FILENO);
+}
+
 static void end_progress_line(const Trainer *t) {
     if (t->tty && dist_rank() == 0) printf("\n");
 }
@@ -765,7 +775,7 @@ int trainer_run(TrainMode mode, Config *cfg, const TrainOptions *opt) {
         t->metrics = fopen(path, resume ? "a" : "w");
         if (!t->metrics) fatal(EXIT_USAGE, "cannot write %s: %s", path, strerror(errno));
     }
-    t->tty = isatty(STDOUT_FILENO);
+    t->tty = progress_redraws();
     install_signals();
     t->t_start = t->t_log = t->t_last_ckpt = now_seconds();
 
