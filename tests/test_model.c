@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../src/model/model_internal.h" /* extractor_set_chunk */
 #include "ocrkd/model.h"
 #include "test.h"
 
@@ -304,6 +305,32 @@ static void test_frozen(void) {
     crnn_free(m);
 }
 
+/* A batch smaller than max_batch: the same gradients as a model built for
+ * exactly that batch (shapes are per call, buffers are not); and convs run
+ * one sample at a time (as large batches are) give the same as whole. */
+static void test_partial_batch(void) {
+    ModelArch a = tiny_arch(0);
+    Rng r;
+    rng_seed(&r, 21);
+    Crnn *big = crnn_create(&a, 3, 18, 1), *exact = crnn_create(&a, 2, 18, 1);
+    crnn_init_params(big, 5);
+    memcpy(exact->params, big->params, big->nparams * sizeof(float));
+    Probe p = probe_new(exact, 2, &r);
+    probe_backward(big, &p);
+    probe_backward(exact, &p);
+    CHECK_CLOSE("batch 2 of max 3 == batch 2 of max 2: grads", big->grads, exact->grads,
+                big->n_trainable, 1e-6, 1e-5);
+    extractor_set_chunk(big, 1);
+    probe_backward(big, &p);
+    CHECK_CLOSE("convs by 1-sample chunks == whole batch: grads", big->grads, exact->grads,
+                big->n_trainable, 1e-5, 1e-4);
+    CHECK_CLOSE("convs by 1-sample chunks == whole batch: logp", big->logp, exact->logp,
+                (size_t)p.n_lp, 1e-5, 1e-4);
+    probe_free(&p);
+    crnn_free(big);
+    crnn_free(exact);
+}
+
 /* Running-stat forward: deterministic, the same in train and inference
  * models, and per sample (batch 1 == first sample of batch 2). */
 static void test_inference(int bottleneck) {
@@ -406,6 +433,7 @@ int main(void) {
     test_gradients(0);
     test_gradients(1);
     test_frozen();
+    test_partial_batch();
     test_inference(0);
     test_inference(1);
     test_copy();

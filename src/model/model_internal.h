@@ -88,5 +88,8 @@ const float *extractor_forward(Crnn *m, const float *img, int B, int bn_train);
  * w.r.t. the final map (B,fc,fh,fw) must be in acts->grad[0] (it is
  * overwritten); accumulates parameter gradients into m->grads. */
 void extractor_backward(Crnn *m, const float *img, int B);
+/* Test hook: run every conv on chunks of at most `chunk` samples (the
+ * workspace planned at creation stays large enough). */
+void extractor_set_chunk(Crnn *m, int chunk);
 
 #endif

@@ -90,6 +90,18 @@ void extractor_plan_shapes(Crnn *m) {
     A->fw = W;
 }
 
+static void unit_set_chunk(ConvBn *u, int chunk) { u->chunk = MIN(u->chunk, MAX(chunk, 1)); }
+
+void extractor_set_chunk(Crnn *m, int chunk) {
+    CrnnActs *A = m->acts;
+    unit_set_chunk(&A->stem, chunk);
+    for (int k = 0; k < A->nblocks; k++) {
+        Block *b = &A->blocks[k];
+        for (int j = 0; j < b->nu; j++) unit_set_chunk(&b->u[j], chunk);
+        if (b->has_ds) unit_set_chunk(&b->ds, chunk);
+    }
+}
+
 /* ---- plan: buffers (called twice: arena measure, then assign) ---- */
 
 static void train_unit_buffers(ConvBn *u, Arena *ar, int B, float *y) {
