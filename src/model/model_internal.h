@@ -65,6 +65,7 @@ struct CrnnActs {
     int nblocks;
     size_t max_act;  /* floats of the largest feature map at max_batch */
     size_t max_ws;   /* floats of the largest conv workspace at max_batch */
+    size_t max_ds;   /* floats of the largest downsample output at max_batch */
     int last_B;      /* batch of the last forward */
     float *img;      /* train: copy of the last input (the stem's backward needs it) */
     size_t neck_w, neck_b, cls_w, cls_b; /* tensor offsets */

@@ -80,7 +80,10 @@ void extractor_plan_shapes(Crnn *m) {
                 w = b->u[j].s.OW;
             }
             b->has_ds = g.has_ds;
-            if (g.has_ds) plan_unit(m, &b->ds, s, i, -1, &g.ds, H, W, 0);
+            if (g.has_ds) {
+                plan_unit(m, &b->ds, s, i, -1, &g.ds, H, W, 0);
+                A->max_ds = MAX(A->max_ds, unit_out_floats(&b->ds, m->max_batch));
+            }
             ch = g.out_ch;
             H = h;
             W = w;
@@ -115,7 +118,7 @@ static void plan_train_buffers(Crnn *m, Arena *ar) {
     CrnnActs *A = m->acts;
     int B = m->max_batch;
     train_unit_buffers(&A->stem, ar, B, NULL);
-    A->ds_out = arena_floats(ar, A->max_act);
+    A->ds_out = arena_floats(ar, A->max_ds);
     float *in = A->stem.y;
     for (int k = 0; k < A->nblocks; k++) {
         Block *b = &A->blocks[k];
