@@ -193,7 +193,7 @@ class Batch:
                           blank=0, reduction="mean", zero_infinity=True)
 
 
-def time_steps_of(fn, warmup, steps):
+def seconds_per_step(fn, warmup, steps):
     """Seconds per call of fn, after warm-up calls."""
     for _ in range(warmup):
         fn()
@@ -296,7 +296,7 @@ def main(argv):
     for name, make in plan:
         if name.split("_")[0] not in only:
             continue
-        sec = time_steps_of(make(), args.warmup, args.steps)
+        sec = seconds_per_step(make(), args.warmup, args.steps)
         result[name] = batch_size / sec
         if not args.json:
             print("torch    %-16s %8.1f images/s (%.1f ms/step)" % (name, batch_size / sec,
