@@ -392,6 +392,13 @@ static void test_copy(void) {
     CHECK(crnn_tensor(bad, crnn_find(bad, "classifier.bias"))[0] == before,
           "failed copy modified the destination");
     printf("  (error message: %s)\n", err.msg);
+    ModelArch d = tiny_arch(0);
+    d.enc_layers = 3; /* a layer the source does not have */
+    Crnn *deep = crnn_create(&d, 1, 16, 0);
+    rc = crnn_copy_part(deep, src, PART_ENCODER, &err);
+    CHECK(rc == EXIT_USAGE && strstr(err.msg, "encoder.weight_ih_l2 ") && strstr(err.msg, "missing"),
+          "extra layer: rc %d, '%s'", rc, err.msg);
+    crnn_free(deep);
     crnn_free(src);
     crnn_free(dst);
     crnn_free(bad);

@@ -242,18 +242,19 @@ TensorInfo *crnn_find(const Crnn *m, const char *name) {
 
 int crnn_set_trainable(Crnn *m, int parts) {
     if (!m->train) return -1;
-    size_t n = m->count[PART_EXTRACTOR];
-    if (parts == PART_EXTRACTOR) {
-    } else if (parts == (PART_EXTRACTOR | PART_CLASSIFIER)) {
-        n += m->count[PART_CLASSIFIER];
-    } else if (parts == PART_ALL) {
-        n += m->count[PART_CLASSIFIER] + m->count[PART_ENCODER];
-    } else {
-        return -1;
+    /* the legal sets, each the previous one plus the next part in the buffer */
+    const int prefixes[3] = {PART_EXTRACTOR, PART_EXTRACTOR | PART_CLASSIFIER, PART_ALL};
+    const int next_part[3] = {PART_EXTRACTOR, PART_CLASSIFIER, PART_ENCODER};
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        n += m->count[next_part[i]];
+        if (parts == prefixes[i]) {
+            m->trainable = parts;
+            m->n_trainable = n;
+            return 0;
+        }
     }
-    m->trainable = parts;
-    m->n_trainable = n;
-    return 0;
+    return -1;
 }
 
 /* ---- initialisation ---- */
@@ -315,31 +316,32 @@ static int same_shape(const TensorInfo *a, const TensorInfo *b) {
     return 1;
 }
 
-/* Every tensor of `part` in `from` must exist in `to` with the same shape. */
-static int check_part(const Crnn *from, const Crnn *to, int part, const char *from_name,
-                      const char *to_name, Err *err) {
+/* Every tensor of `part` in `from` must exist in `to` with the same shape.
+ * from_is_src says which way round to name the two in messages. */
+static int check_part(const Crnn *from, const Crnn *to, int part, int from_is_src, Err *err) {
     for (int i = 0; i < from->ntensors; i++) {
         const TensorInfo *a = &from->tensors[i];
         if (!(a->part & part)) continue;
         const TensorInfo *b = crnn_find(to, a->name);
         if (!b)
             return err_set(err, EXIT_USAGE, "tensor %s of the %s is missing in the %s", a->name,
-                           from_name, to_name);
+                           from_is_src ? "source" : "destination",
+                           from_is_src ? "destination" : "source");
         if (!same_shape(a, b)) {
             char sa[64], sb[64];
-            shape_str(a, sa, sizeof sa);
-            shape_str(b, sb, sizeof sb);
-            const char *s_src = from_name[0] == 's' ? sa : sb, *s_dst = from_name[0] == 's' ? sb : sa;
-            return err_set(err, EXIT_USAGE, "tensor %s: shape %s in the source, %s in the destination",
-                           a->name, s_src, s_dst);
+            shape_str(from_is_src ? a : b, sa, sizeof sa);
+            shape_str(from_is_src ? b : a, sb, sizeof sb);
+            return err_set(err, EXIT_USAGE,
+                           "tensor %s: shape %s in the source, %s in the destination", a->name, sa,
+                           sb);
         }
     }
     return 0;
 }
 
 int crnn_copy_part(Crnn *dst, const Crnn *src, int part, Err *err) {
-    int rc = check_part(src, dst, part, "source", "destination", err);
-    if (!rc) rc = check_part(dst, src, part, "destination", "source", err);
+    int rc = check_part(src, dst, part, 1, err);
+    if (!rc) rc = check_part(dst, src, part, 0, err);
     if (rc) return rc;
     for (int i = 0; i < src->ntensors; i++) {
         const TensorInfo *a = &src->tensors[i];
