@@ -134,6 +134,7 @@ void crnn_forward(Crnn *m, const float *img, int B, int bn_train, int upto) {
         img = A->img;
     }
     A->last_B = B;
+    A->last_bn_train = bn_train;
     int N = m->T * B, D = a->feature_dim, H2 = 2 * a->enc_hidden, K = a->num_classes;
     const float *map = extractor_forward(m, img, B, bn_train);
     mean_height_forward(map, B, A->fc, A->fh, A->fw, A->pooled);
@@ -153,7 +154,9 @@ static float *grad_at(const Crnn *m, int part, size_t off) {
 void crnn_backward(Crnn *m, const float *d_logits, const float *d_enc) {
     CrnnActs *A = m->acts;
     const ModelArch *a = &m->arch;
-    if (!m->train) fatal(1, "internal: crnn_backward on an inference model");
+    if (!m->train || !A->last_B) fatal(1, "internal: crnn_backward without a train forward");
+    if ((m->trainable & PART_EXTRACTOR) && !A->last_bn_train)
+        fatal(1, "internal: crnn_backward through the extractor after a running-stat forward");
     int B = A->last_B, N = m->T * B, D = a->feature_dim, H2 = 2 * a->enc_hidden;
     int K = a->num_classes;
     memset(A->d_enc, 0, (size_t)N * H2 * sizeof(float));

@@ -66,7 +66,8 @@ struct CrnnActs {
     size_t max_act;  /* floats of the largest feature map at max_batch */
     size_t max_ws;   /* floats of the largest conv workspace at max_batch */
     size_t max_ds;   /* floats of the largest downsample output at max_batch */
-    int last_B;      /* batch of the last forward */
+    int last_B;      /* batch of the last forward (0: none yet) */
+    int last_bn_train; /* whether it used batch statistics */
     float *img;      /* train: copy of the last input (the stem's backward needs it) */
     size_t neck_w, neck_b, cls_w, cls_b; /* tensor offsets */
     float *conv_ws;  /* conv workspace, the max over all convs */
