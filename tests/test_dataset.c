@@ -484,6 +484,13 @@ static void test_prefetch_equal(void) {
                 changed += v != pix(i0[s * B + k], j / W, j % W, 0) / 255.0f;
                 out_of_range += v < 0 || v > 1;
             }
+    /* the same sample in epoch 0 and epoch 1 gets another augmentation */
+    long pos0 = -1, pos1 = steps * B;
+    for (long j = 0; j < steps * B && pos0 < 0; j++)
+        if (i0[j] == i0[pos1]) pos0 = j;
+    CHECK(pos0 >= 0 && memcmp(x0 + (size_t)pos0 * H * W, x0 + (size_t)pos1 * H * W,
+                              (size_t)H * W * sizeof(float)) != 0,
+          "augmentation differs between epochs (sample %ld)", i0[pos1]);
     CHECK(changed > (long)(nb * len / 2) && out_of_range == 0,
           "augmentation changes images (%ld of %ld) and keeps [0,1]", changed, (long)(nb * len));
 

@@ -232,25 +232,33 @@ static size_t next_prime(size_t n) {
     }
 }
 
-/* Bytes of one chunk of /images (0 if contiguous). */
-static size_t chunk_bytes(hid_t d) {
+/* Bytes of one chunk of /images (0 if contiguous); *filtered: compressed. */
+static size_t chunk_bytes(hid_t d, int *filtered) {
     hid_t p = H5Dget_create_plist(d);
     size_t bytes = 0;
+    *filtered = 0;
     if (p >= 0 && H5Pget_layout(p) == H5D_CHUNKED) {
         hsize_t c[3] = {1, 1, 1};
         if (H5Pget_chunk(p, 3, c) == 3) bytes = (size_t)(c[0] * c[1] * c[2]);
+        *filtered = H5Pget_nfilters(p) > 0;
     }
     if (p >= 0) H5Pclose(p);
     return bytes;
 }
 
+/* Opens /images of file i. Uncompressed chunks get no cache, so HDF5 reads
+ * just the selected images; compressed chunks get a cache of `budget` bytes
+ * (at least 4 chunks) so a chunk is decompressed once while it stays hot. */
 static int open_images(Loader *l, int i, size_t budget, Err *err) {
     hid_t d = H5Dopen2(l->file[i], "/images", H5P_DEFAULT);
-    if (d < 0) return err_set(err, EXIT_DATA, "%s: cannot open /images: %s", l->paths[i], h5_last_error());
-    size_t cb = chunk_bytes(d);
-    if (cb > 0) { /* reopen with a chunk cache that holds many chunks */
+    if (d < 0)
+        return err_set(err, EXIT_DATA, "%s: cannot open /images: %s", l->paths[i],
+                       h5_last_error());
+    int filtered;
+    size_t cb = chunk_bytes(d, &filtered);
+    if (cb > 0) {
         H5Dclose(d);
-        size_t bytes = MAX(budget, 4 * cb);
+        size_t bytes = filtered ? MAX(budget, 4 * cb) : 0;
         size_t slots = next_prime(MIN((size_t)1 << 20, MAX((size_t)521, 100 * (bytes / cb))));
         hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
         d = -1;
@@ -320,48 +328,49 @@ static int cmp_pick(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Selects the images of picks[0..n) (one file, sorted, duplicates sharing a
- * row) in the file space: consecutive indices become one hyperslab. */
-static int select_runs(const Loader *l, hid_t space, const Pick *p, int n, int *rows) {
-    if (H5Sselect_none(space) < 0) return -1;
-    int nrows = 0;
-    for (int i = 0; i < n;) {
-        long start = l->s_index[p[i].pos];
-        int j = i + 1, len = 1;
-        while (j < n && (p[j].pos == p[j - 1].pos || l->s_index[p[j].pos] == start + len)) {
-            if (p[j].pos != p[j - 1].pos) len++;
-            j++;
-        }
-        hsize_t off[3] = {(hsize_t)start, 0, 0}, cnt[3] = {(hsize_t)len, (hsize_t)l->H, (hsize_t)l->W};
-        if (H5Sselect_hyperslab(space, H5S_SELECT_OR, off, NULL, cnt, NULL) < 0) return -1;
-        i = j;
-        nrows += len;
+/* The run of consecutive indices starting at picks[i] (one file, sorted;
+ * a repeated pick shares the row of the previous one): its length in rows;
+ * *end gets the first pick after it. */
+static int run_length(const Loader *l, const Pick *p, int n, int i, int *end) {
+    long start = l->s_index[p[i].pos];
+    int j = i + 1, len = 1;
+    while (j < n && (p[j].pos == p[j - 1].pos || l->s_index[p[j].pos] == start + len)) {
+        if (p[j].pos != p[j - 1].pos) len++;
+        j++;
     }
-    *rows = nrows;
-    return 0;
+    *end = j;
+    return len;
 }
 
-/* Reads the images of picks[0..n), all of file f, into staging rows from
- * row0 on; sets each pick's row. */
-static int read_file_images(Loader *l, int f, Pick *p, int n, int row0, int *used, Err *err) {
-    int nrows;
-    if (select_runs(l, l->space[f], p, n, &nrows) < 0)
-        return err_set(err, EXIT_DATA, "%s: selecting images: %s", l->paths[f], h5_last_error());
-    int row = row0 - 1;
-    for (int i = 0; i < n; i++) {
-        if (i == 0 || p[i].pos != p[i - 1].pos) row++;
-        p[i].row = row;
-    }
-    hsize_t mdims[3] = {(hsize_t)nrows, (hsize_t)l->H, (hsize_t)l->W};
-    hid_t ms = H5Screate_simple(3, mdims, NULL);
-    uint8_t *dst = l->staging + (size_t)row0 * (size_t)l->H * (size_t)l->W;
+/* Images [start, start+len) of file f into dst: one regular hyperslab per
+ * read, because HDF5 maps an irregular union of hyperslabs to chunks one
+ * element at a time (measured 10x slower). */
+static int read_run(Loader *l, int f, long start, int len, uint8_t *dst) {
+    hsize_t off[3] = {(hsize_t)start, 0, 0};
+    hsize_t cnt[3] = {(hsize_t)len, (hsize_t)l->H, (hsize_t)l->W};
+    if (H5Sselect_hyperslab(l->space[f], H5S_SELECT_SET, off, NULL, cnt, NULL) < 0) return -1;
+    hid_t ms = H5Screate_simple(3, cnt, NULL);
     int bad = ms < 0 || H5Dread(l->images[f], H5T_NATIVE_UINT8, ms, l->space[f], H5P_DEFAULT,
                                 dst) < 0;
     if (ms >= 0) H5Sclose(ms);
-    if (bad)
-        return err_set(err, EXIT_DATA, "%s: reading /images[%ld..%ld]: %s", l->paths[f],
-                       l->s_index[p[0].pos], l->s_index[p[n - 1].pos], h5_last_error());
-    *used = nrows;
+    return bad ? -1 : 0;
+}
+
+/* Reads the images of picks[0..n), all of file f, into staging rows from
+ * row0 on, run by run; sets each pick's row and *used to the rows taken. */
+static int read_file_images(Loader *l, int f, Pick *p, int n, int row0, int *used, Err *err) {
+    size_t hw = (size_t)l->H * (size_t)l->W;
+    int row = row0;
+    for (int i = 0, end; i < n; i = end) {
+        int len = run_length(l, p, n, i, &end);
+        long start = l->s_index[p[i].pos];
+        if (read_run(l, f, start, len, l->staging + (size_t)row * hw) < 0)
+            return err_set(err, EXIT_DATA, "%s: reading /images[%ld..%ld]: %s", l->paths[f],
+                           start, start + len - 1, h5_last_error());
+        for (int k = i; k < end; k++) p[k].row = row + (int)(l->s_index[p[k].pos] - start);
+        row += len;
+    }
+    *used = row - row0;
     return 0;
 }
 

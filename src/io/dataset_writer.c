@@ -11,11 +11,13 @@
 #include "dataset_internal.h"
 #include "ocrkd/h5util.h"
 
-/* Images per chunk: about 1 MiB per chunk (cheap to decompress for one
- * random sample), between 8 and 256 images. */
-static int chunk_rows(int height, int width) {
-    long rows = (1L << 20) / ((long)height * width);
-    return (int)MAX(8, MIN(256, rows));
+/* Images per chunk: a shuffled reader decompresses a whole chunk to get one
+ * image, so compressed chunks are small (about 128 KiB); uncompressed ones
+ * are read image by image and can be larger (about 1 MiB). 1..256 images. */
+static int chunk_rows(int height, int width, int gzip) {
+    long target = gzip ? 128L << 10 : 1L << 20;
+    long rows = target / ((long)height * width);
+    return (int)MAX(1, MIN(256, rows));
 }
 
 struct DatasetWriter {
@@ -106,7 +108,7 @@ int dswriter_open(DatasetWriter **out, const char *path, int height, int width,
     w->path = xstrdup(path);
     w->tmp = xmalloc(strlen(path) + 5);
     sprintf(w->tmp, "%s.tmp", path);
-    w->height = height, w->width = width, w->rows = chunk_rows(height, width);
+    w->height = height, w->width = width, w->rows = chunk_rows(height, width, gzip);
     w->file = w->images = w->labels = w->widths = w->str_type = -1;
     w->img_buf = xmalloc((size_t)w->rows * (size_t)height * (size_t)width);
     w->width_buf = xmalloc((size_t)w->rows * sizeof *w->width_buf);
