@@ -255,6 +255,12 @@ static void test_round_trip(void) {
     H5Fclose(f);
     free(wv), free(labels), free(ids), free(lens);
 
+    const char *empty = tmp_path("empty.h5"); /* zero samples is a valid file */
+    CHECK(dswriter_open(&w, empty, H, W, alpha, 0, &err) == 0 && dswriter_close(w, &err) == 0 &&
+              dataset_read_meta(empty, &m, &err) == 0 && m.n == 0,
+          "empty file: %s", err.msg);
+    dataset_meta_free(&m);
+
     FILE *out = tmpfile();
     CHECK(dataset_describe(path, out, &err) == 0, "describe: %s", err.msg);
     char text[4096] = {0};

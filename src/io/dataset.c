@@ -411,16 +411,18 @@ int ds_walk_labels(hid_t f, const char *path, long start, long count, LabelFn fn
 
 /* ---- `ocrkd info FILE.h5` ---- */
 
+enum { SHOW_LABELS = 5 };
+
 typedef struct {
-    const char *path;
     long n, len_min, len_max, bad_utf8;
     double len_sum;
-    FILE *out;
+    char *first[SHOW_LABELS];
 } LabelStats;
 
 static int stats_label(void *ctx, long index, const char *text, Err *err) {
     (void)err;
     LabelStats *s = ctx;
+    if (index < SHOW_LABELS) s->first[index] = xstrdup(text);
     long len = utf8_count(text);
     if (len < 0) {
         s->bad_utf8++;
@@ -429,9 +431,19 @@ static int stats_label(void *ctx, long index, const char *text, Err *err) {
     if (s->n == 0 || len < s->len_min) s->len_min = len;
     if (len > s->len_max) s->len_max = len;
     s->len_sum += (double)len;
-    if (index < 5) fprintf(s->out, "    [%ld] \"%s\"\n", index, text);
     s->n++;
     return 0;
+}
+
+static void print_label_stats(LabelStats *s, FILE *out) {
+    if (s->n > 0)
+        fprintf(out, "  labels    length min %ld, mean %.1f, max %ld (characters)\n", s->len_min,
+                s->len_sum / (double)s->n, s->len_max);
+    if (s->bad_utf8) fprintf(out, "  warning   %ld labels are not valid UTF-8\n", s->bad_utf8);
+    for (int i = 0; i < SHOW_LABELS; i++) {
+        if (s->first[i]) fprintf(out, "  [%d]       \"%s\"\n", i, s->first[i]);
+        free(s->first[i]);
+    }
 }
 
 /* Prints the storage layout of /images: chunk shape and filters. */
@@ -441,9 +453,10 @@ static void describe_layout(hid_t f, FILE *out) {
     if (p >= 0 && H5Pget_layout(p) == H5D_CHUNKED) {
         hsize_t c[3] = {0, 0, 0};
         H5Pget_chunk(p, 3, c);
-        fprintf(out, "  storage   chunked %llu x %llu x %llu, %d filter(s)\n",
-                (unsigned long long)c[0], (unsigned long long)c[1], (unsigned long long)c[2],
-                H5Pget_nfilters(p));
+        int gzip = H5Pget_filter_by_id2(p, H5Z_FILTER_DEFLATE, NULL, NULL, NULL, 0, NULL,
+                                        NULL) >= 0;
+        fprintf(out, "  storage   chunks of %llu images%s\n", (unsigned long long)c[0],
+                gzip ? ", gzip" : H5Pget_nfilters(p) > 0 ? ", filtered" : "");
     } else if (p >= 0) {
         fprintf(out, "  storage   contiguous\n");
     }
@@ -483,13 +496,9 @@ static int describe_open(hid_t f, const char *path, FILE *out, Err *err) {
     describe_layout(f, out);
     fprintf(out, "  alphabet  %ld symbols: \"%s\"\n", utf8_count(m.alphabet), m.alphabet);
     if (m.has_widths) rc = describe_widths(f, path, m.n, out, err);
-    LabelStats s = {.path = path, .out = out};
-    fprintf(out, "  first labels:\n");
+    LabelStats s = {0};
     if (!rc) rc = ds_walk_labels(f, path, 0, m.n, stats_label, &s, err);
-    if (!rc && s.n > 0)
-        fprintf(out, "  labels    length min %ld, mean %.1f, max %ld (code points)\n", s.len_min,
-                s.len_sum / (double)s.n, s.len_max);
-    if (!rc && s.bad_utf8) fprintf(out, "  warning   %ld labels are not valid UTF-8\n", s.bad_utf8);
+    print_label_stats(&s, out);
     dataset_meta_free(&m);
     return rc;
 }
