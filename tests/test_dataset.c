@@ -28,15 +28,15 @@ static uint8_t pix(long i, int y, int x, int file) {
 /* ---- files written with the raw HDF5 API, the way other tools might ---- */
 
 typedef struct {
-    const char *format;  /* NULL: no format attribute */
+    const char *format; /* NULL: no format attribute */
     long version;
-    int fixed_attrs;     /* fixed-length string attributes, int16 integers */
-    int height, width;   /* attributes */
-    int img_h;           /* actual image height (mismatch test) */
-    int img_kind;        /* 0 uint8 chunked+gzip, 1 uint8 contiguous, 2 int16 */
-    int label_kind;      /* 0 vlen UTF-8, 1 fixed ASCII nullpad, 2 fixed spacepad, 3 int32 */
-    int label_extra;     /* labels count = n + label_extra */
-    int widths_kind;     /* 0 none, 1 int16, 2 uint8, 3 float */
+    int fixed_attrs;   /* fixed-length string attributes, int16 integers */
+    int height, width; /* attributes */
+    int img_h;         /* actual image height (mismatch test) */
+    int img_kind;      /* 0 uint8 chunked+gzip, 1 uint8 contiguous, 2 int16 */
+    int label_kind;    /* 0 vlen UTF-8, 1 fixed ASCII nullpad, 2 fixed spacepad, 3 int32 */
+    int label_extra;   /* labels count = n + label_extra */
+    int widths_kind;   /* 0 none, 1 int16, 2 uint8, 3 float */
     const char *alphabet;
 } Raw;
 
@@ -55,7 +55,8 @@ static void attr_str(hid_t f, const char *name, const char *v, int fixed) {
 
 static void attr_int(hid_t f, const char *name, long v, int small) {
     hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(f, name, small ? H5T_STD_I16LE : H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t a =
+        H5Acreate2(f, name, small ? H5T_STD_I16LE : H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
     long long x = v;
     H5Awrite(a, H5T_NATIVE_LLONG, &x);
     H5Aclose(a), H5Sclose(sp);
@@ -85,7 +86,8 @@ static void write_labels(hid_t f, const Raw *o, long n, char (*labels)[16]) {
     hid_t t = H5Tcopy(H5T_C_S1);
     if (o->label_kind == 0) {
         const char **p = malloc((size_t)n * sizeof *p);
-        for (long i = 0; i < n; i++) p[i] = labels[i];
+        for (long i = 0; i < n; i++)
+            p[i] = labels[i];
         H5Tset_size(t, H5T_VARIABLE);
         H5Tset_cset(t, H5T_CSET_UTF8);
         write_dset(f, "/labels", t, t, 1, dims, 0, p);
@@ -107,8 +109,11 @@ static void write_labels(hid_t f, const Raw *o, long n, char (*labels)[16]) {
 static void write_widths(hid_t f, const Raw *o, long n) {
     if (!o->widths_kind) return;
     double *w = malloc((size_t)n * sizeof *w);
-    for (long i = 0; i < n; i++) w[i] = (double)(i % o->width + 1);
-    hid_t ft = o->widths_kind == 1 ? H5T_STD_I16LE : o->widths_kind == 2 ? H5T_STD_U8LE : H5T_IEEE_F32LE;
+    for (long i = 0; i < n; i++)
+        w[i] = (double)(i % o->width + 1);
+    hid_t ft = o->widths_kind == 1   ? H5T_STD_I16LE
+               : o->widths_kind == 2 ? H5T_STD_U8LE
+                                     : H5T_IEEE_F32LE;
     hsize_t dims[1] = {(hsize_t)n};
     write_dset(f, "/widths", ft, H5T_NATIVE_DOUBLE, 1, dims, 0, w);
     free(w);
@@ -138,15 +143,22 @@ static void write_raw(const char *path, const Raw *o, long n, char (*labels)[16]
 
 /* Labels "s<file>_<index>", unique, in the default alphabet. */
 static char (*make_labels(long n, int file))[16] {
-    char (*l)[16] = calloc((size_t)n + 4, 16);
-    for (long i = 0; i < n + 4; i++) snprintf(l[i], 16, "s%d_%d", file % 10, (int)(i % 1000));
+    char(*l)[16] = calloc((size_t)n + 4, 16);
+    for (long i = 0; i < n + 4; i++)
+        snprintf(l[i], 16, "s%d_%d", file % 10, (int)(i % 1000));
     return l;
 }
 
 static Loader *open_loader(const char *const *files, int nfiles, int rank, int world, int batch,
                            int train, int shuffle, int prefetch, uint64_t seed) {
-    LoaderConf c = {.files = files, .nfiles = nfiles, .rank = rank, .world = world,
-                    .batch_size = batch, .shuffle = shuffle, .seed = seed, .train = train,
+    LoaderConf c = {.files = files,
+                    .nfiles = nfiles,
+                    .rank = rank,
+                    .world = world,
+                    .batch_size = batch,
+                    .shuffle = shuffle,
+                    .seed = seed,
+                    .train = train,
                     .prefetch = prefetch};
     Loader *l = NULL;
     Err err = {0};
@@ -159,22 +171,29 @@ static Loader *open_loader(const char *const *files, int nfiles, int rank, int w
 static void test_alphabet(void) {
     Alphabet a;
     Err err;
-    CHECK(alphabet_init(&a, "ab\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", &err) == 0, "init: %s", err.msg);
+    CHECK(alphabet_init(&a, "ab\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", &err) == 0, "init: %s",
+          err.msg);
     CHECK(a.n == 5 && a.cps[2] == 0xE9 && a.cps[3] == 0x20AC && a.cps[4] == 0x1F600, "code points");
     CHECK(alphabet_id(&a, 'b') == 2 && alphabet_id(&a, 0x1F600) == 5 && alphabet_id(&a, 'z') == 0,
           "ids");
     int ids[8];
     uint32_t bad = 0;
-    int n = alphabet_encode(&a, "\xf0\x9f\x98\x80" "a\xc3\xa9", ids, 8, &bad);
+    int n = alphabet_encode(&a,
+                            "\xf0\x9f\x98\x80"
+                            "a\xc3\xa9",
+                            ids, 8, &bad);
     CHECK(n == 3 && ids[0] == 5 && ids[1] == 1 && ids[2] == 3, "encode non-ASCII (n=%d)", n);
     char out[32];
     alphabet_decode(&a, ids, n, out, sizeof out);
-    CHECK(strcmp(out, "\xf0\x9f\x98\x80" "a\xc3\xa9") == 0, "decode round trip '%s'", out);
+    CHECK(strcmp(out, "\xf0\x9f\x98\x80"
+                      "a\xc3\xa9") == 0,
+          "decode round trip '%s'", out);
     CHECK(alphabet_encode(&a, "aQb", ids, 8, &bad) == -1 && bad == 'Q', "missing char reported");
     CHECK(alphabet_encode(&a, "a\xc3", ids, 8, &bad) == -2, "bad UTF-8 reported");
     CHECK(alphabet_encode(&a, "abab", ids, 2, &bad) == 2, "encode truncates at cap");
     alphabet_free(&a);
-    CHECK(alphabet_init(&a, "abca", &err) == EXIT_USAGE && strstr(err.msg, "'a'"), "repeat: %s", err.msg);
+    CHECK(alphabet_init(&a, "abca", &err) == EXIT_USAGE && strstr(err.msg, "'a'"), "repeat: %s",
+          err.msg);
     CHECK(alphabet_init(&a, "", &err) == EXIT_USAGE, "empty alphabet");
     CHECK(alphabet_init(&a, "ab\xff", &err) == EXIT_USAGE, "invalid UTF-8 alphabet");
 }
@@ -202,7 +221,8 @@ static void test_round_trip(void) {
             ids[i][k] = s + 1;
         }
         for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) img[y * W + x] = pix(i, y, x, 0);
+            for (int x = 0; x < W; x++)
+                img[y * W + x] = pix(i, y, x, 0);
         if (dswriter_add(w, img, (int)(i % W) + 1, labels[i], &err)) break;
     }
     CHECK(access(path, F_OK) != 0, "nothing at PATH before close");
@@ -246,7 +266,8 @@ static void test_round_trip(void) {
     H5Dread(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, wv);
     CHECK(H5Tequal(t, H5T_STD_I32LE) > 0, "widths stored as int32");
     long wbad = 0;
-    for (long i = 0; i < N; i++) wbad += wv[i] != (int)(i % W) + 1;
+    for (long i = 0; i < N; i++)
+        wbad += wv[i] != (int)(i % W) + 1;
     CHECK(wbad == 0, "%ld widths differ", wbad);
     H5Tclose(t), H5Dclose(d);
     d = H5Dopen2(f, "/labels", H5P_DEFAULT), t = H5Dget_type(d);
@@ -342,7 +363,8 @@ static void check_epoch(const char *const *files, int nfiles, const long *n, int
                 int f = b->file[k];
                 long i = b->index[k];
                 visits[f][i]++;
-                long lo = nfiles == 1 ? n[0] * r / P : 0, hi = nfiles == 1 ? n[0] * (r + 1) / P : n[f];
+                long lo = nfiles == 1 ? n[0] * r / P : 0,
+                     hi = nfiles == 1 ? n[0] * (r + 1) / P : n[f];
                 outside += (nfiles > 1 && f % P != r) || i < lo || i >= hi;
                 char want[48];
                 snprintf(want, sizeof want, "s%d_%ld", f, i);
@@ -355,11 +377,14 @@ static void check_epoch(const char *const *files, int nfiles, const long *n, int
     }
     int dup = 0, missed = 0;
     for (int f = 0; f < nfiles; f++)
-        for (long i = 0; i < n[f]; i++) dup += visits[f][i] > 1, missed += visits[f][i] == 0;
+        for (long i = 0; i < n[f]; i++)
+            dup += visits[f][i] > 1, missed += visits[f][i] == 0;
     CHECK(outside == 0 && bad_text == 0, "P=%d: %d samples outside the shard, %d wrong labels", P,
           outside, bad_text);
-    CHECK(dup == 0 && total == want_steps * B * P, "P=%d: %d duplicates, %ld visits", P, dup, total);
-    if (expect_all) CHECK(missed == 0, "P=%d, %d files: %d samples never visited", P, nfiles, missed);
+    CHECK(dup == 0 && total == want_steps * B * P, "P=%d: %d duplicates, %ld visits", P, dup,
+          total);
+    if (expect_all)
+        CHECK(missed == 0, "P=%d, %d files: %d samples never visited", P, nfiles, missed);
 }
 
 static void test_sharding(void) {
@@ -370,14 +395,16 @@ static void test_sharding(void) {
     write_raw(one, &o, 48, lab, 0);
     free(lab);
     const char *files1[] = {one};
-    for (int P = 1; P <= 3; P++) check_epoch(files1, 1, n1, P, 4, 1); /* 48 = 4*4*3 */
+    for (int P = 1; P <= 3; P++)
+        check_epoch(files1, 1, n1, P, 4, 1); /* 48 = 4*4*3 */
     long n1b[1] = {47};
     lab = make_labels(47, 0);
     const char *odd = tmp_path("odd.h5");
     write_raw(odd, &o, 47, lab, 0);
     free(lab);
     const char *files1b[] = {odd};
-    for (int P = 1; P <= 3; P++) check_epoch(files1b, 1, n1b, P, 4, 0);
+    for (int P = 1; P <= 3; P++)
+        check_epoch(files1b, 1, n1b, P, 4, 0);
 
     /* four shard files: 12, 12, 12, 12 (all visited for P = 1, 2) and uneven */
     long n4[4] = {12, 12, 12, 12}, n4b[4] = {13, 9, 17, 12};
@@ -395,9 +422,12 @@ static void test_sharding(void) {
         write_raw(f4b[f], &o, n4b[f], lab, f);
         free(lab);
     }
-    for (int P = 1; P <= 3; P++) check_epoch(f4, 4, n4, P, 4, P < 3);
-    for (int P = 1; P <= 3; P++) check_epoch(f4b, 4, n4b, P, 3, 0);
-    for (int f = 0; f < 4; f++) free((void *)f4[f]), free((void *)f4b[f]);
+    for (int P = 1; P <= 3; P++)
+        check_epoch(f4, 4, n4, P, 4, P < 3);
+    for (int P = 1; P <= 3; P++)
+        check_epoch(f4b, 4, n4b, P, 3, 0);
+    for (int f = 0; f < 4; f++)
+        free((void *)f4[f]), free((void *)f4b[f]);
 }
 
 /* ---- order, resume, prefetch ---- */
@@ -412,7 +442,8 @@ static void run(Loader *l, long nb, long *idx, float *imgs, size_t img_len, int 
             printf("loader_next failed: %s\n", err.msg);
             return;
         }
-        for (int k = 0; k < B; k++) idx[s * B + k] = b->index[k];
+        for (int k = 0; k < B; k++)
+            idx[s * B + k] = b->index[k];
         if (imgs) memcpy(imgs + s * img_len, b->images, img_len * sizeof(float));
     }
 }
@@ -437,7 +468,8 @@ static void test_order_and_resume(void) {
     run(l, S, d, NULL, 0, B);
     loader_close(l);
     int in_order = 1;
-    for (int i = 0; i < 48; i++) in_order &= d[i] == i;
+    for (int i = 0; i < 48; i++)
+        in_order &= d[i] == i;
     CHECK(in_order, "shuffle=0 gives index order");
 
     /* resume at every point in the middle of epoch 1 and compare */
@@ -457,7 +489,8 @@ static void test_order_and_resume(void) {
             bad += e != 3 || s != 0;
             loader_close(l);
         }
-        CHECK(bad == 0, "prefetch=%d: seek/tell resume the exact sequence (%d mismatches)", pf, bad);
+        CHECK(bad == 0, "prefetch=%d: seek/tell resume the exact sequence (%d mismatches)", pf,
+              bad);
     }
 }
 
@@ -466,11 +499,20 @@ static void test_prefetch_equal(void) {
     const int B = 5, H = 8, W = 12;
     size_t len = (size_t)B * H * W;
     long steps = 47 / B, nb = 2 * steps + 3;
-    float *x0 = calloc((size_t)nb * len, sizeof(float)), *x1 = calloc((size_t)nb * len, sizeof(float));
+    float *x0 = calloc((size_t)nb * len, sizeof(float)),
+          *x1 = calloc((size_t)nb * len, sizeof(float));
     long *i0 = calloc((size_t)nb * B, sizeof(long)), *i1 = calloc((size_t)nb * B, sizeof(long));
     for (int pf = 0; pf <= 1; pf++) {
-        LoaderConf c = {.files = files, .nfiles = 1, .rank = 0, .world = 1, .batch_size = B,
-                        .shuffle = 1, .augment = 1, .seed = 3, .train = 1, .prefetch = pf};
+        LoaderConf c = {.files = files,
+                        .nfiles = 1,
+                        .rank = 0,
+                        .world = 1,
+                        .batch_size = B,
+                        .shuffle = 1,
+                        .augment = 1,
+                        .seed = 3,
+                        .train = 1,
+                        .prefetch = pf};
         Loader *l;
         Err err;
         if (loader_open(&l, &c, &err)) {
@@ -506,10 +548,12 @@ static void test_prefetch_equal(void) {
         Loader *l = open_loader(files, 1, 0, 1, B, 0, 1, pf, 1);
         const Batch *b;
         Err err;
-        while (l && loader_next(l, &b, &err) == 0 && b) nbat[pf]++, Bs[pf] = b->B;
+        while (l && loader_next(l, &b, &err) == 0 && b)
+            nbat[pf]++, Bs[pf] = b->B;
         CHECK(l && loader_next(l, &b, &err) == 0 && b == NULL, "eval stays done");
         loader_seek(l, 0, 0, &err);
-        CHECK(loader_next(l, &b, &err) == 0 && b && b->index[0] == 0, "eval rewinds with seek(0,0)");
+        CHECK(loader_next(l, &b, &err) == 0 && b && b->index[0] == 0,
+              "eval rewinds with seek(0,0)");
         loader_close(l);
     }
     CHECK(nbat[0] == 10 && nbat[1] == 10 && Bs[0] == 2 && Bs[1] == 2,
@@ -552,8 +596,8 @@ static void test_errors(void) {
     FILE *f = fopen(junk, "w");
     fputs("not hdf5\n", f);
     fclose(f);
-    CHECK(dataset_read_meta(junk, &m, &err) == EXIT_DATA && strstr(err.msg, junk),
-          "not HDF5: %s", err.msg);
+    CHECK(dataset_read_meta(junk, &m, &err) == EXIT_DATA && strstr(err.msg, junk), "not HDF5: %s",
+          err.msg);
     Raw o = raw_default();
     o.format = "ocrkd-checkpoint";
     expect_data_error("format.h5", o, 0, "'format'");
@@ -581,7 +625,8 @@ static void test_errors(void) {
     expect_data_error("badchar.h5", o, 0, "/labels[3]: character 'Q'");
     const char *one = tmp_path("one.h5"); /* 48 samples: 16 per rank of 3 */
     const char *files[] = {one};
-    LoaderConf c = {.files = files, .nfiles = 1, .rank = 1, .world = 3, .batch_size = 20, .train = 1};
+    LoaderConf c = {
+        .files = files, .nfiles = 1, .rank = 1, .world = 3, .batch_size = 20, .train = 1};
     Loader *l = NULL;
     int rc = loader_open(&l, &c, &err);
     CHECK(rc == EXIT_DATA && strstr(err.msg, one) && strstr(err.msg, "fewer than data.batch_size"),

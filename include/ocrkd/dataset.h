@@ -17,10 +17,10 @@
 
 /* ---- alphabet: UTF-8 string of distinct code points; class id = index + 1 ---- */
 typedef struct {
-    char *utf8;        /* the alphabet text */
-    uint32_t *cps;     /* its code points */
-    int n;             /* number of symbols; K = n + 1 classes */
-    uint64_t *lookup;  /* internal: sorted (cp << 32 | id), for alphabet_id */
+    char *utf8;       /* the alphabet text */
+    uint32_t *cps;    /* its code points */
+    int n;            /* number of symbols; K = n + 1 classes */
+    uint64_t *lookup; /* internal: sorted (cp << 32 | id), for alphabet_id */
 } Alphabet;
 /* Fails (EXIT_USAGE) on invalid UTF-8, empty or repeated symbols. */
 int alphabet_init(Alphabet *a, const char *utf8, Err *err);
@@ -42,9 +42,9 @@ void dataset_hdf5_unlock(void);
 
 /* ---- file-level metadata ---- */
 typedef struct {
-    long n;          /* number of samples */
+    long n; /* number of samples */
     int height, width;
-    char *alphabet;  /* the file's alphabet attribute (malloc'd) */
+    char *alphabet; /* the file's alphabet attribute (malloc'd) */
     int has_widths;
 } DatasetMeta;
 /* Opens read-only (file locking off), checks format, version, dtypes and
@@ -68,7 +68,7 @@ void dswriter_abort(DatasetWriter *w); /* removes the temporary file */
 
 /* ---- batches ---- */
 typedef struct {
-    int B;           /* samples in this batch (may be < capacity at the end of eval) */
+    int B; /* samples in this batch (may be < capacity at the end of eval) */
     int H, W;
     float *images;   /* (B,1,H,W) floats in [0,1] */
     int *labels;     /* concatenated class ids */
@@ -82,16 +82,16 @@ typedef struct {
 typedef struct {
     const char *const *files; /* one file (contiguous shards) or a list of shard files */
     int nfiles;
-    int rank, world;     /* this rank's shard; world = 1 for eval/predict on one rank */
+    int rank, world; /* this rank's shard; world = 1 for eval/predict on one rank */
     int batch_size;
-    int shuffle;         /* per-epoch seeded permutation; 0 = index order */
-    int augment;         /* seeded small affine, noise, contrast */
+    int shuffle; /* per-epoch seeded permutation; 0 = index order */
+    int augment; /* seeded small affine, noise, contrast */
     uint64_t seed;
-    const char *alphabet; /* NULL or "" = the first file's */
-    int skip_bad;        /* skip labels with characters outside the alphabet (counted) */
-    int train;           /* 1: full batches only, equal steps on all ranks, epochs wrap;
-                            0: one pass over the shard in index order, last batch partial */
-    int prefetch;        /* 1: a background reader thread (HDF5 only on that thread) */
+    const char *alphabet;     /* NULL or "" = the first file's */
+    int skip_bad;             /* skip labels with characters outside the alphabet (counted) */
+    int train;                /* 1: full batches only, equal steps on all ranks, epochs wrap;
+                                 0: one pass over the shard in index order, last batch partial */
+    int prefetch;             /* 1: a background reader thread (HDF5 only on that thread) */
     size_t chunk_cache_bytes; /* 0 = a sensible default */
 } LoaderConf;
 

@@ -13,12 +13,18 @@
 /* ---- the process-wide HDF5 lock (see dataset.h) ---- */
 
 static pthread_mutex_t g_hdf5_mutex = PTHREAD_MUTEX_INITIALIZER;
-void dataset_hdf5_lock(void) { pthread_mutex_lock(&g_hdf5_mutex); }
-void dataset_hdf5_unlock(void) { pthread_mutex_unlock(&g_hdf5_mutex); }
+void dataset_hdf5_lock(void) {
+    pthread_mutex_lock(&g_hdf5_mutex);
+}
+void dataset_hdf5_unlock(void) {
+    pthread_mutex_unlock(&g_hdf5_mutex);
+}
 
 /* ---- UTF-8 ---- */
 
-static int utf8_cont(unsigned char c) { return (c & 0xC0) == 0x80; }
+static int utf8_cont(unsigned char c) {
+    return (c & 0xC0) == 0x80;
+}
 
 int utf8_next(const char **s, uint32_t *cp) {
     const unsigned char *p = (const unsigned char *)*s;
@@ -173,7 +179,8 @@ static long utf8_count(const char *s) {
     long n = 0;
     uint32_t cp;
     int r;
-    while ((r = utf8_next(&s, &cp)) == 1) n++;
+    while ((r = utf8_next(&s, &cp)) == 1)
+        n++;
     return r < 0 ? -1 : n;
 }
 
@@ -200,11 +207,15 @@ static int check_attrs(hid_t f, const char *path, DatasetMeta *m, Err *err) {
         return err_set(err, EXIT_DATA, "%s: dataset version %ld is not supported (this is %d)",
                        path, version, DATASET_VERSION);
     if (h5_attr_read_long(f, "height", &h) != 0 || h < 1 || h > 65535)
-        return err_set(err, EXIT_DATA, "%s: root attribute 'height' is missing or not a positive "
-                                       "integer", path);
+        return err_set(err, EXIT_DATA,
+                       "%s: root attribute 'height' is missing or not a positive "
+                       "integer",
+                       path);
     if (h5_attr_read_long(f, "width", &w) != 0 || w < 1 || w > 1 << 20)
-        return err_set(err, EXIT_DATA, "%s: root attribute 'width' is missing or not a positive "
-                                       "integer", path);
+        return err_set(err, EXIT_DATA,
+                       "%s: root attribute 'width' is missing or not a positive "
+                       "integer",
+                       path);
     if (h5_attr_read_string(f, "alphabet", &m->alphabet) != 0)
         return err_set(err, EXIT_DATA, "%s: root attribute 'alphabet' is missing or not a string",
                        path);
@@ -232,8 +243,9 @@ static hid_t open_checked(hid_t f, const char *path, const char *name, H5T_class
     if (sp >= 0) H5Sclose(sp);
     if (!ok) {
         const char *what = cls == H5T_STRING ? "strings" : "integers";
-        err_set(err, EXIT_DATA, "%s: dataset %s must be %d-D %s (found a %d-D dataset of another "
-                                "type or shape)",
+        err_set(err, EXIT_DATA,
+                "%s: dataset %s must be %d-D %s (found a %d-D dataset of another "
+                "type or shape)",
                 path, name, rank, what, nd);
         if (t >= 0) H5Tclose(t);
         H5Dclose(d);
@@ -272,8 +284,8 @@ static int check_vector(hid_t f, const char *path, const char *name, H5T_class_t
     if (d < 0) return EXIT_DATA;
     H5Dclose(d);
     if ((long)dims[0] != n)
-        return err_set(err, EXIT_DATA, "%s: dataset %s has %llu entries but /images has %ld",
-                       path, name, (unsigned long long)dims[0], n);
+        return err_set(err, EXIT_DATA, "%s: dataset %s has %llu entries but /images has %ld", path,
+                       name, (unsigned long long)dims[0], n);
     return 0;
 }
 
@@ -341,16 +353,17 @@ static int read_label_block(hid_t d, hid_t ft, long start, long n, char **texts,
         H5Tset_strpad(mt, H5T_STR_NULLTERM);
     }
     int rc = -1;
-    if (fs >= 0 && ms >= 0 &&
-        H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL) >= 0) {
+    if (fs >= 0 && ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL) >= 0) {
         memset(texts, 0, (size_t)n * sizeof *texts);
-        rc = H5Dread(d, mt, ms, fs, H5P_DEFAULT, vlen ? (void *)texts : (void *)fixbuf) < 0 ? -1 : 0;
+        rc =
+            H5Dread(d, mt, ms, fs, H5P_DEFAULT, vlen ? (void *)texts : (void *)fixbuf) < 0 ? -1 : 0;
         if (!rc && !vlen) {
             int spaced = H5Tget_strpad(ft) == H5T_STR_SPACEPAD;
             for (long i = 0; i < n; i++) {
                 char *s = fixbuf + (size_t)i * (size + 1);
                 size_t len = strlen(s);
-                while (spaced && len > 0 && s[len - 1] == ' ') s[--len] = 0;
+                while (spaced && len > 0 && s[len - 1] == ' ')
+                    s[--len] = 0;
                 texts[i] = s;
             }
         }
@@ -399,7 +412,8 @@ int ds_walk_labels(hid_t f, const char *path, long start, long count, LabelFn fn
                          start + b + n - 1, h5_last_error());
             break;
         }
-        for (long i = 0; i < n && !rc; i++) rc = fn(ctx, start + b + i, texts[i] ? texts[i] : "", err);
+        for (long i = 0; i < n && !rc; i++)
+            rc = fn(ctx, start + b + i, texts[i] ? texts[i] : "", err);
         if (mt >= 0) reclaim_vlen(mt, n, texts);
     }
     free(texts);
@@ -453,10 +467,12 @@ static void describe_layout(hid_t f, FILE *out) {
     if (p >= 0 && H5Pget_layout(p) == H5D_CHUNKED) {
         hsize_t c[3] = {0, 0, 0};
         H5Pget_chunk(p, 3, c);
-        int gzip = H5Pget_filter_by_id2(p, H5Z_FILTER_DEFLATE, NULL, NULL, NULL, 0, NULL,
-                                        NULL) >= 0;
+        int gzip =
+            H5Pget_filter_by_id2(p, H5Z_FILTER_DEFLATE, NULL, NULL, NULL, 0, NULL, NULL) >= 0;
         fprintf(out, "  storage   chunks of %llu images%s\n", (unsigned long long)c[0],
-                gzip ? ", gzip" : H5Pget_nfilters(p) > 0 ? ", filtered" : "");
+                gzip                     ? ", gzip"
+                : H5Pget_nfilters(p) > 0 ? ", filtered"
+                                         : "");
     } else if (p >= 0) {
         fprintf(out, "  storage   contiguous\n");
     }

@@ -29,8 +29,8 @@ static void warp_affine(float *img, int H, int W, float *scratch, float shear, f
     for (int y = 0; y < H; y++) {
         float dy = (float)y - cy;
         for (int x = 0; x < W; x++)
-            img[y * W + x] = sample_bilinear(scratch, H, W, cy + dy / scale,
-                                             ((float)x + shear * dy) / scale);
+            img[y * W + x] =
+                sample_bilinear(scratch, H, W, cy + dy / scale, ((float)x + shear * dy) / scale);
     }
 }
 
@@ -38,7 +38,8 @@ static void warp_affine(float *img, int H, int W, float *scratch, float shear, f
 static void tone_and_noise(float *img, int H, int W, float c, float b, float sigma, Rng *rng) {
     size_t n = (size_t)H * (size_t)W;
     double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += img[i];
+    for (size_t i = 0; i < n; i++)
+        sum += img[i];
     float mean = (float)(sum / (double)n);
     for (size_t i = 0; i < n; i++) {
         float v = mean + (img[i] - mean) * c + b;

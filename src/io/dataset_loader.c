@@ -87,7 +87,8 @@ static uint64_t seed_of(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
 static long raw_shard_size(const long *n, int nfiles, int r, int P) {
     if (nfiles == 1) return n[0] * (r + 1) / P - n[0] * r / P;
     long s = 0;
-    for (int i = r; i < nfiles; i += P) s += n[i];
+    for (int i = r; i < nfiles; i += P)
+        s += n[i];
     return s;
 }
 
@@ -130,8 +131,9 @@ static int open_files(Loader *l, long *n, Err *err) {
         if (f < 0) {
             FILE *probe = fopen(l->paths[i], "rb");
             rc = err_set(err, EXIT_DATA, "%s: %s", l->paths[i],
-                         probe ? "not an HDF5 file" : "cannot open dataset file (missing or "
-                                                      "unreadable)");
+                         probe ? "not an HDF5 file"
+                               : "cannot open dataset file (missing or "
+                                 "unreadable)");
             if (probe) fclose(probe);
             break;
         }
@@ -195,7 +197,8 @@ static int scan_label(void *ctx, long index, const char *text, Err *err) {
                        index);
     long len = 0;
     uint32_t cp;
-    for (const char *p = text; utf8_next(&p, &cp) == 1;) len++;
+    for (const char *p = text; utf8_next(&p, &cp) == 1;)
+        len++;
     if (len > l->max_len) l->max_len = (int)len;
     shard_append(l, sc->file, index, text);
     return 0;
@@ -227,7 +230,8 @@ static int scan_shard(Loader *l, const long *n, Err *err) {
 static size_t next_prime(size_t n) {
     for (;; n++) {
         int prime = n > 1;
-        for (size_t d = 2; d * d <= n && prime; d++) prime = n % d != 0;
+        for (size_t d = 2; d * d <= n && prime; d++)
+            prime = n % d != 0;
         if (prime) return n;
     }
 }
@@ -252,8 +256,7 @@ static size_t chunk_bytes(hid_t d, int *filtered) {
 static int open_images(Loader *l, int i, size_t budget, Err *err) {
     hid_t d = H5Dopen2(l->file[i], "/images", H5P_DEFAULT);
     if (d < 0)
-        return err_set(err, EXIT_DATA, "%s: cannot open /images: %s", l->paths[i],
-                       h5_last_error());
+        return err_set(err, EXIT_DATA, "%s: cannot open /images: %s", l->paths[i], h5_last_error());
     int filtered;
     size_t cb = chunk_bytes(d, &filtered);
     if (cb > 0) {
@@ -278,7 +281,8 @@ static int open_images(Loader *l, int i, size_t budget, Err *err) {
 
 static int open_all_images(Loader *l, Err *err) {
     int nopen = 0;
-    for (int i = 0; i < l->c.nfiles; i++) nopen += l->file[i] >= 0;
+    for (int i = 0; i < l->c.nfiles; i++)
+        nopen += l->file[i] >= 0;
     size_t total = l->c.chunk_cache_bytes ? l->c.chunk_cache_bytes : DEFAULT_CACHE_BYTES;
     size_t budget = total / (size_t)MAX(nopen, 1);
     for (int i = 0; i < l->c.nfiles; i++)
@@ -309,7 +313,8 @@ static void batch_free(Batch *b) {
 
 /* The epoch's order of shard positions: seeded Fisher-Yates, or identity. */
 static void make_perm(Loader *l, long epoch) {
-    for (long i = 0; i < l->M; i++) l->perm[i] = i;
+    for (long i = 0; i < l->M; i++)
+        l->perm[i] = i;
     if (l->c.shuffle) {
         Rng r;
         rng_seed(&r, seed_of(l->c.seed, 1, (uint64_t)epoch, (uint64_t)l->c.rank));
@@ -323,9 +328,16 @@ static void make_perm(Loader *l, long epoch) {
     l->perm_epoch = epoch;
 }
 
-static int cmp_pick(const void *a, const void *b) {
-    long x = ((const Pick *)a)->pos, y = ((const Pick *)b)->pos;
-    return x < y ? -1 : x > y;
+/* Sorts picks by shard position (= file, then index). Insertion sort: a
+ * batch is small and glibc's qsort may malloc, which the step loop avoids. */
+static void sort_picks(Pick *p, int n) {
+    for (int i = 1; i < n; i++) {
+        Pick x = p[i];
+        int j = i;
+        for (; j > 0 && p[j - 1].pos > x.pos; j--)
+            p[j] = p[j - 1];
+        p[j] = x;
+    }
 }
 
 /* The run of consecutive indices starting at picks[i] (one file, sorted;
@@ -350,8 +362,8 @@ static int read_run(Loader *l, int f, long start, int len, uint8_t *dst) {
     hsize_t cnt[3] = {(hsize_t)len, (hsize_t)l->H, (hsize_t)l->W};
     if (H5Sselect_hyperslab(l->space[f], H5S_SELECT_SET, off, NULL, cnt, NULL) < 0) return -1;
     hid_t ms = H5Screate_simple(3, cnt, NULL);
-    int bad = ms < 0 || H5Dread(l->images[f], H5T_NATIVE_UINT8, ms, l->space[f], H5P_DEFAULT,
-                                dst) < 0;
+    int bad =
+        ms < 0 || H5Dread(l->images[f], H5T_NATIVE_UINT8, ms, l->space[f], H5P_DEFAULT, dst) < 0;
     if (ms >= 0) H5Sclose(ms);
     return bad ? -1 : 0;
 }
@@ -365,9 +377,10 @@ static int read_file_images(Loader *l, int f, Pick *p, int n, int row0, int *use
         int len = run_length(l, p, n, i, &end);
         long start = l->s_index[p[i].pos];
         if (read_run(l, f, start, len, l->staging + (size_t)row * hw) < 0)
-            return err_set(err, EXIT_DATA, "%s: reading /images[%ld..%ld]: %s", l->paths[f],
-                           start, start + len - 1, h5_last_error());
-        for (int k = i; k < end; k++) p[k].row = row + (int)(l->s_index[p[k].pos] - start);
+            return err_set(err, EXIT_DATA, "%s: reading /images[%ld..%ld]: %s", l->paths[f], start,
+                           start + len - 1, h5_last_error());
+        for (int k = i; k < end; k++)
+            p[k].row = row + (int)(l->s_index[p[k].pos] - start);
         row += len;
     }
     *used = row - row0;
@@ -380,7 +393,8 @@ static int read_images(Loader *l, Pick *p, int n, Err *err) {
     dataset_hdf5_lock();
     for (int i = 0; i < n && !rc;) {
         int f = l->s_file[p[i].pos], j = i, used = 0;
-        while (j < n && l->s_file[p[j].pos] == f) j++;
+        while (j < n && l->s_file[p[j].pos] == f)
+            j++;
         rc = read_file_images(l, f, p + i, j - i, row, &used, err);
         row += used;
         i = j;
@@ -395,7 +409,8 @@ static void fill_batch(Loader *l, Batch *b, const Pick *p, int n, long epoch, lo
     for (int i = 0; i < n; i++) {
         const uint8_t *src = l->staging + (size_t)p[i].row * hw;
         float *dst = b->images + (size_t)p[i].k * hw;
-        for (size_t j = 0; j < hw; j++) dst[j] = (float)src[j] / 255.0f;
+        for (size_t j = 0; j < hw; j++)
+            dst[j] = (float)src[j] / 255.0f;
         b->index[p[i].k] = l->s_index[p[i].pos];
         b->file[p[i].k] = l->s_file[p[i].pos];
         b->texts[p[i].k] = l->pool + l->s_text[p[i].pos];
@@ -410,7 +425,8 @@ static void fill_batch(Loader *l, Batch *b, const Pick *p, int n, long epoch, lo
         Rng r;
         rng_seed(&r, seed_of(l->c.seed, 2, (uint64_t)epoch,
                              (uint64_t)step * (uint64_t)l->c.world + (uint64_t)l->c.rank));
-        for (int k = 0; k < n; k++) ds_augment(b->images + (size_t)k * hw, l->H, l->W, l->scratch, &r);
+        for (int k = 0; k < n; k++)
+            ds_augment(b->images + (size_t)k * hw, l->H, l->W, l->scratch, &r);
     }
     b->B = n;
 }
@@ -426,9 +442,10 @@ static int produce(Loader *l, Batch *b, long epoch, long step, Err *err) {
             l->picks[k] = (Pick){l->perm[((long)step * B + k) % l->M], k, 0};
     } else {
         n = (int)MIN((long)B, l->M - step * B);
-        for (int k = 0; k < n; k++) l->picks[k] = (Pick){step * B + k, k, 0};
+        for (int k = 0; k < n; k++)
+            l->picks[k] = (Pick){step * B + k, k, 0};
     }
-    qsort(l->picks, (size_t)n, sizeof *l->picks, cmp_pick);
+    sort_picks(l->picks, n);
     int rc = read_images(l, l->picks, n, err);
     if (!rc) fill_batch(l, b, l->picks, n, epoch, step);
     return rc;
@@ -485,7 +502,8 @@ static int next_threaded(Loader *l, const Batch **out, Err *err) {
         l->held = -1;
         pthread_cond_broadcast(&l->cv);
     }
-    while (l->slots[l->cs].state != SLOT_READY) pthread_cond_wait(&l->cv, &l->mu);
+    while (l->slots[l->cs].state != SLOT_READY)
+        pthread_cond_wait(&l->cv, &l->mu);
     Slot *s = &l->slots[l->cs];
     int rc = s->rc;
     if (rc) {
@@ -528,8 +546,9 @@ void loader_tell(const Loader *l, long *epoch, long *step_in_epoch) {
 
 int loader_seek(Loader *l, long epoch, long step, Err *err) {
     if (epoch < 0 || step < 0 || step > l->steps)
-        return err_set(err, EXIT_USAGE, "%s: cannot seek to epoch %ld, step %ld (%ld steps per "
-                                        "epoch)",
+        return err_set(err, EXIT_USAGE,
+                       "%s: cannot seek to epoch %ld, step %ld (%ld steps per "
+                       "epoch)",
                        l->paths[0], epoch, step, l->steps);
     if (l->c.train && step == l->steps) epoch++, step = 0;
     if (!l->threaded) {
@@ -571,8 +590,9 @@ static int plan_steps(Loader *l, const long *n, Err *err) {
     for (int r = 0; r < l->c.world; r++) {
         long size = raw_shard_size(n, l->c.nfiles, r, l->c.world);
         if (size / B == 0)
-            return err_set(err, EXIT_DATA, "%s%s: rank %d of %d gets %ld samples, fewer than "
-                                           "data.batch_size %d",
+            return err_set(err, EXIT_DATA,
+                           "%s%s: rank %d of %d gets %ld samples, fewer than "
+                           "data.batch_size %d",
                            l->paths[0], l->c.nfiles > 1 ? " (and the other shard files)" : "", r,
                            l->c.world, size, B);
         if (l->steps < 0 || size / B < l->steps) l->steps = size / B;
@@ -590,7 +610,8 @@ static void alloc_buffers(Loader *l) {
     l->picks = xmalloc((size_t)B * sizeof *l->picks);
     l->staging = xmalloc((size_t)B * (size_t)l->H * (size_t)l->W);
     l->scratch = xalloc_floats((size_t)l->H * (size_t)l->W);
-    for (int i = 0; i < 2; i++) batch_alloc(&l->slots[i].b, B, l->H, l->W, l->max_len);
+    for (int i = 0; i < 2; i++)
+        batch_alloc(&l->slots[i].b, B, l->H, l->W, l->max_len);
 }
 
 static Loader *loader_new(const LoaderConf *c) {
@@ -667,8 +688,10 @@ void loader_close(Loader *l) {
         pthread_cond_destroy(&l->cv);
     }
     close_hdf5(l);
-    for (int i = 0; i < 2; i++) batch_free(&l->slots[i].b);
-    for (int i = 0; i < l->c.nfiles; i++) free(l->paths[i]);
+    for (int i = 0; i < 2; i++)
+        batch_free(&l->slots[i].b);
+    for (int i = 0; i < l->c.nfiles; i++)
+        free(l->paths[i]);
     free(l->paths);
     free((char *)l->c.alphabet);
     free(l->file);
@@ -688,10 +711,24 @@ void loader_close(Loader *l) {
 
 /* ---- queries ---- */
 
-long loader_steps_per_epoch(const Loader *l) { return l->steps; }
-long loader_shard_size(const Loader *l) { return l->M; }
-long loader_skipped(const Loader *l) { return l->skipped; }
-int loader_height(const Loader *l) { return l->H; }
-int loader_width(const Loader *l) { return l->W; }
-const Alphabet *loader_alphabet(const Loader *l) { return &l->alpha; }
-int loader_max_label_len(const Loader *l) { return l->max_len; }
+long loader_steps_per_epoch(const Loader *l) {
+    return l->steps;
+}
+long loader_shard_size(const Loader *l) {
+    return l->M;
+}
+long loader_skipped(const Loader *l) {
+    return l->skipped;
+}
+int loader_height(const Loader *l) {
+    return l->H;
+}
+int loader_width(const Loader *l) {
+    return l->W;
+}
+const Alphabet *loader_alphabet(const Loader *l) {
+    return &l->alpha;
+}
+int loader_max_label_len(const Loader *l) {
+    return l->max_len;
+}

@@ -24,13 +24,13 @@ struct DatasetWriter {
     char *path, *tmp;
     int height, width, rows; /* rows = images per chunk = per buffered block */
     hid_t file, images, labels, widths, str_type;
-    long n_written;          /* samples already in the file */
-    int n_buf;               /* samples buffered */
-    uint8_t *img_buf;        /* (rows,H,W) */
-    int32_t *width_buf;      /* (rows) */
-    char *text_pool;         /* the buffered labels, NUL-separated */
+    long n_written;     /* samples already in the file */
+    int n_buf;          /* samples buffered */
+    uint8_t *img_buf;   /* (rows,H,W) */
+    int32_t *width_buf; /* (rows) */
+    char *text_pool;    /* the buffered labels, NUL-separated */
     size_t pool_used, pool_cap;
-    size_t *text_off;        /* (rows) offsets into text_pool */
+    size_t *text_off; /* (rows) offsets into text_pool */
 };
 
 /* Creates an extendible 1-D or 3-D dataset chunked along N. */
@@ -67,8 +67,8 @@ static int create_all(DatasetWriter *w, const char *alphabet, int gzip) {
     if (w->str_type < 0 || H5Tset_size(w->str_type, H5T_VARIABLE) < 0 ||
         H5Tset_cset(w->str_type, H5T_CSET_UTF8) < 0)
         return -1;
-    w->images = create_extendible(w->file, "/images", H5T_STD_U8LE, 3, w->rows, w->height,
-                                  w->width, gzip);
+    w->images =
+        create_extendible(w->file, "/images", H5T_STD_U8LE, 3, w->rows, w->height, w->width, gzip);
     w->labels = create_extendible(w->file, "/labels", w->str_type, 1, w->rows, 0, 0, gzip);
     w->widths = create_extendible(w->file, "/widths", H5T_STD_I32LE, 1, w->rows, 0, 0, gzip);
     return w->images < 0 || w->labels < 0 || w->widths < 0 ? -1 : 0;
@@ -146,13 +146,14 @@ static int append_rows(hid_t d, hid_t mem_type, int rank, long off, long count, 
 static int flush_block(DatasetWriter *w, Err *err) {
     if (w->n_buf == 0) return 0;
     const char *texts[256];
-    for (int i = 0; i < w->n_buf; i++) texts[i] = w->text_pool + w->text_off[i];
+    for (int i = 0; i < w->n_buf; i++)
+        texts[i] = w->text_pool + w->text_off[i];
     dataset_hdf5_lock();
-    int bad = append_rows(w->images, H5T_NATIVE_UINT8, 3, w->n_written, w->n_buf, w->height,
-                          w->width, w->img_buf) ||
-              append_rows(w->labels, w->str_type, 1, w->n_written, w->n_buf, 0, 0, texts) ||
-              append_rows(w->widths, H5T_NATIVE_INT32, 1, w->n_written, w->n_buf, 0, 0,
-                          w->width_buf);
+    int bad =
+        append_rows(w->images, H5T_NATIVE_UINT8, 3, w->n_written, w->n_buf, w->height, w->width,
+                    w->img_buf) ||
+        append_rows(w->labels, w->str_type, 1, w->n_written, w->n_buf, 0, 0, texts) ||
+        append_rows(w->widths, H5T_NATIVE_INT32, 1, w->n_written, w->n_buf, 0, 0, w->width_buf);
     if (bad)
         err_set(err, EXIT_DATA, "%s: writing samples %ld..%ld: %s", w->tmp, w->n_written,
                 w->n_written + w->n_buf - 1, h5_last_error());
@@ -173,7 +174,8 @@ int dswriter_add(DatasetWriter *w, const uint8_t *img, int used_width, const cha
     const char *p = label;
     uint32_t cp;
     int r;
-    while ((r = utf8_next(&p, &cp)) == 1) continue;
+    while ((r = utf8_next(&p, &cp)) == 1)
+        continue;
     if (r < 0)
         return err_set(err, EXIT_DATA, "%s: sample %ld: label is not valid UTF-8", w->path, index);
     size_t len = strlen(label) + 1;
@@ -207,8 +209,7 @@ int dswriter_close(DatasetWriter *w, Err *err) {
         return EXIT_DATA;
     }
     if (fsync_and_rename(w->tmp, w->path) != 0) {
-        err_set(err, EXIT_DATA, "%s: renaming %s into place: %s", w->path, w->tmp,
-                strerror(errno));
+        err_set(err, EXIT_DATA, "%s: renaming %s into place: %s", w->path, w->tmp, strerror(errno));
         dswriter_abort(w);
         return EXIT_DATA;
     }
