@@ -2,8 +2,9 @@
  *
  * For: any kernel, stride (h,w) and zero padding, as torch.nn.Conv2d with
  * bias=False, groups=1, dilation=1. The general path is im2col + ONE
- * cblas_sgemm with the batch folded into the GEMM's N dimension; 1x1 stride-1
- * unpadded convs skip im2col and run GEMMs straight on the input.
+ * cblas_sgemm with the batch folded into the GEMM's N dimension for small
+ * maps, one im2col + GEMM per sample for large ones (PER_SAMPLE_MIN_POSITIONS);
+ * 1x1 stride-1 unpadded convs skip im2col and run GEMMs straight on the input.
  * Not for: bias (BatchNorm follows every conv here), groups, dilation,
  * allocation (scratch comes in as ws), threading (OpenBLAS does that).
  *
@@ -38,9 +39,13 @@ static size_t col_cols(const ConvShape *s) {
     return (size_t)s->B * s->OH * s->OW;
 }
 
-/* col: K*N floats; then, when B > 1, the (OC, N) GEMM result / dout gather. */
+static int use_per_sample(const ConvShape *s);
+
+/* col: K*N floats; then, when B > 1, the (OC, N) GEMM result / dout gather.
+ * Per-sample convs need one sample's col only. */
 size_t conv_workspace_floats(const ConvShape *s) {
     if (is_pointwise(s)) return 0;
+    if (use_per_sample(s)) return col_rows(s) * s->OH * s->OW;
     size_t n = col_cols(s);
     return col_rows(s) * n + (s->B > 1 ? (size_t)s->OC * n : 0);
 }
@@ -148,6 +153,30 @@ static void boc_to_ocb(const ConvShape *s, const float *boc, float *ocb) {
                    P * sizeof(float));
 }
 
+/* Maps of at least this many output positions run one sample at a time:
+ * the GEMM writes (OC, OH*OW) straight into the sample's output (no
+ * scatter), and the sample's col (K, OH*OW) stays in cache between
+ * im2col, GEMM and col2im. Smaller maps fold the batch into the GEMM so it
+ * keeps enough columns. */
+#define PER_SAMPLE_MIN_POSITIONS 256
+
+static int use_per_sample(const ConvShape *s) {
+    return s->B > 1 && s->OH * s->OW >= PER_SAMPLE_MIN_POSITIONS;
+}
+
+static ConvShape sample_shape(const ConvShape *s) {
+    ConvShape one = *s;
+    one.B = 1;
+    return one;
+}
+
+static size_t in_per_sample(const ConvShape *s) {
+    return (size_t)s->C * s->H * s->W;
+}
+static size_t out_per_sample(const ConvShape *s) {
+    return (size_t)s->OC * s->OH * s->OW;
+}
+
 /* 1x1 stride 1 pad 0: out[b] (OC,HW) = w (OC,C) . inp[b] (C,HW), no copies. */
 static void pointwise_forward(const ConvShape *s, const float *inp, const float *w, float *out) {
     const int HW = s->H * s->W;
@@ -177,6 +206,12 @@ void conv2d_forward(const ConvShape *s, const float *inp, const float *w, float 
         pointwise_forward(s, inp, w, out);
         return;
     }
+    if (use_per_sample(s)) {
+        ConvShape one = sample_shape(s);
+        for (int b = 0; b < s->B; b++)
+            conv2d_forward(&one, inp + b * in_per_sample(s), w, out + b * out_per_sample(s), ws);
+        return;
+    }
     const int K = (int)col_rows(s), N = (int)col_cols(s);
     float *col = ws, *res = s->B > 1 ? ws + (size_t)K * N : out;
     im2col(s, inp, col);
@@ -192,6 +227,13 @@ void conv2d_backward(const ConvShape *s, const float *inp, const float *w, const
     if (!dinp && !dw) return;
     if (is_pointwise(s)) {
         pointwise_backward(s, inp, w, dout, dinp, dw);
+        return;
+    }
+    if (use_per_sample(s)) {
+        ConvShape one = sample_shape(s);
+        for (int b = 0; b < s->B; b++)
+            conv2d_backward(&one, inp + b * in_per_sample(s), w, dout + b * out_per_sample(s),
+                            dinp ? dinp + b * in_per_sample(s) : NULL, dw, ws);
         return;
     }
     const int K = (int)col_rows(s), N = (int)col_cols(s);
