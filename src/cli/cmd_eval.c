@@ -245,7 +245,11 @@ static void predict_dataset(const EvalArgs *a, const CkptMeta *meta) {
             decode_sample(m, alpha, b->B, i, texts[i], TEXT_CAP);
             printf("%ld\t%s\n", b->index[i], texts[i]);
         }
-        if (a->dump) dump_batch(&d, m, at, b->B, texts, rows);
+        if (a->dump) {
+            dataset_hdf5_lock(); /* the loader's prefetch thread reads HDF5 */
+            dump_batch(&d, m, at, b->B, texts, rows);
+            dataset_hdf5_unlock();
+        }
         at += b->B;
     }
     if (a->dump) dump_close(&d);

@@ -76,7 +76,7 @@ EvalResult eval_result(const EvalCounts *c) {
 
 void decode_sample(const Crnn *m, const Alphabet *a, int B, int b, char *out, size_t cap) {
     int ids[MAX_STEPS];
-    int T = MIN(m->T, MAX_STEPS); /* crnn_create refuses wider models */
+    int T = MIN(m->T, MAX_STEPS); /* wider models: the tail is not decoded */
     int n = ctc_greedy_decode(m->logp, T, B, m->arch.num_classes, b, ids);
     alphabet_decode(a, ids, n, out, cap);
 }

@@ -144,7 +144,11 @@ static void bcast_meta(const char *path, CkptMeta *meta) {
     Err err = {0};
     memset(meta, 0, sizeof *meta);
     int rc = 0;
-    if (dist_rank() == 0) rc = ckpt_read_meta(path, meta, &err);
+    if (dist_rank() == 0) {
+        dataset_hdf5_lock();
+        rc = ckpt_read_meta(path, meta, &err);
+        dataset_hdf5_unlock();
+    }
     if (rc) fatal_err(&err);
     if (dist_rank() != 0) {
         meta->kind = xstrdup("");
@@ -166,7 +170,11 @@ static void bcast_meta(const char *path, CkptMeta *meta) {
 static void load_and_bcast(Crnn *m, const char *path, int parts, int strict) {
     Err err = {0};
     int rc = 0;
-    if (dist_rank() == 0) rc = ckpt_read_params(path, m, parts, strict, &err);
+    if (dist_rank() == 0) {
+        dataset_hdf5_lock();
+        rc = ckpt_read_params(path, m, parts, strict, &err);
+        dataset_hdf5_unlock();
+    }
     if (rc) fatal_err(&err);
     dist_bcast_f32(m->params, m->nparams, 0);
 }
@@ -397,7 +405,9 @@ static void write_checkpoint(Trainer *t, const char *path) {
                      .world_size = dist_world(),
                      .version = CKPT_VERSION};
     Err err = {0};
+    dataset_hdf5_lock(); /* the prefetch thread reads HDF5 concurrently */
     int rc = ckpt_write(path, t->student, &meta, blobs, nblobs, &err);
+    dataset_hdf5_unlock();
     free(yaml);
     fail_if(rc, &err);
 }
@@ -409,7 +419,9 @@ static void checkpoint_now(Trainer *t) {
         ckpt_path_for_step(t->cfg->run_dir, t->step, path, sizeof path);
         write_checkpoint(t, path);
         Err err = {0};
+        dataset_hdf5_lock();
         if (ckpt_prune(t->cfg->run_dir, t->cfg->ckpt_keep, &err)) warn0("%s", err.msg);
+        dataset_hdf5_unlock();
     }
     t->t_last_ckpt = now_seconds();
 }
@@ -430,11 +442,13 @@ static void restore(Trainer *t, const char *path) {
     Err err = {0};
     int rc = 0;
     if (dist_rank() == 0) {
+        dataset_hdf5_lock();
         rc = ckpt_read_blob(path, "state/counters", BLOB_I64, s, S_COUNT, &err);
         if (!rc) rc = ckpt_read_blob(path, "state/values", BLOB_F64, d, D_COUNT, &err);
         if (!rc) rc = ckpt_read_blob(path, "optim/m", BLOB_F32, t->optim.m, t->optim.n, &err);
         if (!rc && t->optim.v)
             rc = ckpt_read_blob(path, "optim/v", BLOB_F32, t->optim.v, t->optim.n, &err);
+        dataset_hdf5_unlock();
     }
     if (rc) fatal_err(&err);
     dist_bcast_i64(s, S_COUNT, 0);
@@ -473,7 +487,11 @@ static const char *find_resume(const Trainer *t, char *buf, size_t cap) {
     if (!r) return NULL;
     if (strcmp(r, "auto") != 0) return r;
     int64_t found = 0;
-    if (dist_rank() == 0) found = ckpt_find_resume(t->cfg->run_dir, buf, cap) == 0;
+    if (dist_rank() == 0) {
+        dataset_hdf5_lock();
+        found = ckpt_find_resume(t->cfg->run_dir, buf, cap) == 0;
+        dataset_hdf5_unlock();
+    }
     dist_bcast_i64(&found, 1, 0);
     if (!found) {
         printf0("resume   no checkpoint in %s: starting fresh\n", t->cfg->run_dir);
