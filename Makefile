@@ -67,8 +67,8 @@ test: tests
 	@BIN=$(BIN) sh tests/run.sh
 
 asan:
-	$(MAKE) BUILD=build-asan BIN=bin-asan OPT=-O1 \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	$(MAKE) BUILD=build-asan BIN=bin-asan \
+	  OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined" tests
 	@ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  BIN=bin-asan ONLY=unit sh tests/run.sh
