@@ -48,11 +48,11 @@ $(BIN)/ocrkd: $(CLI_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDFLAGS) $(LDLIBS)
 
-$(BIN)/ocrkd-synth: $(BUILD)/data-tools/synth.o $(LIB)
+$(BIN)/ocrkd-synth: $(BUILD)/data-tools/synth.o $(BUILD)/data-tools/tool_util.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(FT_LIBS) $(LDLIBS)
 
-$(BIN)/ocrkd-pack: $(BUILD)/data-tools/pack.o $(LIB)
+$(BIN)/ocrkd-pack: $(BUILD)/data-tools/pack.o $(BUILD)/data-tools/tool_util.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 

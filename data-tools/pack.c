@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "ocrkd/common.h"
+#include "tool_util.h"
 #include "ocrkd/dataset.h"
 #include "ocrkd/image.h"
 
@@ -38,26 +39,6 @@ typedef struct {
     const char *labels, *root, *out, *alphabet;
     int height, width, skip_bad, gzip, quiet;
 } PackArgs;
-
-static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-static void die(int code, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "ocrkd-pack: error: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "%s\n", code == EXIT_USAGE ? " (see --help)" : "");
-    va_end(ap);
-    exit(code);
-}
-
-static long parse_long(const char *opt, const char *s, long lo, long hi) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        die(EXIT_USAGE, "%s: expected an integer in [%ld, %ld], got '%s'", opt, lo, hi, s);
-    return v;
-}
 
 static int takes_value(const char *opt) {
     static const char *const names[] = {"--labels", "--root",  "--out", "--alphabet",
@@ -297,6 +278,7 @@ static void report_skips(const Packer *p, long total) {
 }
 
 int main(int argc, char **argv) {
+    tool_name = "ocrkd-pack";
     PackArgs a;
     parse_args(argc, argv, &a);
     EntryList list = {0};

@@ -30,6 +30,7 @@
 #include FT_FREETYPE_H
 
 #include "ocrkd/common.h"
+#include "tool_util.h"
 #include "ocrkd/dataset.h"
 #include "ocrkd/image.h"
 
@@ -72,26 +73,6 @@ typedef struct {
 } SynthArgs;
 
 /* ---- messages ---- */
-
-static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
-static void die(int code, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "ocrkd-synth: error: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "%s\n", code == EXIT_USAGE ? " (see --help)" : "");
-    va_end(ap);
-    exit(code);
-}
-
-static long parse_long(const char *opt, const char *s, long lo, long hi) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        die(EXIT_USAGE, "%s: expected an integer in [%ld, %ld], got '%s'", opt, lo, hi, s);
-    return v;
-}
 
 static int takes_value(const char *opt) {
     static const char *const names[] = {
@@ -844,6 +825,7 @@ static void synth_split(const SynthArgs *a, const TextSource *t, Renderer *R, in
 }
 
 int main(int argc, char **argv) {
+    tool_name = "ocrkd-synth";
     SynthArgs a;
     parse_args(argc, argv, &a);
     TextSource text;

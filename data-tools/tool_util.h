@@ -1,0 +1,15 @@
+/* tool_util.h - the command-line helpers ocrkd-synth and ocrkd-pack share:
+ * an error exit that names the tool, and checked integer options. */
+#ifndef OCRKD_TOOL_UTIL_H
+#define OCRKD_TOOL_UTIL_H
+
+/* The tool's name for messages ("ocrkd-synth"); set first thing in main. */
+extern const char *tool_name;
+
+/* Prints "TOOL: error: MSG" (plus a --help hint for usage errors) and exits
+ * with code. */
+void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+/* s as an integer in [lo, hi], or a usage error naming opt. */
+long parse_long(const char *opt, const char *s, long lo, long hi);
+
+#endif
