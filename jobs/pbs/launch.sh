@@ -88,25 +88,9 @@ else
     echo "pbs job: walltime unknown, no early checkpoint (set PBS_WALLTIME to enable it)" >&2
 fi
 
-trapped=0
-cancelled=0
-# shellcheck disable=SC2317  # called from the traps below
-on_signal() {
-    trapped=1
-    [ "$1" = TERM ] && cancelled=1
-    echo "pbs job: got SIG$1 at $(date -u '+%T') UTC, asking ocrkd to checkpoint and stop" >&2
-    kill -USR1 "$step_pid" 2>/dev/null
-}
-trap 'on_signal USR1' USR1
-trap 'on_signal TERM' TERM
-
-# `wait` returns early when a trap runs: wait again until mpirun has ended.
-while :; do
-    trapped=0
-    wait "$step_pid"
-    rc=$?
-    [ "$trapped" = 1 ] || break
-done
+# shellcheck source=jobs/signals.sh
+. jobs/signals.sh
+wait_step "$step_pid" "pbs job"
 [ -n "$timer_pid" ] && kill "$timer_pid" 2>/dev/null
 
 # Continue in a new job: qrerun puts this job back in the queue (PBS Pro and

@@ -59,25 +59,9 @@ step_pid=$!
 # --signal=B:USR1@120 warns only this shell: pass it on to the step, whose
 # ranks then write a checkpoint and exit 75. A TERM here means scancel or the
 # hard time limit: forward it too, but do not requeue afterwards.
-trapped=0
-cancelled=0
-# shellcheck disable=SC2317  # called from the traps below
-on_signal() {
-    trapped=1
-    [ "$1" = TERM ] && cancelled=1
-    echo "slurm job: got SIG$1 at $(date -u '+%T') UTC, asking ocrkd to checkpoint and stop" >&2
-    kill -USR1 "$step_pid" 2>/dev/null
-}
-trap 'on_signal USR1' USR1
-trap 'on_signal TERM' TERM
-
-# `wait` returns early when a trap runs: wait again until the step has ended.
-while :; do
-    trapped=0
-    wait "$step_pid"
-    rc=$?
-    [ "$trapped" = 1 ] || break
-done
+# shellcheck source=jobs/signals.sh
+. jobs/signals.sh
+wait_step "$step_pid" "slurm job"
 
 if [ "$rc" -eq 75 ] && [ "$cancelled" = 0 ] && [ "${OCRKD_REQUEUE:-1}" = 1 ]; then
     echo "slurm job: ocrkd stopped after a checkpoint (exit 75): requeueing job $SLURM_JOB_ID" >&2
