@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # cancelled and rc are read by the sourcing launcher
 # signals.sh - sourced by jobs/slurm/launch.sh and jobs/pbs/launch.sh: pass
 # the scheduler's warning signal on to the running ocrkd step and wait for it.
 #   wait_step PID LABEL
@@ -7,8 +7,7 @@
 # limit: `cancelled` is set to 1 so the caller does not requeue. On return,
 # `rc` holds the step's exit code.
 trapped=0
-cancelled=0 # read by the launcher that sources this file
-# shellcheck disable=SC2034
+cancelled=0
 # shellcheck disable=SC2317  # called from the traps below
 on_signal() {
     trapped=1
