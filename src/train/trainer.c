@@ -597,6 +597,20 @@ static void evaluate_val(Trainer *t) {
 }
 
 /* ---- one step ---- */
+/* Fault injection for tests: OCRKD_FAULT_NAN=RANK:FROM:COUNT poisons the
+ * gradient of that rank for steps FROM .. FROM+COUNT-1 (1-based), as a
+ * numerical blow-up would. */
+static int fault_nan_now(long step) {
+    static int parsed, rank = -1;
+    static long from, count;
+    if (!parsed) {
+        parsed = 1;
+        const char *env = getenv("OCRKD_FAULT_NAN");
+        if (env && sscanf(env, "%d:%ld:%ld", &rank, &from, &count) != 3) rank = -1;
+    }
+    return rank == dist_rank() && step >= from && step < from + count;
+}
+
 /* Forward and backward on this rank's batch; fills flags[F_LOSS..F_IMAGES]. */
 static void compute_gradients(Trainer *t, double *flags) {
     Err err = {0};
@@ -611,6 +625,7 @@ static void compute_gradients(Trainer *t, double *flags) {
     t->tm[TM_DATA] += t1 - t0;
     t->tm[TM_TEACHER] += t2 - t1;
     t->tm[TM_STUDENT] += t3 - t2;
+    if (fault_nan_now(t->step + 1)) t->student->grads[0] = NAN;
     int bad = !isfinite(r.loss) || !isfinite(grad_norm(t->student->grads, t->student->n_trainable));
     flags[F_LOSS] = r.loss;
     flags[F_DIST] = r.distance;

@@ -95,6 +95,18 @@ expect_code 0 "preempted run resumes" -- $MPI "$BIN/ocrkd" distill "$TMP/student
   --set run.dir="$TMP/preempt" --set stop.max_steps=40 --resume auto
 expect_grep 'resume +' "$TMP/out" "resume is logged"
 
+expect_code 0 "a 2-rank checkpoint resumes on 1 rank" -- "$BIN/ocrkd" distill "$TMP/student.yaml" \
+  --set run.dir="$TMP/preempt" --set stop.max_steps=48 --resume auto
+expect_grep 're-sharded' "$TMP/out" "resuming on another rank count re-shards the data (logged)"
+
+# -- non-finite loss: every rank skips, then exit 5 --------------------------
+expect_code 0 "one non-finite gradient on rank 1 is skipped by all" -- $MPI -x OCRKD_FAULT_NAN=1:5:1 \
+  "$BIN/ocrkd" distill "$TMP/student.yaml" --set run.dir="$TMP/nan1"
+expect_grep 'step 5: non-finite loss or gradient on 1 rank' "$TMP/err" "the skipped update is reported"
+expect_code 5 "10 non-finite steps in a row end the run with exit 5" -- $MPI -x OCRKD_FAULT_NAN=1:3:100 \
+  "$BIN/ocrkd" distill "$TMP/student.yaml" --set run.dir="$TMP/nan"
+[ ! -f "$TMP/nan/ckpt-00000012.h5" ] && pass "no checkpoint written from the failed steps" || fail "exit 5 wrote a checkpoint"
+
 # -- a rank that dies ends the job -------------------------------------------
 $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" --set run.dir="$TMP/killed" \
   --set stop.max_steps=100000 >"$TMP/kill.log" 2>&1 &
