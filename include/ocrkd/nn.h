@@ -55,6 +55,21 @@ void batchnorm_forward_infer(const float *inp, const float *gamma, const float *
 void batchnorm_backward_train(const float *inp, const float *dout, const float *gamma,
                               const float *save_mean, const float *save_invstd, int B, int C,
                               int HW, float *dinp, float *dgamma, float *dbeta);
+/* Fused BatchNorm + ReLU (one pass less over the map each way):
+ * forward: out = max(bn(inp), 0), same arguments as the unfused ones. */
+void batchnorm_relu_forward_train(const float *inp, const float *gamma, const float *beta,
+                                  float *run_mean, float *run_var, float momentum, int B, int C,
+                                  int HW, float *out, float *save_mean, float *save_invstd);
+void batchnorm_relu_forward_infer(const float *inp, const float *gamma, const float *beta,
+                                  const float *run_mean, const float *run_var, int B, int C,
+                                  int HW, float *out);
+/* Backward of y = relu(bn(inp)) given y (B,C,HW) and dout = dL/dy; y = NULL
+ * means no ReLU (bn alone). Unlike the rest of this file dinp (B,C,HW) is
+ * OVERWRITTEN (=, saving the caller a zeroing pass); dgamma, dbeta +=. */
+void batchnorm_relu_backward_train(const float *inp, const float *y, const float *dout,
+                                   const float *gamma, const float *save_mean,
+                                   const float *save_invstd, int B, int C, int HW, float *dinp,
+                                   float *dgamma, float *dbeta);
 
 /* ---- elementwise ---- */
 void relu_forward(const float *inp, float *out, size_t n); /* out may equal inp */

@@ -189,12 +189,20 @@ static void convbn_forward(Crnn *m, ConvBn *u, const float *in, int B, int bn_tr
     int OC = u->s.OC, HW = u->s.OH * u->s.OW;
     conv_forward_chunked(m, u, in, B, u->c);
     if (bn_train)
-        batchnorm_forward_train(u->c, p + u->gamma, p + u->beta, p + u->rmean, p + u->rvar,
-                                BN_MOMENTUM, B, OC, HW, u->y, u->smean, u->sinv);
+        (u->relu ? batchnorm_relu_forward_train : batchnorm_forward_train)(
+            u->c, p + u->gamma, p + u->beta, p + u->rmean, p + u->rvar, BN_MOMENTUM, B, OC, HW,
+            u->y, u->smean, u->sinv);
     else
-        batchnorm_forward_infer(u->c, p + u->gamma, p + u->beta, p + u->rmean, p + u->rvar, B,
-                                OC, HW, u->y);
-    if (u->relu) relu_forward(u->y, u->y, unit_out_floats(u, B));
+        (u->relu ? batchnorm_relu_forward_infer : batchnorm_forward_infer)(
+            u->c, p + u->gamma, p + u->beta, p + u->rmean, p + u->rvar, B, OC, HW, u->y);
+}
+
+/* out (n) = max(out + sc, 0): the block's residual add and ReLU in one pass. */
+static void add_relu(float *out, const float *sc, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const float v = out[i] + sc[i];
+        out[i] = v > 0.0f ? v : 0.0f;
+    }
 }
 
 /* b->in -> b->out = relu(main path + shortcut) */
@@ -210,8 +218,7 @@ static void block_forward(Crnn *m, Block *b, int B, int bn_train) {
         sc = b->ds.y;
     }
     size_t n = unit_out_floats(&b->u[b->nu - 1], B);
-    add_forward(b->out, sc, b->out, n);
-    relu_forward(b->out, b->out, n);
+    add_relu(b->out, sc, n);
 }
 
 const float *extractor_forward(Crnn *m, const float *img, int B, int bn_train) {
@@ -229,34 +236,31 @@ static void relu_mask(const float *out, float *g, size_t n) {
         if (!(out[i] > 0.0f)) g[i] = 0.0f;
 }
 
-/* dy: gradient w.r.t. u->y (ReLU already applied). BN backward into dc
- * (zeroed here), then conv backward: dinp += (NULL: not needed). dinp may
- * alias dy (dy is dead after the BN backward); zero_dinp clears it first. */
+/* dy: gradient w.r.t. u->y (post-ReLU when u->relu: the ReLU's backward is
+ * fused into the BN's). BN backward into dc (overwritten), then conv
+ * backward: dinp += (NULL: not needed). dinp may alias dy (dy is dead after
+ * the BN backward); zero_dinp clears it first. */
 static void convbn_backward(Crnn *m, ConvBn *u, const float *in, int B, const float *dy,
                             float *dc, float *dinp, int zero_dinp) {
     float *g = m->grads;
-    memset(dc, 0, unit_out_floats(u, B) * sizeof(float));
-    batchnorm_backward_train(u->c, dy, m->params + u->gamma, u->smean, u->sinv, B, u->s.OC,
-                             u->s.OH * u->s.OW, dc, g + u->gamma, g + u->beta);
+    batchnorm_relu_backward_train(u->c, u->relu ? u->y : NULL, dy, m->params + u->gamma,
+                                  u->smean, u->sinv, B, u->s.OC, u->s.OH * u->s.OW, dc,
+                                  g + u->gamma, g + u->beta);
     if (dinp && zero_dinp) memset(dinp, 0, unit_in_floats(u, B) * sizeof(float));
     conv_backward_chunked(m, u, in, B, dc, dinp);
 }
 
-/* gout: gradient w.r.t. b->out (clobbered). din (zeroed here) receives the
+/* gout: gradient w.r.t. b->out (clobbered). din (overwritten) receives the
  * gradient w.r.t. b->in. dc: scratch. */
 static void block_backward(Crnn *m, Block *b, int B, float *gout, float *din, float *dc) {
     const ConvBn *last = &b->u[b->nu - 1];
     size_t n_out = unit_out_floats(last, B);
     size_t n_in = unit_in_floats(&b->u[0], B);
     relu_mask(b->out, gout, n_out);
-    memset(din, 0, n_in * sizeof(float));
-    if (b->has_ds) convbn_backward(m, &b->ds, b->in, B, gout, dc, din, 0);
-    else add_forward(din, gout, din, n_in);
+    if (b->has_ds) convbn_backward(m, &b->ds, b->in, B, gout, dc, din, 1);
+    else memcpy(din, gout, n_in * sizeof(float)); /* identity shortcut: same shape */
     float *dy = gout;
-    for (int j = b->nu - 1; j > 0; j--) {
-        convbn_backward(m, &b->u[j], b->u[j - 1].y, B, dy, dc, dy, 1);
-        relu_mask(b->u[j - 1].y, dy, unit_out_floats(&b->u[j - 1], B));
-    }
+    for (int j = b->nu - 1; j > 0; j--) convbn_backward(m, &b->u[j], b->u[j - 1].y, B, dy, dc, dy, 1);
     convbn_backward(m, &b->u[0], b->in, B, dy, dc, din, 0);
 }
 
@@ -269,6 +273,5 @@ void extractor_backward(Crnn *m, const float *img, int B) {
         g = other;
         other = t;
     }
-    relu_mask(A->stem.y, g, unit_out_floats(&A->stem, B));
     convbn_backward(m, &A->stem, img, B, g, dc, NULL, 0);
 }

@@ -65,6 +65,47 @@ static void row_dy_sums(const float *dy, const float *x, int n, float m, double 
     *sdyx += sb;
 }
 
+/* As row_dy_sums with dy replaced by dy * (y > 0), the ReLU's backward. */
+static void row_dy_sums_masked(const float *dy, const float *y, const float *x, int n, float m,
+                               double *sdy, double *sdyx) {
+    float a[LANES] = {0}, b[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            const float d = y[i + j] > 0.0f ? dy[i + j] : 0.0f;
+            a[j] += d;
+            b[j] += d * (x[i + j] - m);
+        }
+    double sa = 0, sb = 0;
+    for (int j = 0; j < LANES; j++)
+        sa += a[j], sb += b[j];
+    for (; i < n; i++) {
+        const float d = y[i] > 0.0f ? dy[i] : 0.0f;
+        sa += d, sb += (double)d * (x[i] - m);
+    }
+    *sdy += sa;
+    *sdyx += sb;
+}
+
+/* dx (n) = or += k * (dy' - mdy - (x - mean) * invstd * mdyx), where dy' is
+ * dy, or dy * (y > 0) when y is not NULL. */
+static void row_dx(const float *x, const float *dy, const float *y, int n, float k, float mdy,
+                   float mean, float invstd, float mdyx, int accumulate, float *dx) {
+    if (y && accumulate) {
+        for (int i = 0; i < n; i++)
+            dx[i] += k * ((y[i] > 0.0f ? dy[i] : 0.0f) - mdy - (x[i] - mean) * invstd * mdyx);
+    } else if (y) {
+        for (int i = 0; i < n; i++)
+            dx[i] = k * ((y[i] > 0.0f ? dy[i] : 0.0f) - mdy - (x[i] - mean) * invstd * mdyx);
+    } else if (accumulate) {
+        for (int i = 0; i < n; i++)
+            dx[i] += k * (dy[i] - mdy - (x[i] - mean) * invstd * mdyx);
+    } else {
+        for (int i = 0; i < n; i++)
+            dx[i] = k * (dy[i] - mdy - (x[i] - mean) * invstd * mdyx);
+    }
+}
+
 /* Mean and biased variance of channel c over (B, HW), two passes. */
 static void channel_stats(const float *inp, int B, int C, int HW, int c, double *mean,
                           double *var) {
@@ -80,23 +121,29 @@ static void channel_stats(const float *inp, int B, int C, int HW, int c, double 
     *var = sq / n - (m - mf) * (m - mf);
 }
 
-/* out = inp * scale + shift on channel c (out may equal inp). */
+/* out = inp * scale + shift on channel c (out may equal inp), then
+ * max(., 0) when relu: the ReLU rides along instead of another pass. */
 static void channel_affine(const float *inp, int B, int C, int HW, int c, float scale, float shift,
-                           float *out) {
+                           int relu, float *out) {
     for (int b = 0; b < B; b++) {
         const size_t off = ((size_t)b * C + c) * HW;
         const float *x = inp + off;
         float *y = out + off;
-        for (int i = 0; i < HW; i++)
-            y[i] = x[i] * scale + shift;
+        if (relu) {
+            for (int i = 0; i < HW; i++) {
+                const float v = x[i] * scale + shift;
+                y[i] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+            for (int i = 0; i < HW; i++)
+                y[i] = x[i] * scale + shift;
+        }
     }
 }
 
-/* inp/out (B,C,HW) (out may equal inp); gamma, beta, run_mean, run_var,
- * save_mean, save_invstd (C). Updates run_* with momentum. */
-void batchnorm_forward_train(const float *inp, const float *gamma, const float *beta,
-                             float *run_mean, float *run_var, float momentum, int B, int C, int HW,
-                             float *out, float *save_mean, float *save_invstd) {
+static void forward_train(const float *inp, const float *gamma, const float *beta, float *run_mean,
+                          float *run_var, float momentum, int B, int C, int HW, int relu,
+                          float *out, float *save_mean, float *save_invstd) {
     const double n = (double)B * HW;
     for (int c = 0; c < C; c++) {
         double mean, var;
@@ -109,7 +156,35 @@ void batchnorm_forward_train(const float *inp, const float *gamma, const float *
         run_mean[c] = (float)((1.0 - momentum) * run_mean[c] + momentum * mean);
         run_var[c] = (float)((1.0 - momentum) * run_var[c] + momentum * unbiased);
         const double scale = gamma[c] * invstd;
-        channel_affine(inp, B, C, HW, c, (float)scale, (float)(beta[c] - mean * scale), out);
+        channel_affine(inp, B, C, HW, c, (float)scale, (float)(beta[c] - mean * scale), relu,
+                       out);
+    }
+}
+
+/* inp/out (B,C,HW) (out may equal inp); gamma, beta, run_mean, run_var,
+ * save_mean, save_invstd (C). Updates run_* with momentum. */
+void batchnorm_forward_train(const float *inp, const float *gamma, const float *beta,
+                             float *run_mean, float *run_var, float momentum, int B, int C, int HW,
+                             float *out, float *save_mean, float *save_invstd) {
+    forward_train(inp, gamma, beta, run_mean, run_var, momentum, B, C, HW, 0, out, save_mean,
+                  save_invstd);
+}
+
+/* As batchnorm_forward_train, then ReLU: out = max(bn(inp), 0). */
+void batchnorm_relu_forward_train(const float *inp, const float *gamma, const float *beta,
+                                  float *run_mean, float *run_var, float momentum, int B, int C,
+                                  int HW, float *out, float *save_mean, float *save_invstd) {
+    forward_train(inp, gamma, beta, run_mean, run_var, momentum, B, C, HW, 1, out, save_mean,
+                  save_invstd);
+}
+
+static void forward_infer(const float *inp, const float *gamma, const float *beta,
+                          const float *run_mean, const float *run_var, int B, int C, int HW,
+                          int relu, float *out) {
+    for (int c = 0; c < C; c++) {
+        const double scale = gamma[c] / sqrt((double)run_var[c] + BN_EPS);
+        channel_affine(inp, B, C, HW, c, (float)scale, (float)(beta[c] - run_mean[c] * scale),
+                       relu, out);
     }
 }
 
@@ -117,9 +192,43 @@ void batchnorm_forward_train(const float *inp, const float *gamma, const float *
 void batchnorm_forward_infer(const float *inp, const float *gamma, const float *beta,
                              const float *run_mean, const float *run_var, int B, int C, int HW,
                              float *out) {
+    forward_infer(inp, gamma, beta, run_mean, run_var, B, C, HW, 0, out);
+}
+
+/* As batchnorm_forward_infer, then ReLU. */
+void batchnorm_relu_forward_infer(const float *inp, const float *gamma, const float *beta,
+                                  const float *run_mean, const float *run_var, int B, int C,
+                                  int HW, float *out) {
+    forward_infer(inp, gamma, beta, run_mean, run_var, B, C, HW, 1, out);
+}
+
+/* The backward of BN (+ ReLU when y, the ReLU output, is not NULL) on
+ * channel-major runs; dinp accumulated or overwritten. */
+static void backward_train(const float *inp, const float *y, const float *dout, const float *gamma,
+                           const float *save_mean, const float *save_invstd, int B, int C, int HW,
+                           int accumulate, float *dinp, float *dgamma, float *dbeta) {
+    const double n = (double)B * HW;
     for (int c = 0; c < C; c++) {
-        const double scale = gamma[c] / sqrt((double)run_var[c] + BN_EPS);
-        channel_affine(inp, B, C, HW, c, (float)scale, (float)(beta[c] - run_mean[c] * scale), out);
+        const float mean = save_mean[c], invstd = save_invstd[c];
+        double sum_dy = 0, sum_dy_xc = 0; /* xc = x - mean */
+        for (int b = 0; b < B; b++) {
+            const size_t off = ((size_t)b * C + c) * HW;
+            if (y)
+                row_dy_sums_masked(dout + off, y + off, inp + off, HW, mean, &sum_dy, &sum_dy_xc);
+            else
+                row_dy_sums(dout + off, inp + off, HW, mean, &sum_dy, &sum_dy_xc);
+        }
+        const double sum_dy_xhat = sum_dy_xc * invstd;
+        if (dbeta) dbeta[c] += (float)sum_dy;
+        if (dgamma) dgamma[c] += (float)sum_dy_xhat;
+        if (!dinp) continue;
+        const float k = gamma[c] * invstd, mdy = (float)(sum_dy / n),
+                    mdyx = (float)(sum_dy_xhat / n);
+        for (int b = 0; b < B; b++) {
+            const size_t off = ((size_t)b * C + c) * HW;
+            row_dx(inp + off, dout + off, y ? y + off : NULL, HW, k, mdy, mean, invstd, mdyx,
+                   accumulate, dinp + off);
+        }
     }
 }
 
@@ -130,26 +239,15 @@ void batchnorm_forward_infer(const float *inp, const float *gamma, const float *
 void batchnorm_backward_train(const float *inp, const float *dout, const float *gamma,
                               const float *save_mean, const float *save_invstd, int B, int C,
                               int HW, float *dinp, float *dgamma, float *dbeta) {
-    const double n = (double)B * HW;
-    for (int c = 0; c < C; c++) {
-        const float mean = save_mean[c], invstd = save_invstd[c];
-        double sum_dy = 0, sum_dy_xc = 0; /* xc = x - mean */
-        for (int b = 0; b < B; b++) {
-            const size_t off = ((size_t)b * C + c) * HW;
-            row_dy_sums(dout + off, inp + off, HW, mean, &sum_dy, &sum_dy_xc);
-        }
-        const double sum_dy_xhat = sum_dy_xc * invstd;
-        if (dbeta) dbeta[c] += (float)sum_dy;
-        if (dgamma) dgamma[c] += (float)sum_dy_xhat;
-        if (!dinp) continue;
-        const float k = gamma[c] * invstd, mdy = (float)(sum_dy / n),
-                    mdyx = (float)(sum_dy_xhat / n);
-        for (int b = 0; b < B; b++) {
-            const size_t off = ((size_t)b * C + c) * HW;
-            const float *x = inp + off, *dy = dout + off;
-            float *dx = dinp + off;
-            for (int i = 0; i < HW; i++)
-                dx[i] += k * (dy[i] - mdy - (x[i] - mean) * invstd * mdyx);
-        }
-    }
+    backward_train(inp, NULL, dout, gamma, save_mean, save_invstd, B, C, HW, 1, dinp, dgamma,
+                   dbeta);
+}
+
+/* Backward of y = relu(bn(inp)) (y = NULL: bn alone); dout is the gradient
+ * w.r.t. y. dinp (B,C,HW) is OVERWRITTEN; dgamma, dbeta +=. */
+void batchnorm_relu_backward_train(const float *inp, const float *y, const float *dout,
+                                   const float *gamma, const float *save_mean,
+                                   const float *save_invstd, int B, int C, int HW, float *dinp,
+                                   float *dgamma, float *dbeta) {
+    backward_train(inp, y, dout, gamma, save_mean, save_invstd, B, C, HW, 0, dinp, dgamma, dbeta);
 }
