@@ -1,6 +1,7 @@
 /* test_bn_relu.c - the fused BatchNorm + ReLU kernels of nn.h against the
  * unfused composition (batchnorm_* then relu_*), which test_batchnorm.c and
- * test_ops.c check against formulas and finite differences. Also checks
+ * test_ops.c check against formulas and finite differences; likewise
+ * add_relu_forward and relu_mask. Also checks
  * that batchnorm_relu_backward_train overwrites dinp and that y = NULL is
  * plain BN backward. */
 #include <string.h>
@@ -69,5 +70,18 @@ int main(void) {
         d[i] = -1e3f;
     batchnorm_relu_backward_train(x, NULL, dout, gamma, sm, si, B, C, HW, d, NULL, NULL);
     CHECK_CLOSE("dinp without ReLU vs bn backward", d, d_ref, N, 0, 0);
+
+    /* add_relu_forward == add_forward;relu_forward, relu_mask == relu_backward
+     * into zeros (odd n: vector lanes + tail) */
+    add_forward(x, dout, y_ref, N);
+    relu_forward(y_ref, y_ref, N);
+    memcpy(d, x, sizeof x);
+    add_relu_forward(d, dout, d, N);
+    CHECK_CLOSE("add_relu_forward vs add;relu", d, y_ref, N, 0, 0);
+    memset(d_ref, 0, sizeof d_ref);
+    relu_backward(y, dout, d_ref, N);
+    memcpy(d, dout, sizeof dout);
+    relu_mask(y, d, N);
+    CHECK_CLOSE("relu_mask vs relu_backward", d, d_ref, N, 0, 0);
     TEST_END();
 }

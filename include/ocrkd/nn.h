@@ -76,6 +76,10 @@ void relu_forward(const float *inp, float *out, size_t n); /* out may equal inp 
 /* out is the forward OUTPUT; dinp += dout * (out > 0) */
 void relu_backward(const float *out, const float *dout, float *dinp, size_t n);
 void add_forward(const float *a, const float *b, float *out, size_t n); /* out = a + b */
+/* out = max(a + b, 0): a residual add and its ReLU; out may equal a or b */
+void add_relu_forward(const float *a, const float *b, float *out, size_t n);
+/* In-place ReLU backward: g (n) = 0 where the forward output out (n) <= 0 */
+void relu_mask(const float *out, float *g, size_t n);
 
 /* ---- mean over height, with the (B,C,W) -> (T=W,B,C) transpose folded in ---- */
 /* inp (B,C,H,W) -> out (W,B,C) */

@@ -197,14 +197,6 @@ static void convbn_forward(Crnn *m, ConvBn *u, const float *in, int B, int bn_tr
             u->c, p + u->gamma, p + u->beta, p + u->rmean, p + u->rvar, B, OC, HW, u->y);
 }
 
-/* out (n) = max(out + sc, 0): the block's residual add and ReLU in one pass. */
-static void add_relu(float *out, const float *sc, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        const float v = out[i] + sc[i];
-        out[i] = v > 0.0f ? v : 0.0f;
-    }
-}
-
 /* b->in -> b->out = relu(main path + shortcut) */
 static void block_forward(Crnn *m, Block *b, int B, int bn_train) {
     const float *x = b->in;
@@ -218,7 +210,7 @@ static void block_forward(Crnn *m, Block *b, int B, int bn_train) {
         sc = b->ds.y;
     }
     size_t n = unit_out_floats(&b->u[b->nu - 1], B);
-    add_relu(b->out, sc, n);
+    add_relu_forward(b->out, sc, b->out, n);
 }
 
 const float *extractor_forward(Crnn *m, const float *img, int B, int bn_train) {
@@ -229,12 +221,6 @@ const float *extractor_forward(Crnn *m, const float *img, int B, int bn_train) {
 }
 
 /* ---- backward ---- */
-
-/* ReLU backward in place: g (n) is zeroed where the forward output was 0. */
-static void relu_mask(const float *out, float *g, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!(out[i] > 0.0f)) g[i] = 0.0f;
-}
 
 /* dy: gradient w.r.t. u->y (post-ReLU when u->relu: the ReLU's backward is
  * fused into the BN's). BN backward into dc (overwritten), then conv
