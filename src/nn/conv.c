@@ -50,6 +50,12 @@ size_t conv_workspace_floats(const ConvShape *s) {
     return col_rows(s) * n + (s->B > 1 ? (size_t)s->OC * n : 0);
 }
 
+/* 4-float vectors (GCC/Clang extension): GCC 12 at -O2 vectorizes no loop
+ * that needs a scalar tail or an alias check, so the stride-1 add and the
+ * stride-2 gather/scatter run 4 lanes by hand (same results as scalar). */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+
 /* Range [lo, hi) of output positions o (0..O-1) whose input position
  * o*S - P + k falls inside [0, In): lets the inner loops run branch-free. */
 static void valid_range(int O, int S, int P, int k, int In, int *lo, int *hi) {
@@ -60,6 +66,20 @@ static void valid_range(int O, int S, int P, int k, int In, int *lo, int *hi) {
     *lo = l < O ? l : O;
     *hi = h < O ? h : O;
     if (*hi < *lo) *hi = *lo;
+}
+
+/* dst[ow] = src[2*ow] for ow in [lo, hi): 8 loads -> 4 even lanes */
+static void gather_even(float *dst, const float *src, int lo, int hi) {
+    int ow = lo;
+    for (; ow + 5 <= hi; ow += 4) { /* src[2*ow+7] stays before src[2*(hi-1)] */
+        v4f a, b;
+        memcpy(&a, src + 2 * ow, sizeof a);
+        memcpy(&b, src + 2 * ow + 4, sizeof b);
+        v4f even = __builtin_shuffle(a, b, (v4i){0, 2, 4, 6});
+        memcpy(dst + ow, &even, sizeof even);
+    }
+    for (; ow < hi; ow++)
+        dst[ow] = src[2 * ow];
 }
 
 /* One im2col row segment: col_row[ow] = inp_row[ow*SW - PW + kw] for ow in
@@ -75,6 +95,8 @@ static void gather_row(float *dst, const float *inp_row, int OW, int SW, int PW,
     const float *src = inp_row - PW + kw;
     if (SW == 1) {
         memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+    } else if (SW == 2) {
+        gather_even(dst, src, lo, hi);
     } else {
         for (int ow = lo; ow < hi; ow++)
             dst[ow] = src[ow * SW];
@@ -104,14 +126,31 @@ static void im2col(const ConvShape *s, const float *inp, float *col) {
             }
 }
 
-/* 4-float vectors (GCC/Clang extension): GCC 12 at -O2 vectorizes no loop
- * that needs a scalar tail or an alias check, so the stride-1 add runs 4
- * lanes by hand (same results as scalar). */
-typedef float v4f __attribute__((vector_size(16)));
+/* dst[2*ow] += row[ow] for ow in [lo, hi): 4 values spread over 8 lanes */
+static void scatter_add_even(float *dst, const float *row, int lo, int hi) {
+    int ow = lo;
+    for (; ow + 5 <= hi; ow += 4) { /* dst[2*ow+7] stays before dst[2*(hi-1)] */
+        v4f r, u0, u1;
+        memcpy(&r, row + ow, sizeof r);
+        memcpy(&u0, dst + 2 * ow, sizeof u0);
+        memcpy(&u1, dst + 2 * ow + 4, sizeof u1);
+        /* even lanes get r, odd lanes keep their value (selected, not + 0) */
+        u0 = __builtin_shuffle(u0 + __builtin_shuffle(r, r, (v4i){0, 0, 1, 1}), u0,
+                               (v4i){0, 5, 2, 7});
+        u1 = __builtin_shuffle(u1 + __builtin_shuffle(r, r, (v4i){2, 2, 3, 3}), u1,
+                               (v4i){0, 5, 2, 7});
+        memcpy(dst + 2 * ow, &u0, sizeof u0);
+        memcpy(dst + 2 * ow + 4, &u1, sizeof u1);
+    }
+    for (; ow < hi; ow++)
+        dst[2 * ow] += row[ow];
+}
 
 /* dst[ow*SW] += row[ow] for ow in [lo, hi) */
 static void scatter_add_row(float *dst, const float *row, int SW, int lo, int hi) {
-    if (SW == 1) {
+    if (SW == 2) {
+        scatter_add_even(dst, row, lo, hi);
+    } else if (SW == 1) {
         int ow = lo;
         for (; ow + 4 <= hi; ow += 4) {
             v4f a, b;
