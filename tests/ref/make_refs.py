@@ -8,6 +8,11 @@ Writes, deterministically (fixed seeds):
   crnn_basic.h5       valid ocrkd checkpoints of small random CRNNs, plus a group
   crnn_bottleneck.h5  /ref with images, labels and expected outputs/gradients
                       (read by tests/test_crnn_parity.c)
+  cli_<case>.h5       for case basic and bottleneck: a random CRNN saved as a
+  cli_<case>_data.h5  PyTorch .pt and converted by running torch2ocrkd.py, an
+  cli_<case>_expect.h5  ocrkd dataset file, and the eval-mode log-probs [N,T,K]
+                      PyTorch gives on it (read by tests/e2e/test_parity_cli.sh
+                      through `ocrkd predict --dump-logits`)
 Inputs and weights are float32; every reference output is computed in float64
 from those float32 values and stored as float32, so the references carry no
 float32 rounding of their own.
@@ -16,7 +21,9 @@ the committed .h5 files).
 """
 import copy
 import os
+import subprocess
 import sys
+import tempfile
 
 import h5py
 import numpy as np
@@ -317,6 +324,134 @@ def check_roundtrip(path, images, logp_eval):
                  % (path, err))
 
 
+# ------------------------------------------------- CLI (torch2ocrkd) ----
+CLI_N = 5
+CLI_MIN_MARGIN = 1e-3  # top-1 minus top-2 log-prob at every step: greedy decode is stable
+CLI_CASES = [  # case, arch, alphabet (with multi-byte UTF-8 symbols), image width, seed
+    ("basic", dict(blocks=[2, 1, 1, 1], block="basic", width=4, feature_dim=16,
+                   enc_layers=2, enc_hidden=8), "abcdefghij", 30, 12),
+    ("bottleneck", dict(blocks=[1, 2, 1, 1], block="bottleneck", width=2, feature_dim=16,
+                        enc_layers=2, enc_hidden=8), "0123456789\u00e4\u00f6\u00fc\u20ac", 26, 13),
+]
+
+
+def torch2ocrkd_cli(sd, out, alphabet):
+    """Converts state_dict sd as a user would: torch.save, then run the tool."""
+    tool = os.path.join(HERE, "..", "..", "data-tools", "torch2ocrkd.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        pt = os.path.join(tmp, "model.pt")
+        torch.save(sd, pt)
+        subprocess.run([sys.executable, tool, pt, out, "--alphabet", alphabet,
+                        "--kind", "student"], check=True, stdout=subprocess.DEVNULL)
+
+
+def write_dataset(path, images, labels, alphabet):
+    """SPEC "Dataset file": uint8 images [N,32,W] chunked along N, UTF-8 labels."""
+    n, h, w = images.shape
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "ocrkd-dataset"
+        f.attrs["version"] = np.int64(1)
+        f.attrs["alphabet"] = alphabet
+        f.attrs["height"] = np.int64(h)
+        f.attrs["width"] = np.int64(w)
+        f.create_dataset("images", data=images, chunks=(2, h, w), compression="gzip")
+        f.create_dataset("labels", data=labels, dtype=h5py.string_dtype("utf-8"))
+
+
+def text_like(rng, n, width):
+    """n uint8 images [n,32,width]: a light background with dark bars of random
+    position, width and height (stroke-like structure at the scale the extractor
+    keeps), plus a little noise."""
+    img = np.empty((n, 32, width))
+    for i in range(n):
+        img[i] = rng.uniform(0.6, 1.0)
+        for _ in range(rng.randint(2, 2 + width // 4)):
+            x0, w = rng.randint(0, width), rng.randint(1, 7)
+            y0, y1 = rng.randint(2, 12), rng.randint(20, 30)
+            img[i, y0:y1, x0:x0 + w] = rng.uniform(0.0, 0.3)
+    img += rng.normal(0, 0.03, img.shape)
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def as_input(images, dtype):
+    """uint8 [N,H,W] -> [N,1,H,W] pixels / 255, as ocrkd's loader scales them."""
+    return torch.from_numpy(images.astype(np.float64) / 255.0).unsqueeze(1).to(dtype)
+
+
+def pre_neck(e, x):
+    """Extractor output before the neck: (T,B,C)."""
+    h = F.relu(e.bn1(e.conv1(x)))
+    h = e.layer4(e.layer3(e.layer2(e.layer1(h))))
+    return h.mean(dim=2).permute(2, 0, 1)
+
+
+def cli_crnn(arch, seed, width, rng):
+    """A float32 CRNN whose outputs depend on the image. With default init the
+    ResNet's features vary across images by ~1e-3 of their size, so every image
+    would decode alike and a mix-up of samples would pass a 1e-4 check. So: BN
+    running stats from train-mode passes on text-like images; a neck that
+    standardizes the features it sees on such images; input-to-hidden LSTM
+    weights and the classifier weights scaled by 4 (classifier bias 0)."""
+    torch.manual_seed(seed)
+    m = crnn_torch.CRNN(**arch).float()
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.weight.uniform_(0.6, 1.4)
+                mod.bias.uniform_(-0.3, 0.3)
+        m.train()
+        for _ in range(3):
+            m(as_input(text_like(rng, 8, width), torch.float32))
+        m.eval()
+        f = pre_neck(m.extractor, as_input(text_like(rng, 16, width), torch.float32))
+        f = f.reshape(-1, f.shape[-1])
+        mu, sd = f.mean(0), f.std(0).clamp_min(1e-2)
+        w = torch.randn(arch["feature_dim"], f.shape[-1], dtype=torch.float32)
+        w = w / f.shape[-1] ** 0.5 / sd
+        m.extractor.neck.weight.copy_(w)
+        m.extractor.neck.bias.copy_(-(w @ mu))
+        for name, p in m.encoder.named_parameters():
+            if name.startswith("weight_ih"):
+                p.mul_(4)
+        m.classifier.weight.mul_(4)
+        m.classifier.bias.zero_()
+    return m
+
+
+def cli_labels(rng, alphabet):
+    return ["".join(rng.choice(list(alphabet), size=rng.randint(1, 7))) for _ in range(CLI_N)]
+
+
+def min_margin(logp):
+    top2 = np.sort(logp, axis=-1)[..., -2:]
+    return float((top2[..., 1] - top2[..., 0]).min())
+
+
+def make_cli(case, arch, alphabet, width, seed):
+    arch = dict(arch, num_classes=len(alphabet) + 1)
+    rng = np.random.RandomState(seed)
+    m = cli_crnn(arch, seed, width, rng)
+    ckpt, data, expect = "cli_%s.h5" % case, "cli_%s_data.h5" % case, "cli_%s_expect.h5" % case
+    torch2ocrkd_cli(m.state_dict(), ckpt, alphabet)
+    md = copy.deepcopy(m).double().eval()
+    labels = cli_labels(rng, alphabet)
+    for _ in range(20):  # redraw until no step is a near-tie between two classes
+        images = text_like(rng, CLI_N, width)
+        x = as_input(images, torch.float64)
+        with torch.no_grad():
+            logp, _ = md(x)
+        if min_margin(logp.numpy()) > CLI_MIN_MARGIN:
+            break
+    else:
+        sys.exit("make_refs: cli_%s: no input set without near-ties in 20 draws" % case)
+    check_roundtrip(ckpt, x, logp)
+    write_dataset(data, images, labels, alphabet)
+    with h5py.File(expect, "w") as f:
+        f.attrs["about"] = ("PyTorch %s eval-mode log-softmax of %s on %s (make_refs.py)"
+                            % (torch.__version__, ckpt, data))
+        f.create_dataset("logp", data=logp.permute(1, 0, 2).numpy().astype(np.float32))
+
+
 def main():
     os.chdir(HERE)
     make_layers("layers.h5")
@@ -326,7 +461,11 @@ def main():
     make_crnn("crnn_bottleneck.h5", dict(blocks=[1, 1, 1, 1], block="bottleneck", width=2,
                                          feature_dim=16, enc_layers=2, enc_hidden=8,
                                          num_classes=len(ALPHABET) + 1), seed=3)
-    for name in ("layers.h5", "crnn_basic.h5", "crnn_bottleneck.h5"):
+    names = ["layers.h5", "crnn_basic.h5", "crnn_bottleneck.h5"]
+    for case, arch, alphabet, width, seed in CLI_CASES:
+        make_cli(case, arch, alphabet, width, seed)
+        names += ["cli_%s%s.h5" % (case, sfx) for sfx in ("", "_data", "_expect")]
+    for name in names:
         print("wrote tests/ref/%s (%d bytes)" % (name, os.path.getsize(name)))
 
 
