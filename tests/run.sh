@@ -10,7 +10,8 @@ BIN=${BIN:-bin}
 ONLY=${ONLY:-all}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-export OCRKD_BIN="$PWD/$BIN"
+case $BIN in /*) ;; *) BIN=$PWD/$BIN ;; esac
+export OCRKD_BIN="$BIN"
 total_p=0; total_f=0; failed_progs=""
 log=$(mktemp)
 run_one() { # name, command...

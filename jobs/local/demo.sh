@@ -46,5 +46,5 @@ row teacher runs/demo-teacher/best.h5
 row student runs/demo-distill/best.h5
 t=$(cat "$TMPD/teacher.acc"); s=$(cat "$TMPD/student.acc")
 awk -v t="$t" -v s="$s" -v secs=$(( $(date +%s) - start )) 'BEGIN {
-  printf "\nteacher word accuracy %.2f%% (target > 85%%); student %.2f points below it (target < 3)\n", 100 * t, 100 * (t - s)
+  printf "\nteacher word accuracy %.2f%% (target > 85%%); student - teacher = %+.2f points (target > -3)\n", 100 * t, 100 * (s - t)
   printf "demo took %d s (target < 900 s)\n", secs }'
