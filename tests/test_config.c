@@ -103,6 +103,7 @@ static const char *config_diff(const Config *a, const Config *b) {
     SAME(schedule.kind);
     SAME(schedule.warmup_steps);
     SAME(schedule.total_steps);
+    SAME(schedule_steps);
     SAME(schedule.min_lr);
     SAME(schedule.step_size);
     SAME(schedule.gamma);
@@ -423,6 +424,24 @@ static void test_float_round_trip(void) {
     config_free(&c);
 }
 
+/* optim.schedule.total_steps decouples the schedule from stop.max_steps, so
+ * one cosine can span several jobs that each stop early. */
+static void test_schedule_length(void) {
+    Config c;
+    Err err = {0};
+    const char *p = write_tmp("sched.yaml", "data: {train: x.h5}\nstop: {max_steps: 10}\n"
+                                            "optim: {schedule: {type: cosine, total_steps: 50}}\n");
+    CHECK(config_load(&c, p, &err) == 0 && c.schedule.total_steps == 50 && c.max_steps == 10,
+          "total_steps wins over max_steps (%ld)", c.schedule.total_steps);
+    CHECK(config_set(&c, "stop.max_steps=20", &err) == 0 && c.schedule.total_steps == 50,
+          "--set stop.max_steps keeps the schedule length (%ld)", c.schedule.total_steps);
+    CHECK(config_set(&c, "optim.schedule.total_steps=0", &err) == 0 &&
+              c.schedule.total_steps == 20,
+          "total_steps 0 follows stop.max_steps (%ld)", c.schedule.total_steps);
+    check_round_trip(&c, "schedule length");
+    config_free(&c);
+}
+
 static void test_validate(void) {
     Config c;
     Err err = {0};
@@ -490,6 +509,7 @@ int main(void) {
     test_errors();
     test_set();
     test_float_round_trip();
+    test_schedule_length();
     test_validate();
     test_shipped_configs();
     char cmd[600];

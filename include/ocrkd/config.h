@@ -55,7 +55,9 @@ typedef struct {
     OptimConf optim;   /* name adam, lr 1e-3, wd 0, momentum 0.9, betas 0.9/0.999, eps 1e-8 */
     float grad_clip;   /* default 5.0; 0 = off */
     Schedule schedule; /* type cosine, warmup 200, step_size 1000, gamma 0.1, min_lr 0;
-                          total_steps is filled from stop.max_steps */
+                          total_steps = schedule_steps, or stop.max_steps when 0 */
+    long schedule_steps; /* optim.schedule.total_steps, default 0 = stop.max_steps: set it
+                            to split one schedule over several jobs with smaller max_steps */
 
     /* stop */
     long max_steps;     /* default 100000; 0 = no limit */

@@ -376,6 +376,7 @@ static const Key KEYS[] = {
     {"optim.schedule.warmup_steps", T_LONG, F(schedule.warmup_steps), 0, BIG, 0, 0, NULL},
     {"optim.schedule.step_size", T_LONG, F(schedule.step_size), 1, BIG, 0, 0, NULL},
     {"optim.schedule.gamma", T_FLOAT, F(schedule.gamma), 0, 1e3, 1, 0, NULL},
+    {"optim.schedule.total_steps", T_LONG, F(schedule_steps), 0, BIG, 0, 0, NULL},
     {"optim.schedule.min_lr", T_FLOAT, F(schedule.min_lr), 0, 1e3, 0, 0, NULL},
     {"stop.max_steps", T_LONG, F(max_steps), 0, BIG, 0, 0, NULL},
     {"stop.max_epochs", T_LONG, F(max_epochs), 0, BIG, 0, 0, NULL},
@@ -530,6 +531,11 @@ static int walk(Config *c, Ctx *x, const char *prefix, yaml_node_t *n) {
 
 /* ---- entry points ---- */
 
+/* The schedule's length: its own key, else the run's step limit. */
+static void sync_schedule(Config *c) {
+    c->schedule.total_steps = c->schedule_steps > 0 ? c->schedule_steps : c->max_steps;
+}
+
 void config_defaults(Config *c) {
     memset(c, 0, sizeof *c);
     c->run_dir = xstrdup("runs/default");
@@ -573,7 +579,7 @@ void config_defaults(Config *c) {
     c->ckpt_keep = 3;
     c->eval_every_steps = 1000;
     c->log_every_steps = 20;
-    c->schedule.total_steps = c->max_steps;
+    sync_schedule(c);
 }
 
 void config_free(Config *c) {
@@ -613,7 +619,7 @@ int config_load_string(Config *c, const char *yaml, const char *name, Err *err) 
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     int rc = root ? walk(c, &x, "", root) : 0; /* an empty file is all defaults */
     yaml_document_delete(&doc);
-    c->schedule.total_steps = c->max_steps;
+    sync_schedule(c);
     return rc;
 }
 
@@ -666,7 +672,7 @@ int config_set(Config *c, const char *assignment, Err *err) {
                                                  YAML_PLAIN_SCALAR_STYLE));
     int rc = k ? apply_key(c, &x, k, v) : walk(c, &x, key, v);
     yaml_document_delete(&doc);
-    c->schedule.total_steps = c->max_steps;
+    sync_schedule(c);
     return rc;
 }
 
@@ -686,10 +692,11 @@ int config_validate(const Config *c, const char *command, Err *err) {
         return err_set(err, EXIT_USAGE,
                        "config: no stop rule: set stop.max_steps, max_epochs, max_minutes or "
                        "converge.window");
-    if (c->schedule.kind == SCHED_COSINE && c->max_steps == 0)
+    if (c->schedule.kind == SCHED_COSINE && c->schedule.total_steps == 0)
         return err_set(err, EXIT_USAGE,
-                       "config: optim.schedule.type cosine needs stop.max_steps > 0 (it decays to "
-                       "min_lr there); use constant or step otherwise");
+                       "config: optim.schedule.type cosine needs stop.max_steps > 0 or "
+                       "optim.schedule.total_steps > 0 (it decays to min_lr there); use constant "
+                       "or step otherwise");
     if (c->schedule.min_lr > c->optim.lr)
         return err_set(err, EXIT_USAGE, "config: optim.schedule.min_lr (%g) exceeds optim.lr (%g)",
                        c->schedule.min_lr, c->optim.lr);
@@ -800,9 +807,11 @@ static void write_optim(FILE *f, const Config *c) {
     fprintf(f, "  beta1: %s\n  beta2: %s\n", fmt_float(o->beta1, a, sizeof a),
             fmt_float(o->beta2, b, sizeof b));
     fprintf(f, "  eps: %s\n", fmt_float(o->eps, a, sizeof a));
-    fprintf(f, "  schedule: {type: %s, warmup_steps: %ld, step_size: %ld, gamma: %s, min_lr: %s}\n",
-            SCHED_NAMES[s->kind], s->warmup_steps, s->step_size, fmt_float(s->gamma, a, sizeof a),
-            fmt_float(s->min_lr, b, sizeof b));
+    fprintf(f,
+            "  schedule: {type: %s, warmup_steps: %ld, total_steps: %ld, step_size: %ld, gamma: %s, "
+            "min_lr: %s}\n",
+            SCHED_NAMES[s->kind], s->warmup_steps, c->schedule_steps, s->step_size,
+            fmt_float(s->gamma, a, sizeof a), fmt_float(s->min_lr, b, sizeof b));
 }
 
 static void write_stop_ckpt(FILE *f, const Config *c) {

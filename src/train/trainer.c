@@ -751,7 +751,6 @@ int trainer_run(TrainMode mode, Config *cfg, const TrainOptions *opt) {
     t->opt = opt;
     t->best_cer = INFINITY;
     t->best_acc = -1;
-    cfg->schedule.total_steps = cfg->max_steps;
     h5_quiet();
     if (!opt->bench_steps) mkdir_p(cfg->run_dir);
 

@@ -32,7 +32,7 @@ model:
   encoder: {layers: 2, hidden: 16}
 teacher: {checkpoint: $TMP/teacher/best.h5}
 distill: {distance: {l2: 1.0, cosine: 0.5}, teacher_cache: off}
-optim: {name: adam, lr: 1.0e-3, schedule: {type: constant, warmup_steps: 2}}
+optim: {name: adam, lr: 1.0e-3, schedule: {type: cosine, warmup_steps: 2, total_steps: 16}}
 stop: {max_steps: 16, converge: {window: 0}}
 checkpoint: {every_steps: 8, keep: 5}
 eval: {every_steps: 0}
