@@ -367,6 +367,81 @@ static void test_inference(int bottleneck) {
     crnn_free(e);
 }
 
+/* Largest |a - b| / max(|b|, mean |b|) over n: relative, except that
+ * elements much smaller than the tensor's typical size (sums that cancel,
+ * where float rounding of the terms dominates) are measured against it. */
+static double worst_rel(const float *a, const float *b, size_t n) {
+    double mean_abs = 0, w = 0;
+    for (size_t i = 0; i < n; i++) mean_abs += fabs((double)b[i]) / (double)n;
+    for (size_t i = 0; i < n; i++)
+        w = fmax(w, fabs((double)a[i] - b[i]) / fmax(fabs((double)b[i]), mean_abs + 1e-30));
+    return w;
+}
+
+/* t (train model, bn_train 0) vs e (inference model, BN folded into the
+ * convs): extractor-derived features and log-probs within 1e-5 relative */
+static void check_folded(const char *label, Crnn *t, Crnn *e, const Probe *p) {
+    crnn_forward(t, p->img, p->B, 0, UPTO_LOGITS);
+    crnn_forward(e, p->img, p->B, 0, UPTO_LOGITS);
+    size_t nf = (size_t)e->T * p->B * e->arch.feature_dim;
+    double wf = worst_rel(e->feat, t->feat, nf), wl = worst_rel(e->logp, t->logp, (size_t)p->n_lp);
+    CHECK(wf <= 1e-5 && wl <= 1e-5, "%s: folded vs unfolded worst relative diff feat %.3g logp %.3g",
+          label, wf, wl);
+    printf("  %s: worst relative diff feat %.2g, logp %.2g\n", label, wf, wl);
+}
+
+/* BatchNorm folded into the inference model's convs equals the train
+ * model's running-stat forward, also after a BN statistic (and a conv
+ * weight) changes and crnn_params_changed drops the fold; a stale fold
+ * would be off by far more than the tolerance (checked). */
+static void test_folded(int bottleneck) {
+    ModelArch a = tiny_arch(bottleneck);
+    Rng r;
+    rng_seed(&r, 31 + bottleneck);
+    Crnn *t = crnn_create(&a, 3, 18, 1), *e = crnn_create(&a, 3, 18, 0);
+    crnn_init_params(t, 13);
+    shift_batchnorm(t, &r);
+    randomize_running_stats(t, &r);
+    memcpy(e->params, t->params, t->nparams * sizeof(float));
+    crnn_params_changed(e);
+    Probe p = probe_new(t, 3, &r);
+    check_folded(bottleneck ? "bottleneck: folded" : "basic: folded", t, e, &p);
+    size_t nf = (size_t)e->T * p.B * a.feature_dim;
+    float *before = xalloc_floats(nf);
+    memcpy(before, e->feat, nf * sizeof(float));
+    const char *changed[] = {"extractor.layer1.0.bn1.running_var", "extractor.layer2.0.bn1.running_mean",
+                             "extractor.layer3.0.downsample.1.running_var", "extractor.conv1.weight"};
+    for (size_t i = 0; i < ARRAY_LEN(changed); i++) {
+        TensorInfo *tt = crnn_find(t, changed[i]), *te = crnn_find(e, changed[i]);
+        CHECK(tt && te, "no tensor %s", changed[i]);
+        if (!tt || !te) continue;
+        for (size_t k = 0; k < tt->numel; k++) crnn_tensor(t, tt)[k] *= 0.5f;
+        memcpy(crnn_tensor(e, te), crnn_tensor(t, tt), tt->numel * sizeof(float));
+    }
+    crnn_params_changed(e);
+    check_folded(bottleneck ? "bottleneck: refolded after a change" : "basic: refolded after a change",
+                 t, e, &p);
+    double moved = worst_rel(e->feat, before, nf);
+    CHECK(moved > 1e-3, "the change moved the features by only %.3g (a stale fold would pass)", moved);
+    extractor_set_chunk(e, 1);
+    check_folded(bottleneck ? "bottleneck: folded, 1-sample chunks" : "basic: folded, 1-sample chunks",
+                 t, e, &p);
+    crnn_forward(e, p.img, 1, 0, UPTO_LOGITS); /* batch 1: the GEMM writes the output directly */
+    int K = a.num_classes;
+    float *one = xalloc_floats((size_t)e->T * K), *row0 = xalloc_floats((size_t)e->T * K);
+    for (int s2 = 0; s2 < e->T; s2++) {
+        memcpy(one + s2 * K, e->logp + s2 * K, (size_t)K * sizeof(float));
+        memcpy(row0 + s2 * K, t->logp + (size_t)s2 * 3 * K, (size_t)K * sizeof(float));
+    }
+    CHECK(worst_rel(one, row0, (size_t)e->T * K) <= 1e-5, "folded batch 1 != sample 0 of batch 3");
+    free(one);
+    free(row0);
+    free(before);
+    probe_free(&p);
+    crnn_free(t);
+    crnn_free(e);
+}
+
 static void test_copy(void) {
     ModelArch a = tiny_arch(0), b = tiny_arch(0), c = tiny_arch(0);
     b.width = 8;      /* different extractor, same encoder and classifier */
@@ -443,6 +518,8 @@ int main(void) {
     test_partial_batch();
     test_inference(0);
     test_inference(1);
+    test_folded(0);
+    test_folded(1);
     test_copy();
     test_arch();
     TEST_END();

@@ -91,6 +91,11 @@ enum { UPTO_ENCODER = 1, UPTO_LOGITS = 2 };
  * statistics + running-stat update (needs train); else running stats.
  * Fills m->feat, m->enc and (upto == UPTO_LOGITS) m->logp. */
 void crnn_forward(Crnn *m, const float *img, int B, int bn_train, int upto);
+/* Inference models (train == 0) run BatchNorm folded into the convs' weights,
+ * computed at the first forward after this call. Call it after writing
+ * m->params of such a model other than through crnn_init_params or
+ * crnn_copy_part (which call it); a no-op for train models. */
+void crnn_params_changed(Crnn *m);
 void crnn_zero_grad(Crnn *m);
 /* Backward of the last forward (which must have had bn_train = 1 if the
  * extractor trains). d_logits (T,B,K): gradient w.r.t. the classifier's

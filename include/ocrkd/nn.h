@@ -34,6 +34,11 @@ ConvShape conv_shape(int B, int C, int H, int W, int OC, int KH, int KW, int SH,
 size_t conv_workspace_floats(const ConvShape *s);
 /* inp (B,C,H,W), w (OC,C,KH,KW) -> out (B,OC,OH,OW) (overwritten) */
 void conv2d_forward(const ConvShape *s, const float *inp, const float *w, float *out, float *ws);
+/* Inference with BatchNorm folded into w: out = conv(inp, w) + bias (OC)
+ * (+ res (B,OC,OH,OW) when not NULL), then ReLU when relu; out aliases
+ * neither inp nor res. ws as for conv2d_forward. */
+void conv2d_bias_forward(const ConvShape *s, const float *inp, const float *w, const float *bias,
+                         const float *res, int relu, float *out, float *ws);
 /* dout (B,OC,OH,OW) -> dinp (B,C,H,W) +=, dw (OC,C,KH,KW) +=; either may be NULL */
 void conv2d_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
                      float *dinp, float *dw, float *ws);

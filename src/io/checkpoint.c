@@ -381,6 +381,7 @@ int ckpt_read_params(const char *path, Crnn *m, int parts, int strict, Err *err)
     if (!rc && strict) rc = check_no_extra(g, m, path, err);
     if (g >= 0) H5Gclose(g);
     H5Fclose(f);
+    crnn_params_changed(m);
     return rc;
 }
 

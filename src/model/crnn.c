@@ -117,6 +117,10 @@ void crnn_free(Crnn *m) {
     free(m);
 }
 
+void crnn_params_changed(Crnn *m) {
+    if (!m->train) extractor_params_changed(m);
+}
+
 void crnn_zero_grad(Crnn *m) {
     if (m->grads) memset(m->grads, 0, m->n_trainable * sizeof(float));
 }

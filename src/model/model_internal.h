@@ -47,6 +47,7 @@ typedef struct {
     float *c;            /* conv output (B,OC,OH,OW); pre-BN */
     float *y;            /* BN output, post-ReLU (== c in inference) */
     float *smean, *sinv; /* train: batch mean and 1/std (OC) */
+    float *fw, *fb;      /* inference: BN folded into the conv, weight and bias (OC) */
 } ConvBn;
 
 typedef struct {
@@ -72,6 +73,7 @@ struct CrnnActs {
     size_t neck_w, neck_b, cls_w, cls_b; /* tensor offsets */
     float *conv_ws;  /* conv workspace, the max over all convs */
     float *pool[4];  /* inference: ping-pong feature maps */
+    int folded_ok;   /* inference: every unit's fw/fb match the parameters */
     float *ds_out;   /* train: downsample BN outputs (not kept for backward) */
     float *grad[3];  /* train: gradient scratch, max_act each */
     int fc, fh, fw;  /* final map (B, fc, fh, fw); fw == T */
@@ -90,6 +92,9 @@ const float *extractor_forward(Crnn *m, const float *img, int B, int bn_train);
  * w.r.t. the final map (B,fc,fh,fw) must be in acts->grad[0] (it is
  * overwritten); accumulates parameter gradients into m->grads. */
 void extractor_backward(Crnn *m, const float *img, int B);
+/* Inference models: drop the folded conv weights (recomputed at the next
+ * forward); crnn_params_changed of model.h. */
+void extractor_params_changed(Crnn *m);
 /* Test hook: run every conv on chunks of at most `chunk` samples (the
  * workspace planned at creation stays large enough). */
 void extractor_set_chunk(Crnn *m, int chunk);

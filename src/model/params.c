@@ -298,6 +298,7 @@ void crnn_init_params(Crnn *m, uint64_t seed) {
     rng_seed(&r, seed);
     double linear_bound = 0;
     for (int i = 0; i < m->ntensors; i++) init_tensor(m, &m->tensors[i], &r, &linear_bound);
+    crnn_params_changed(m);
 }
 
 /* ---- copy by name ---- */
@@ -349,6 +350,7 @@ int crnn_copy_part(Crnn *dst, const Crnn *src, int part, Err *err) {
         const TensorInfo *b = crnn_find(dst, a->name);
         memcpy(crnn_tensor(dst, b), crnn_tensor(src, a), a->numel * sizeof(float));
     }
+    crnn_params_changed(dst);
     return 0;
 }
 

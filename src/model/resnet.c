@@ -4,8 +4,12 @@
  *
  * Train models keep every conv output (pre-BN) and BN output (post-ReLU) for
  * backward; inference models run the whole extractor in four ping-pong maps
- * with BatchNorm and ReLU in place. Not for the height mean, neck, encoder or
+ * with BatchNorm folded into each conv (w' = w * gamma / sqrt(var + eps),
+ * b' = beta - mean * gamma / sqrt(var + eps), kept beside the parameters and
+ * recomputed at the first forward after they change), bias, residual add and
+ * ReLU in the conv's output pass. Not for the height mean, neck, encoder or
  * classifier (crnn.c) nor for the tensor table (params.c). */
+#include <math.h>
 #include <string.h>
 
 #include "model_internal.h"
@@ -132,12 +136,23 @@ static void plan_train_buffers(Crnn *m, Arena *ar) {
     A->img = arena_floats(ar, (size_t)B * IMAGE_H * m->width);
 }
 
+static void fold_unit_buffers(ConvBn *u, Arena *ar) {
+    u->fw = arena_floats(ar, (size_t)u->s.OC * u->s.C * u->s.KH * u->s.KW);
+    u->fb = arena_floats(ar, (size_t)u->s.OC);
+}
+
 /* Inference: block input in pool[cur]; the units alternate between two
- * other maps (BN and ReLU in place), the downsample uses the fourth. */
+ * other maps, the downsample uses the fourth. */
 static void plan_infer_buffers(Crnn *m, Arena *ar) {
     CrnnActs *A = m->acts;
     for (int i = 0; i < 4; i++) A->pool[i] = arena_floats(ar, A->max_act);
     A->stem.c = A->stem.y = A->pool[0];
+    fold_unit_buffers(&A->stem, ar);
+    for (int k = 0; k < A->nblocks; k++) {
+        Block *b = &A->blocks[k];
+        for (int j = 0; j < b->nu; j++) fold_unit_buffers(&b->u[j], ar);
+        if (b->has_ds) fold_unit_buffers(&b->ds, ar);
+    }
     int cur = 0;
     for (int k = 0; k < A->nblocks; k++) {
         Block *b = &A->blocks[k];
@@ -213,8 +228,73 @@ static void block_forward(Crnn *m, Block *b, int B, int bn_train) {
     add_relu_forward(b->out, sc, b->out, n);
 }
 
+/* ---- inference forward with BatchNorm folded into the convs ---- */
+
+/* u->fw = w * scale, u->fb = beta - mean * scale, scale = gamma / sqrt(var + eps)
+ * per output channel (in double, as batchnorm_forward_infer) */
+static void fold_unit(const Crnn *m, ConvBn *u) {
+    const float *p = m->params, *w = p + u->w, *gamma = p + u->gamma, *beta = p + u->beta;
+    const float *mean = p + u->rmean, *var = p + u->rvar;
+    const size_t per_oc = (size_t)u->s.C * u->s.KH * u->s.KW;
+    for (int oc = 0; oc < u->s.OC; oc++) {
+        const double scale = gamma[oc] / sqrt((double)var[oc] + BN_EPS);
+        for (size_t i = 0; i < per_oc; i++)
+            u->fw[oc * per_oc + i] = (float)(w[oc * per_oc + i] * scale);
+        u->fb[oc] = (float)(beta[oc] - mean[oc] * scale);
+    }
+}
+
+static void fold_all(Crnn *m) {
+    CrnnActs *A = m->acts;
+    fold_unit(m, &A->stem);
+    for (int k = 0; k < A->nblocks; k++) {
+        Block *b = &A->blocks[k];
+        for (int j = 0; j < b->nu; j++) fold_unit(m, &b->u[j]);
+        if (b->has_ds) fold_unit(m, &b->ds);
+    }
+    A->folded_ok = 1;
+}
+
+void extractor_params_changed(Crnn *m) { m->acts->folded_ok = 0; }
+
+/* in (B,C,H,W) -> u->y (B,OC,OH,OW) = conv(fw) + fb (+ res), ReLU when
+ * u->relu or res (the block's ReLU follows the residual add); by chunks */
+static void folded_forward(Crnn *m, const ConvBn *u, const float *in, int B, const float *res) {
+    size_t in_per = unit_in_floats(u, 1), out_per = unit_out_floats(u, 1);
+    for (int b0 = 0; b0 < B; b0 += u->chunk) {
+        ConvShape s = u->s;
+        s.B = MIN(u->chunk, B - b0);
+        conv2d_bias_forward(&s, in + b0 * in_per, u->fw, u->fb, res ? res + b0 * out_per : NULL,
+                            u->relu || res, u->y + b0 * out_per, m->acts->conv_ws);
+    }
+}
+
+/* b->in -> b->out = relu(main path + shortcut); the downsample runs first so
+ * the last conv adds the shortcut in its output pass */
+static void block_forward_folded(Crnn *m, Block *b, int B) {
+    const float *sc = b->in;
+    if (b->has_ds) {
+        folded_forward(m, &b->ds, b->in, B, NULL);
+        sc = b->ds.y;
+    }
+    const float *x = b->in;
+    for (int j = 0; j < b->nu; j++) {
+        folded_forward(m, &b->u[j], x, B, j == b->nu - 1 ? sc : NULL);
+        x = b->u[j].y;
+    }
+}
+
+static const float *extractor_forward_folded(Crnn *m, const float *img, int B) {
+    CrnnActs *A = m->acts;
+    if (!A->folded_ok) fold_all(m);
+    folded_forward(m, &A->stem, img, B, NULL);
+    for (int k = 0; k < A->nblocks; k++) block_forward_folded(m, &A->blocks[k], B);
+    return A->nblocks ? A->blocks[A->nblocks - 1].out : A->stem.y;
+}
+
 const float *extractor_forward(Crnn *m, const float *img, int B, int bn_train) {
     CrnnActs *A = m->acts;
+    if (!m->train) return extractor_forward_folded(m, img, B);
     convbn_forward(m, &A->stem, img, B, bn_train);
     for (int k = 0; k < A->nblocks; k++) block_forward(m, &A->blocks[k], B, bn_train);
     return A->nblocks ? A->blocks[A->nblocks - 1].out : A->stem.y;

@@ -5,8 +5,11 @@
  * cblas_sgemm with the batch folded into the GEMM's N dimension for small
  * maps, one im2col + GEMM per sample for large ones (PER_SAMPLE_MIN_POSITIONS);
  * 1x1 stride-1 unpadded convs skip im2col and run GEMMs straight on the input.
- * Not for: bias (BatchNorm follows every conv here), groups, dilation,
- * allocation (scratch comes in as ws), threading (OpenBLAS does that).
+ * conv2d_bias_forward is the inference form with BatchNorm folded into the
+ * weights: conv + per-channel bias (+ residual) (+ ReLU), the epilogue
+ * fused into the GEMM output's scatter or done while the sample is in cache.
+ * Not for: groups, dilation, allocation (scratch comes in as ws),
+ * threading (OpenBLAS does that).
  *
  * Layouts: col (K = C*KH*KW, N = B*OH*OW), row k = (c,kh,kw), column
  * n = (b,oh,ow). The GEMM writes (OC, N) scratch, scattered to (B,OC,OH,OW);
@@ -249,6 +252,74 @@ static void pointwise_backward(const ConvShape *s, const float *inp, const float
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->C, HW, s->OC, 1.0f, w, s->C, dy,
                         HW, 1.0f, dinp + (size_t)b * s->C * HW, HW);
     }
+}
+
+/* The epilogue of conv2d_bias_forward on n floats of one channel:
+ * dst = src + bias (+ res) (then max(., 0) when relu); dst may equal src. */
+static void bias_act_run(float *dst, const float *src, float bias, const float *res, int relu,
+                         size_t n) {
+    const v4f b4 = {bias, bias, bias, bias}, zero = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f v;
+        memcpy(&v, src + i, sizeof v);
+        v += b4;
+        if (res) {
+            v4f r;
+            memcpy(&r, res + i, sizeof r);
+            v += r;
+        }
+        if (relu) v = (v4f)((v4i)v & (v > zero)); /* NaN gives 0, as x > 0 ? x : 0 */
+        memcpy(dst + i, &v, sizeof v);
+    }
+    for (; i < n; i++) {
+        float v = src[i] + bias + (res ? res[i] : 0.0f);
+        dst[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
+    }
+}
+
+/* out (OC,P) of one sample in place; res (OC,P) or NULL */
+static void bias_act_sample(const ConvShape *s, float *out, const float *bias, const float *res,
+                            int relu) {
+    const size_t P = (size_t)s->OH * s->OW;
+    for (int oc = 0; oc < s->OC; oc++)
+        bias_act_run(out + oc * P, out + oc * P, bias[oc], res ? res + oc * P : NULL, relu, P);
+}
+
+/* ocb_to_boc with the epilogue on the way */
+static void ocb_to_boc_bias_act(const ConvShape *s, const float *ocb, const float *bias,
+                                const float *res, int relu, float *boc) {
+    const size_t P = (size_t)s->OH * s->OW, N = col_cols(s);
+    for (int b = 0; b < s->B; b++)
+        for (int oc = 0; oc < s->OC; oc++) {
+            size_t o = ((size_t)b * s->OC + oc) * P;
+            bias_act_run(boc + o, ocb + (size_t)oc * N + (size_t)b * P, bias[oc],
+                         res ? res + o : NULL, relu, P);
+        }
+}
+
+/* inp (B,C,H,W), w (OC,C,KH,KW), bias (OC), res (B,OC,OH,OW) or NULL ->
+ * out (B,OC,OH,OW) = conv + bias (+ res), then ReLU when relu. out must not
+ * alias inp or res. ws as for conv2d_forward. */
+void conv2d_bias_forward(const ConvShape *s, const float *inp, const float *w, const float *bias,
+                         const float *res, int relu, float *out, float *ws) {
+    const size_t out_per = out_per_sample(s);
+    if (is_pointwise(s) || use_per_sample(s) || s->B == 1) {
+        ConvShape one = sample_shape(s);
+        for (int b = 0; b < s->B; b++) {
+            float *o = out + b * out_per;
+            const float *r = res ? res + b * out_per : NULL;
+            conv2d_forward(&one, inp + b * in_per_sample(s), w, o, ws);
+            bias_act_sample(&one, o, bias, r, relu);
+        }
+        return;
+    }
+    const int K = (int)col_rows(s), N = (int)col_cols(s);
+    float *col = ws, *gemm = ws + (size_t)K * N;
+    im2col(s, inp, col);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->OC, N, K, 1.0f, w, K, col, N, 0.0f,
+                gemm, N);
+    ocb_to_boc_bias_act(s, gemm, bias, res, relu, out);
 }
 
 /* inp (B,C,H,W), w (OC,C,KH,KW) -> out (B,OC,OH,OW) (overwritten);

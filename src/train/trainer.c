@@ -177,6 +177,7 @@ static void load_and_bcast(Crnn *m, const char *path, int parts, int strict) {
     }
     if (rc) fatal_err(&err);
     dist_bcast_f32(m->params, m->nparams, 0);
+    crnn_params_changed(m);
 }
 
 static void setup_teacher(Trainer *t, int width) {
