@@ -372,7 +372,8 @@ static void test_inference(int bottleneck) {
  * where float rounding of the terms dominates) are measured against it. */
 static double worst_rel(const float *a, const float *b, size_t n) {
     double mean_abs = 0, w = 0;
-    for (size_t i = 0; i < n; i++) mean_abs += fabs((double)b[i]) / (double)n;
+    for (size_t i = 0; i < n; i++)
+        mean_abs += fabs((double)b[i]) / (double)n;
     for (size_t i = 0; i < n; i++)
         w = fmax(w, fabs((double)a[i] - b[i]) / fmax(fabs((double)b[i]), mean_abs + 1e-30));
     return w;
@@ -385,8 +386,8 @@ static void check_folded(const char *label, Crnn *t, Crnn *e, const Probe *p) {
     crnn_forward(e, p->img, p->B, 0, UPTO_LOGITS);
     size_t nf = (size_t)e->T * p->B * e->arch.feature_dim;
     double wf = worst_rel(e->feat, t->feat, nf), wl = worst_rel(e->logp, t->logp, (size_t)p->n_lp);
-    CHECK(wf <= 1e-5 && wl <= 1e-5, "%s: folded vs unfolded worst relative diff feat %.3g logp %.3g",
-          label, wf, wl);
+    CHECK(wf <= 1e-5 && wl <= 1e-5,
+          "%s: folded vs unfolded worst relative diff feat %.3g logp %.3g", label, wf, wl);
     printf("  %s: worst relative diff feat %.2g, logp %.2g\n", label, wf, wl);
 }
 
@@ -409,22 +410,27 @@ static void test_folded(int bottleneck) {
     size_t nf = (size_t)e->T * p.B * a.feature_dim;
     float *before = xalloc_floats(nf);
     memcpy(before, e->feat, nf * sizeof(float));
-    const char *changed[] = {"extractor.layer1.0.bn1.running_var", "extractor.layer2.0.bn1.running_mean",
-                             "extractor.layer3.0.downsample.1.running_var", "extractor.conv1.weight"};
+    const char *changed[] = {
+        "extractor.layer1.0.bn1.running_var", "extractor.layer2.0.bn1.running_mean",
+        "extractor.layer3.0.downsample.1.running_var", "extractor.conv1.weight"};
     for (size_t i = 0; i < ARRAY_LEN(changed); i++) {
         TensorInfo *tt = crnn_find(t, changed[i]), *te = crnn_find(e, changed[i]);
         CHECK(tt && te, "no tensor %s", changed[i]);
         if (!tt || !te) continue;
-        for (size_t k = 0; k < tt->numel; k++) crnn_tensor(t, tt)[k] *= 0.5f;
+        for (size_t k = 0; k < tt->numel; k++)
+            crnn_tensor(t, tt)[k] *= 0.5f;
         memcpy(crnn_tensor(e, te), crnn_tensor(t, tt), tt->numel * sizeof(float));
     }
     crnn_params_changed(e);
-    check_folded(bottleneck ? "bottleneck: refolded after a change" : "basic: refolded after a change",
+    check_folded(bottleneck ? "bottleneck: refolded after a change"
+                            : "basic: refolded after a change",
                  t, e, &p);
     double moved = worst_rel(e->feat, before, nf);
-    CHECK(moved > 1e-3, "the change moved the features by only %.3g (a stale fold would pass)", moved);
+    CHECK(moved > 1e-3, "the change moved the features by only %.3g (a stale fold would pass)",
+          moved);
     extractor_set_chunk(e, 1);
-    check_folded(bottleneck ? "bottleneck: folded, 1-sample chunks" : "basic: folded, 1-sample chunks",
+    check_folded(bottleneck ? "bottleneck: folded, 1-sample chunks"
+                            : "basic: folded, 1-sample chunks",
                  t, e, &p);
     crnn_forward(e, p.img, 1, 0, UPTO_LOGITS); /* batch 1: the GEMM writes the output directly */
     int K = a.num_classes;

@@ -256,13 +256,16 @@ static void fold_all(Crnn *m) {
     fold_unit(m, &A->stem);
     for (int k = 0; k < A->nblocks; k++) {
         Block *b = &A->blocks[k];
-        for (int j = 0; j < b->nu; j++) fold_unit(m, &b->u[j]);
+        for (int j = 0; j < b->nu; j++)
+            fold_unit(m, &b->u[j]);
         if (b->has_ds) fold_unit(m, &b->ds);
     }
     A->folded_ok = 1;
 }
 
-void extractor_params_changed(Crnn *m) { m->acts->folded_ok = 0; }
+void extractor_params_changed(Crnn *m) {
+    m->acts->folded_ok = 0;
+}
 
 /* in (B,C,H,W) -> u->y (B,OC,OH,OW) = conv(fw) + fb (+ res), ReLU when
  * u->relu or res (the block's ReLU follows the residual add); by chunks */
@@ -295,7 +298,8 @@ static const float *extractor_forward_folded(Crnn *m, const float *img, int B) {
     CrnnActs *A = m->acts;
     if (!A->folded_ok) fold_all(m);
     folded_forward(m, &A->stem, img, B, NULL);
-    for (int k = 0; k < A->nblocks; k++) block_forward_folded(m, &A->blocks[k], B);
+    for (int k = 0; k < A->nblocks; k++)
+        block_forward_folded(m, &A->blocks[k], B);
     return A->nblocks ? A->blocks[A->nblocks - 1].out : A->stem.y;
 }
 
