@@ -15,27 +15,7 @@
 #include <math.h>
 #include <string.h>
 
-/* 4-float vectors (GCC/Clang extension, SSE2 at the baseline ISA): GCC 12
- * at -O2 vectorizes no loop that needs a scalar tail, so the per-element
- * loops below run 4 lanes by hand with the same per-element arithmetic
- * (results are bit-identical to the scalar loops). */
-typedef float v4f __attribute__((vector_size(16)));
-typedef int v4i __attribute__((vector_size(16)));
-static inline v4f load4(const float *p) {
-    v4f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void store4(float *p, v4f v) {
-    memcpy(p, &v, sizeof v);
-}
-static inline v4f splat4(float x) {
-    return (v4f){x, x, x, x};
-}
-/* a where keep > 0, else +0 (NaN keep gives 0), as `keep > 0 ? a : 0` */
-static inline v4f keep_where_positive(v4f keep, v4f a) {
-    return (v4f)((v4i)a & (keep > splat4(0.0f)));
-}
+#include "vec4.h"
 
 /* Row reductions: 8 float lanes (which the compiler vectorizes; a single
  * double chain would not) over one (b,c) run, returned in double so the

@@ -53,11 +53,7 @@ size_t conv_workspace_floats(const ConvShape *s) {
     return col_rows(s) * n + (s->B > 1 ? (size_t)s->OC * n : 0);
 }
 
-/* 4-float vectors (GCC/Clang extension): GCC 12 at -O2 vectorizes no loop
- * that needs a scalar tail or an alias check, so the stride-1 add and the
- * stride-2 gather/scatter run 4 lanes by hand (same results as scalar). */
-typedef float v4f __attribute__((vector_size(16)));
-typedef int v4i __attribute__((vector_size(16)));
+#include "vec4.h"
 
 /* Range [lo, hi) of output positions o (0..O-1) whose input position
  * o*S - P + k falls inside [0, In): lets the inner loops run branch-free. */

@@ -16,23 +16,7 @@
  * LstmShape's field of that name. */
 #include <cblas.h>
 
-/* 4-float vectors (GCC/Clang extension, SSE2 at the baseline ISA): GCC 12
- * at -O2 vectorizes no loop that needs a scalar tail or an alias check, so
- * the elementwise loops run 4 lanes by hand (same results as scalar). */
-typedef float v4f __attribute__((vector_size(16)));
-typedef int v4i __attribute__((vector_size(16)));
-static inline v4f load4(const float *p) {
-    v4f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void store4(float *p, v4f v) {
-    memcpy(p, &v, sizeof v);
-}
-/* a where keep > 0, else +0 (NaN keep gives 0), as `keep > 0 ? a : 0` */
-static inline v4f keep_where_positive(v4f keep, v4f a) {
-    return (v4f)((v4i)a & (keep > (v4f){0, 0, 0, 0}));
-}
+#include "vec4.h"
 
 /* inp, out (n); out may equal inp */
 void relu_forward(const float *inp, float *out, size_t n) {
