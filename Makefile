@@ -35,6 +35,8 @@ TEST_BIN := $(UNIT_SRC:tests/%.c=$(BIN)/tests/%) $(MPI_SRC:tests/mpi/%.c=$(BIN)/
 TOOLS    := $(if $(wildcard data-tools/synth.c),$(BIN)/ocrkd-synth) $(if $(wildcard data-tools/pack.c),$(BIN)/ocrkd-pack)
 
 .PHONY: all test tests demo asan deps refs clean format bench
+# keep intermediate objects (no trailing "rm" after the test summary)
+.SECONDARY:
 all: $(BIN)/ocrkd $(TOOLS)
 
 $(BUILD)/%.o: %.c
