@@ -56,6 +56,22 @@ static inline int check_close_impl(const char *file, int line, const char *what,
 #define CHECK_CLOSE(what, got, want, n, atol, rtol)                                                \
     check_close_impl(__FILE__, __LINE__, what, got, want, n, atol, rtol)
 
+/* num[i] = dL/dx[i] by central differences of loss(ctx) with step eps,
+ * evaluated in double; x is restored. The one finite-difference loop the
+ * layer tests share. */
+static inline void fd_central(double (*loss)(void *ctx), void *ctx, float *x, size_t n,
+                              float eps, float *num) {
+    for (size_t i = 0; i < n; i++) {
+        float x0 = x[i];
+        x[i] = x0 + eps;
+        double lp = loss(ctx);
+        x[i] = x0 - eps;
+        double lm = loss(ctx);
+        x[i] = x0;
+        num[i] = (float)((lp - lm) / (2.0 * eps));
+    }
+}
+
 #define TEST_END()                                                                                 \
     do {                                                                                           \
         printf("%d passed, %d failed\n", t_passed, t_failed);                                      \

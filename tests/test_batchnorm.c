@@ -39,16 +39,9 @@ static double loss(Bn *b) {
     return L;
 }
 
+static double loss_of(void *b) { return loss(b); }
 static void fd_grad(Bn *b, float *p, size_t n, float eps, float *num) {
-    for (size_t i = 0; i < n; i++) {
-        float p0 = p[i];
-        p[i] = p0 + eps;
-        double lp = loss(b);
-        p[i] = p0 - eps;
-        double lm = loss(b);
-        p[i] = p0;
-        num[i] = (float)((lp - lm) / (2.0 * eps));
-    }
+    fd_central(loss_of, b, p, n, eps, num);
 }
 
 /* Double-precision reference of the training forward and running update. */

@@ -83,17 +83,9 @@ static double loss(Ctx *c) {
     return L;
 }
 
-/* num[i] = dL/dx[i] by central differences; x is restored. */
+static double loss_of(void *c) { return loss(c); }
 static void fd_grad(Ctx *c, float *x, size_t n, float eps, float *num) {
-    for (size_t i = 0; i < n; i++) {
-        float x0 = x[i];
-        x[i] = x0 + eps;
-        double lp = loss(c);
-        x[i] = x0 - eps;
-        double lm = loss(c);
-        x[i] = x0;
-        num[i] = (float)((lp - lm) / (2.0 * eps));
-    }
+    fd_central(loss_of, c, x, n, eps, num);
 }
 
 static void scale(float *x, size_t n, float k) {

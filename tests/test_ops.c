@@ -35,18 +35,12 @@ static double loss(Op *op) {
     return L;
 }
 
+static double loss_of(void *op) { return loss(op); }
+
 /* Central differences of L wrt p (n), compared with the analytic grad. */
 static void check_fd(const char *what, Op *op, float *p, size_t n, const float *grad, float eps) {
     float *num = xalloc_floats(n);
-    for (size_t i = 0; i < n; i++) {
-        float p0 = p[i];
-        p[i] = p0 + eps;
-        double lp = loss(op);
-        p[i] = p0 - eps;
-        double lm = loss(op);
-        p[i] = p0;
-        num[i] = (float)((lp - lm) / (2.0 * eps));
-    }
+    fd_central(loss_of, op, p, n, eps, num);
     op->forward(op); /* leave out as at the unperturbed parameters */
     CHECK_CLOSE(what, grad, num, n, 2e-3, 1e-2);
     free(num);
