@@ -108,7 +108,7 @@ void log_softmax_backward(const float *out, const float *dout, int N, int K, flo
 
 /* ---- bidirectional multi-layer LSTM, as nn.LSTM(I, H, layers, bidirectional=True) ---- */
 /* Weights of one direction of one layer (PyTorch names weight_ih_l{k}[_reverse], ...):
- * w_ih (4H, I_l) with I_0 = I and I_l = 2H above, w_hh (4H,H), b_ih (4H), b_hh (4H);
+ * w_ih (4H, I_l) with I_0 = In and I_l = 2H above, w_hh (4H,H), b_ih (4H), b_hh (4H);
  * gate order i, f, g, o. An array of them is indexed [2*layer + dir], dir 0 =
  * forward, 1 = reverse. */
 typedef struct {
@@ -116,19 +116,19 @@ typedef struct {
 } LstmWeights;
 
 typedef struct {
-    int layers, T, B, I, H;
+    int layers, T, B, In, H; /* In: input size (not I, which <complex.h> — pulled in by cblas.h — defines) */
 } LstmShape;
 
 /* Floats of forward state kept for backward (gates, cells, layer outputs). */
 size_t bilstm_acts_floats(const LstmShape *s);
 /* Scratch floats for bilstm_backward. */
 size_t bilstm_workspace_floats(const LstmShape *s);
-/* inp (T,B,I) -> out (T,B,2H): forward direction in [..., 0:H], reverse in
+/* inp (T,B,In) -> out (T,B,2H): forward direction in [..., 0:H], reverse in
  * [..., H:2H]. Zero initial states. The input projections of all T steps are
  * one GEMM per direction and layer. acts: bilstm_acts_floats(s) floats. */
 void bilstm_forward(const LstmShape *s, const LstmWeights *w, const float *inp, float *out,
                     float *acts);
-/* dout (T,B,2H) -> dinp (T,B,I) +=, weight gradients += into dw[2*layers]
+/* dout (T,B,2H) -> dinp (T,B,In) +=, weight gradients += into dw[2*layers]
  * (same layout as w). dw == NULL: input gradient only (frozen encoder): no
  * weight-gradient GEMMs are run. dinp may be NULL. */
 void bilstm_backward(const LstmShape *s, const LstmWeights *w, const LstmWeights *dw,

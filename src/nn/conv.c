@@ -19,8 +19,6 @@
 
 #include <string.h>
 
-/* After nn.h: OpenBLAS's cblas.h pulls in <complex.h>, whose macro `I`
- * would break LstmShape's field of that name. */
 #include <cblas.h>
 
 ConvShape conv_shape(int B, int C, int H, int W, int OC, int KH, int KW, int SH, int SW, int PH,

@@ -22,10 +22,7 @@
 #include <math.h>
 #include <string.h>
 
-/* After nn.h: cblas.h pulls in <complex.h>, whose macro `I` would break
- * LstmShape's field of that name; we use no complex numbers. */
 #include <cblas.h>
-#undef I
 
 /* ---- layout helpers ---- */
 
@@ -39,7 +36,7 @@ static size_t layer_floats(const LstmShape *s) {
     return 2 * dir_floats(s) + seq_floats(s, 2 * s->H);
 }
 static int layer_in(const LstmShape *s, int l) {
-    return l == 0 ? s->I : 2 * s->H;
+    return l == 0 ? s->In : 2 * s->H;
 }
 
 typedef struct {

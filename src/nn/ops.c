@@ -12,8 +12,6 @@
 #include <math.h>
 #include <string.h>
 
-/* After nn.h: cblas.h pulls in <complex.h>, whose macro `I` would break
- * LstmShape's field of that name. */
 #include <cblas.h>
 
 #include "vec4.h"
