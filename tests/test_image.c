@@ -12,6 +12,7 @@
 
 #include "ocrkd/image.h"
 #include "test.h"
+#include "image_write.h"
 
 static char g_dir[] = "/tmp/ocrkd_test_image_XXXXXX";
 
@@ -50,30 +51,6 @@ static int write_png(const char *path, int w, int h, int color_type, int depth, 
     return 0;
 }
 
-static int write_jpeg(const char *path, int w, int h, int channels, const uint8_t *data) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr jerr;
-    c.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&c);
-    jpeg_stdio_dest(&c, f);
-    c.image_width = w;
-    c.image_height = h;
-    c.input_components = channels;
-    c.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, 98, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    while (c.next_scanline < c.image_height) {
-        JSAMPROW row = (JSAMPROW)data + (size_t)c.next_scanline * w * channels;
-        jpeg_write_scanlines(&c, &row, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    fclose(f);
-    return 0;
-}
 
 static int grey601(int r, int g, int b) {
     return (299 * r + 587 * g + 114 * b + 500) / 1000;
@@ -186,10 +163,10 @@ static void test_jpeg(void) {
         }
     char p[256];
     path_in_dir(p, sizeof p, "grey.jpg");
-    write_jpeg(p, W, H, 1, grey);
+    write_jpeg(p, W, H, 1, grey, 98);
     check_decoded("jpeg grey", p, grey, W, H, 6);
     path_in_dir(p, sizeof p, "rgb.jpeg");
-    write_jpeg(p, W, H, 3, rgb);
+    write_jpeg(p, W, H, 3, rgb, 98);
     check_decoded("jpeg rgb -> 601 grey", p, want, W, H, 8);
 }
 

@@ -1,19 +1,22 @@
 /* make_fixtures.c - writes the tiny PNG/JPEG fixtures of tests/data/pack/
  * that tests/e2e/test_tools.sh packs with ocrkd-pack. Run from the repo root:
- *   cc -std=c11 tests/data/make_fixtures.c -o /tmp/mkfix $(pkg-config --cflags --libs libpng
- * libjpeg) /tmp/mkfix tests/data/pack Uniform colours make the expected grey level exact (ITU-R
- * 601): rgb.png   60x20 RGB (200,100,50)     -> grey 124, used width 96 rgb.jpg   45x30 RGB
- * (10,200,30)      -> grey ~124, used width 48 ga.png    33x17 grey 0 + alpha 128   -> grey 127 on
- * white, used width 62 wide.jpg  101x9 grey stripes          -> squeezed to the full width
- *   sub/pal.png 7x5 palette (2 colours)  -> used width 45
+ *   cc -std=c11 tests/data/make_fixtures.c -o /tmp/mkfix $(pkg-config --cflags --libs
+ *      libpng libjpeg) && /tmp/mkfix tests/data/pack
+ * Uniform colours make the expected grey level exact (ITU-R 601):
+ *   rgb.png     60x20 RGB (200,100,50)     -> grey 124, used width 96
+ *   rgb.jpg     45x30 RGB (10,200,30)      -> grey ~124, used width 48
+ *   ga.png      33x17 grey 0 + alpha 128   -> grey 127 on white, used width 62
+ *   wide.jpg    101x9 grey stripes         -> squeezed to the full width
+ *   sub/pal.png 7x5 palette (2 colours)    -> used width 45
  *   broken.png  not an image (a PNG name on text) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include <jpeglib.h>
 #include <png.h>
+
+#include "../image_write.h"
 
 static void png_write(const char *path, int w, int h, int type, const unsigned char *data,
                       int channels, const png_color *pal, int npal) {
@@ -41,30 +44,10 @@ static void png_write(const char *path, int w, int h, int type, const unsigned c
 }
 
 static void jpeg_write(const char *path, int w, int h, int channels, const unsigned char *data) {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
+    if (write_jpeg(path, w, h, channels, data, 95) != 0) {
         perror(path);
         exit(1);
     }
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr e;
-    c.err = jpeg_std_error(&e);
-    jpeg_create_compress(&c);
-    jpeg_stdio_dest(&c, f);
-    c.image_width = w;
-    c.image_height = h;
-    c.input_components = channels;
-    c.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, 95, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    while (c.next_scanline < c.image_height) {
-        JSAMPROW row = (JSAMPROW)data + (size_t)c.next_scanline * w * channels;
-        jpeg_write_scanlines(&c, &row, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    fclose(f);
 }
 
 int main(int argc, char **argv) {
