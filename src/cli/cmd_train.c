@@ -79,14 +79,6 @@ static int parse_args(int argc, char **argv, int bench, TrainArgs *a, const char
     return 0;
 }
 
-static void load_config(Config *cfg, const TrainArgs *a, const char *command) {
-    Err err = {0};
-    if (config_load(cfg, a->config, &err)) fatal_err(&err);
-    for (int i = 0; i < a->nsets; i++)
-        if (config_set(cfg, a->sets[i], &err)) fatal_err(&err);
-    if (config_validate(cfg, command, &err)) fatal_err(&err);
-}
-
 static void print_config(const Config *cfg, const char *path) {
     char *yaml = config_to_yaml(cfg);
     printf0("config   %s (effective):\n", path);
@@ -100,29 +92,13 @@ static void print_config(const Config *cfg, const char *path) {
     free(yaml);
 }
 
-int cmd_train(int argc, char **argv, int distill) {
-    const char *cmd = distill ? "distill" : "train";
+/* Shared by train, distill and bench: config file, overrides, checks,
+ * thread cap, then the trainer. bench picks distill when the config names a
+ * teacher, and times steps without writing files. */
+static int run_job(int argc, char **argv, int bench, int distill) {
+    const char *cmd = bench ? "bench" : distill ? "distill" : "train";
     TrainArgs a;
-    int rc = parse_args(argc, argv, 0, &a, cmd);
-    if (rc) return rc;
-    dist_init(&argc, &argv);
-    Config cfg;
-    load_config(&cfg, &a, cmd);
-    int threads = dist_set_threads(cfg.threads);
-    printf0("ocrkd %s %s: %d rank(s), %d BLAS thread(s) per rank\n", cmd, OCRKD_VERSION,
-            dist_world(), threads);
-    print_config(&cfg, a.config);
-    TrainOptions opt = {.resume = a.resume, .bench_steps = 0};
-    rc = trainer_run(distill ? MODE_DISTILL : MODE_TRAIN, &cfg, &opt);
-    config_free(&cfg);
-    free(a.sets);
-    dist_finalize();
-    return rc;
-}
-
-int cmd_bench(int argc, char **argv) {
-    TrainArgs a;
-    int rc = parse_args(argc, argv, 1, &a, "bench");
+    int rc = parse_args(argc, argv, bench, &a, cmd);
     if (rc) return rc;
     dist_init(&argc, &argv);
     Config cfg;
@@ -130,19 +106,26 @@ int cmd_bench(int argc, char **argv) {
     if (config_load(&cfg, a.config, &err)) fatal_err(&err);
     for (int i = 0; i < a.nsets; i++)
         if (config_set(&cfg, a.sets[i], &err)) fatal_err(&err);
-    int distill = cfg.teacher_checkpoint && cfg.teacher_checkpoint[0];
+    if (bench) distill = cfg.teacher_checkpoint && cfg.teacher_checkpoint[0];
     if (config_validate(&cfg, distill ? "distill" : "train", &err)) fatal_err(&err);
-    cfg.teacher_cache = TEACHER_CACHE_OFF; /* time the teacher every step */
-    cfg.eval_every_steps = 0;
-    cfg.log_every_steps = 0;
-    cfg.conv_window = 0;
+    if (bench) {
+        cfg.teacher_cache = TEACHER_CACHE_OFF; /* time the teacher every step */
+        cfg.eval_every_steps = 0;
+        cfg.log_every_steps = 0;
+        cfg.conv_window = 0;
+    }
     int threads = dist_set_threads(cfg.threads);
-    printf0("ocrkd bench %s: %d rank(s), %d BLAS thread(s) per rank\n", a.config, dist_world(),
-            threads);
-    TrainOptions opt = {.resume = NULL, .bench_steps = a.steps};
+    printf0("ocrkd %s %s: %d rank(s), %d BLAS thread(s) per rank\n", cmd, OCRKD_VERSION,
+            dist_world(), threads);
+    if (!bench) print_config(&cfg, a.config);
+    TrainOptions opt = {.resume = a.resume, .bench_steps = bench ? a.steps : 0};
     rc = trainer_run(distill ? MODE_DISTILL : MODE_TRAIN, &cfg, &opt);
     config_free(&cfg);
     free(a.sets);
     dist_finalize();
     return rc;
 }
+
+int cmd_train(int argc, char **argv, int distill) { return run_job(argc, argv, 0, distill); }
+
+int cmd_bench(int argc, char **argv) { return run_job(argc, argv, 1, 0); }

@@ -101,7 +101,7 @@ typedef struct {
     long shard_start;  /* single file: first index of this rank's shard */
     float *et_batch;   /* (T,B,2H) teacher outputs gathered from the cache */
     /* progress */
-    long step, epoch;
+    long step;
     Converge conv;
     int nonfinite_streak;
     long nonfinite_total;
@@ -678,7 +678,6 @@ static const char *train_step(Trainer *t, int *code) {
     t->step++;
     long epoch, in_epoch;
     loader_tell(t->train, &epoch, &in_epoch);
-    t->epoch = epoch;
     int converged = f[F_BAD] == 0 && converge_add(&t->conv, f[F_LOSS] / P);
     if (c->log_every_steps > 0 && t->step % c->log_every_steps == 0) log_progress(t, lr);
     if (t->opt->bench_steps) {

@@ -73,6 +73,13 @@ sys.exit(0 if same and len(frozen) > 0 else 1)
 EOF
 [ $? -eq 0 ] && pass "encoder+classifier bit-identical to the teacher" || { fail "frozen tensors changed"; cat "$TMP/frozen.log"; }
 
+before=$(ls "$TMP/student")
+expect_code 0 "bench of the distillation (2 ranks)" -- $MPI "$BIN/ocrkd" bench "$TMP/student.yaml" --steps 2
+expect_grep '^bench +distill: 2 steps, 2 ranks x batch 8: [0-9.]+ images/s' "$TMP/out" "bench prints images/s"
+expect_grep 'teacher forward alone: [0-9.]+ images/s' "$TMP/out" "bench prints the teacher's throughput"
+expect_grep 'allreduce +[0-9.]+ ms/step' "$TMP/out" "bench prints the time split"
+[ "$(ls "$TMP/student")" = "$before" ] && pass "bench writes nothing to run.dir" || fail "bench changed $TMP/student"
+
 # -- exact resume: stop at 8, resume to 16 == straight to 16 ----------------
 expect_code 0 "distill to step 8" -- $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" \
   --set run.dir="$TMP/resumed" --set stop.max_steps=8
