@@ -88,6 +88,20 @@ static const char *config_diff(const Config *a, const Config *b) {
     SAME(train_classifier);
     for (int d = 0; d < DIST_COUNT; d++)
         SAME(dist_weight[d]);
+    for (int d = 0; d < DIST_COUNT; d++)
+        SAME(feat_weight[d]);
+    SAME(logit_kl);
+    SAME(aug.prob);
+    SAME(aug.stretch);
+    SAME(aug.perspective);
+    SAME(aug.rotate);
+    SAME(aug.crop);
+    SAME(aug.blur);
+    SAME(aug.lowres);
+    SAME(aug.noise);
+    SAME(aug.contrast);
+    SAME(aug.brightness);
+    SAME(aug.invert);
     SAME(temperature);
     SAME(ctc_weight);
     SAME(teacher_cache);
@@ -229,6 +243,8 @@ static const char *ALL_FIELDS =
     "  shuffle: no\n"
     "  augment: yes\n"
     "  skip_bad_labels: true\n"
+    "augment: {prob: 0.75, stretch: 0.125, perspective: 0.25, rotate: 4.5, crop: 0.2,\n"
+    "          blur: 2, lowres: 0.3, noise: 0.1, contrast: 0.25, brightness: 0.05, invert: 0.5}\n"
     "model:\n"
     "  extractor: {blocks: [1, 2, 3, 4], block: bottleneck, width: 8}\n"
     "  feature_dim: 33\n"
@@ -239,6 +255,8 @@ static const char *ALL_FIELDS =
     "distill:\n"
     "  train: [classifier, extractor]\n"
     "  distance: {l1: 0.25, cosine: 2, kl: 0.1}\n"
+    "  feature_distance: {l2: 0.5, cosine: 1}\n"
+    "  logit_kl: 1.5\n"
     "  temperature: 2.5\n"
     "  ctc_weight: 0\n"
     "  teacher_cache: off\n"
@@ -270,6 +288,12 @@ static void test_all_fields(void) {
     CHECK(c.dist_weight[DIST_L1] == 0.25f && c.dist_weight[DIST_L2] == 0 &&
               c.dist_weight[DIST_COSINE] == 2 && c.dist_weight[DIST_KL] == 0.1f,
           "distance map replaces the default");
+    CHECK(c.feat_weight[DIST_L2] == 0.5f && c.feat_weight[DIST_COSINE] == 1 &&
+              c.feat_weight[DIST_L1] == 0 && c.logit_kl == 1.5f,
+          "feature_distance and logit_kl");
+    CHECK(c.aug.prob == 0.75f && c.aug.stretch == 0.125f && c.aug.rotate == 4.5f &&
+              c.aug.lowres == 0.3f && c.aug.invert == 0.5f,
+          "augment ranges");
     CHECK(c.teacher_cache == TEACHER_CACHE_OFF && c.allow_any_size, "teacher_cache off");
     CHECK(c.optim.kind == OPT_ADAMW && c.optim.lr == 3.3e-4f && c.optim.eps == 1e-6f, "optim");
     CHECK(c.schedule.kind == SCHED_STEP && c.schedule.step_size == 300 && c.schedule.gamma == 0.3f,

@@ -79,7 +79,7 @@ static double train_step(const Ref *r, Crnn *m, float *dlogits, double *ws) {
     crnn_forward(m, r->images, r->B, 1, UPTO_LOGITS);
     double loss = ctc_loss(m->logp, r->T, r->B, r->K, r->labels, r->lens, NULL, dlogits, 1.0f,
                            ws);
-    crnn_backward(m, dlogits, NULL);
+    crnn_backward(m, dlogits, NULL, NULL);
     return loss;
 }
 

@@ -138,20 +138,23 @@ static void test_trainable_and_steps(void) {
 /* ---- finite differences ---- */
 
 typedef struct {
-    int B, n_img, n_lp, n_enc;
-    float *img, *r1, *r2, *d_logits;
+    int B, n_img, n_lp, n_enc, n_feat;
+    float *img, *r1, *r2, *r3, *d_logits;
 } Probe;
 
 static Probe probe_new(const Crnn *m, int B, Rng *r) {
-    Probe p = {B, B * IMAGE_H * m->width, m->T * B * m->arch.num_classes,
-               m->T * B * 2 * m->arch.enc_hidden, NULL, NULL, NULL, NULL};
+    Probe p = {B,    B * IMAGE_H * m->width, m->T * B * m->arch.num_classes,
+               m->T * B * 2 * m->arch.enc_hidden, m->T * B * m->arch.feature_dim,
+               NULL, NULL, NULL, NULL, NULL};
     p.img = xalloc_floats((size_t)p.n_img);
     p.r1 = xalloc_floats((size_t)p.n_lp);
     p.r2 = xalloc_floats((size_t)p.n_enc);
+    p.r3 = xalloc_floats((size_t)p.n_feat);
     p.d_logits = xalloc_floats((size_t)p.n_lp);
     fill_random(p.img, (size_t)p.n_img, r, 0, 1);
     fill_random(p.r1, (size_t)p.n_lp, r, -1, 1);
     fill_random(p.r2, (size_t)p.n_enc, r, -1, 1);
+    fill_random(p.r3, (size_t)p.n_feat, r, -1, 1);
     return p;
 }
 
@@ -159,15 +162,17 @@ static void probe_free(Probe *p) {
     free(p->img);
     free(p->r1);
     free(p->r2);
+    free(p->r3);
     free(p->d_logits);
 }
 
-/* loss = sum(logp * R1) + sum(enc * R2), train-mode BatchNorm */
+/* loss = sum(logp * R1) + sum(enc * R2) + sum(feat * R3), train-mode BatchNorm */
 static double probe_loss(Crnn *m, const Probe *p) {
     crnn_forward(m, p->img, p->B, 1, UPTO_LOGITS);
     double s = 0;
     for (int i = 0; i < p->n_lp; i++) s += (double)m->logp[i] * p->r1[i];
     for (int i = 0; i < p->n_enc; i++) s += (double)m->enc[i] * p->r2[i];
+    for (int i = 0; i < p->n_feat; i++) s += (double)m->feat[i] * p->r3[i];
     return s;
 }
 
@@ -183,7 +188,7 @@ static double probe_backward(Crnn *m, const Probe *p) {
             p->d_logits[n * K + k] = (float)(p->r1[n * K + k] - exp(m->logp[n * K + k]) * sr);
     }
     crnn_zero_grad(m);
-    crnn_backward(m, p->d_logits, p->r2);
+    crnn_backward(m, p->d_logits, p->r2, p->r3);
     return loss;
 }
 

@@ -7,6 +7,7 @@
 #ifndef OCRKD_CONFIG_H
 #define OCRKD_CONFIG_H
 
+#include "ocrkd/augment.h"
 #include "ocrkd/common.h"
 #include "ocrkd/nn.h"
 #include "ocrkd/optim.h"
@@ -27,6 +28,7 @@ typedef struct {
     int batch_size;    /* per rank, default 64, >= 1 */
     int shuffle;       /* default 1 */
     int augment;       /* default 0 */
+    AugmentConf aug;   /* section `augment`: the ranges used when augment is on */
     int skip_bad_labels; /* data.skip_bad_labels, default 0 */
 
     /* model */
@@ -46,6 +48,10 @@ typedef struct {
     /* distill */
     int train_extractor, train_classifier; /* distill.train list; default [extractor] */
     float dist_weight[DIST_COUNT];         /* distill.distance map; default {l2: 1.0} */
+    float feat_weight[DIST_COUNT];         /* distill.feature_distance: the same distances
+                                              between the extractors' outputs; default {} */
+    float logit_kl;                        /* distill.logit_kl: weight of tau^2 KL between the
+                                              CTC posteriors; default 0 */
     float temperature;                     /* default 1.0, > 0 */
     float ctc_weight;                      /* default 0.1, >= 0 */
     int teacher_cache;                     /* TEACHER_CACHE_*, default auto */

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "ocrkd/augment.h"
 #include "ocrkd/common.h"
 
 #define DATASET_FORMAT "ocrkd-dataset"
@@ -85,7 +86,8 @@ typedef struct {
     int rank, world; /* this rank's shard; world = 1 for eval/predict on one rank */
     int batch_size;
     int shuffle; /* per-epoch seeded permutation; 0 = index order */
-    int augment; /* seeded small affine, noise, contrast */
+    int augment; /* seeded RecAug-style augmentation (dataset_augment.c) */
+    const AugmentConf *aug; /* its ranges; NULL = augment_defaults */
     uint64_t seed;
     const char *alphabet;     /* NULL or "" = the first file's */
     int skip_bad;             /* skip labels with characters outside the alphabet (counted) */

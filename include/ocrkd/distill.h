@@ -15,23 +15,42 @@ typedef struct {
 
 typedef struct {
     float dist_weight[DIST_COUNT]; /* all 0 for `train` */
+    float feat_weight[DIST_COUNT]; /* distances between the extractor outputs (all 0: none) */
+    float logit_kl;                /* weight of tau^2 KL between the CTC posteriors (0: none) */
     float temperature;
     float ctc_weight; /* 1 for `train` */
 } LossConf;
 
-/* Scratch for student_gradients, sized once for (max_batch, T, K, 2H). */
+/* What the teacher gives a step: its encoder outputs (always), and its
+ * extractor outputs / log-posteriors when a term of LossConf needs them. */
+typedef struct {
+    const float *enc;  /* (T,B,2H) */
+    const float *feat; /* (T,B,D) or NULL */
+    const float *logp; /* (T,B,K) or NULL */
+} TeacherView;
+
+/* Scratch for student_gradients, sized once for (max_batch, T, K, 2H, D). */
 typedef struct {
     float *dlogits; /* (T,B,K) */
     float *denc;    /* (T,B,2H) */
+    float *dfeat;   /* (T,B,D) */
     double *ctc_ws;
 } LossScratch;
 void loss_scratch_init(LossScratch *w, const Crnn *student, int max_label_len);
 void loss_scratch_free(LossScratch *w);
 
 /* Student forward in training mode (batch-stat BN) on the batch, the loss
- * against the teacher encoder outputs et (T,B,2H) (NULL: CTC only), and the
- * backward into student->grads (zeroed first). */
-LossTerms student_gradients(Crnn *student, const float *et, const Batch *b, const LossConf *lc,
-                            LossScratch *w);
+ * against the teacher's outputs tv (NULL: CTC only) and the backward into
+ * student->grads (zeroed first). The loss is
+ *   sum_d w_d D_d(E_t, E_s) + sum_d f_d D_d(F_t, F_s)
+ *   + logit_kl * tau^2 KL(P_t || P_s) + ctc_weight * CTC,
+ * F the extractor outputs and P the CTC posteriors at temperature tau;
+ * LossTerms.distance holds every teacher term. */
+LossTerms student_gradients(Crnn *student, const TeacherView *tv, const Batch *b,
+                            const LossConf *lc, LossScratch *w);
+
+/* Whether the loss needs the teacher's extractor outputs / posteriors. */
+int loss_needs_feat(const LossConf *lc);
+int loss_needs_logp(const LossConf *lc);
 
 #endif

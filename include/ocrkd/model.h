@@ -101,9 +101,10 @@ void crnn_zero_grad(Crnn *m);
  * extractor trains). d_logits (T,B,K): gradient w.r.t. the classifier's
  * pre-log-softmax outputs (what ctc_loss gives), or NULL. d_enc (T,B,2H):
  * extra gradient w.r.t. the encoder output (the distance term), or NULL.
- * Accumulates into m->grads for trainable tensors only; frozen parts get
- * input gradients only (bilstm_backward with dw == NULL). */
-void crnn_backward(Crnn *m, const float *d_logits, const float *d_enc);
+ * d_feat (T,B,D): extra gradient w.r.t. the extractor output (a feature
+ * distance), or NULL. Accumulates into m->grads for trainable tensors only;
+ * frozen parts get input gradients only (bilstm_backward with dw == NULL). */
+void crnn_backward(Crnn *m, const float *d_logits, const float *d_enc, const float *d_feat);
 
 /* Copies tensors of `part` from src to dst by name, shape-checked; the
  * first mismatch is an error naming the tensor (EXIT_USAGE). */

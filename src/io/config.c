@@ -291,9 +291,15 @@ static int apply_distill_train(Config *c, Ctx *x, const char *key, yaml_node_t *
     return 0;
 }
 
-/* distill.distance: {l1|l2|cosine|kl: weight}; replaces all weights. */
-static int apply_distance(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
+/* A map {l1|l2|cosine|kl: weight} into w (replaced whole); `need_one`: at
+ * least one weight must be > 0. */
+static int read_distance_map(Ctx *x, const char *key, yaml_node_t *n, int need_one,
+                             float out[DIST_COUNT]) {
     char buf[96];
+    if (is_null(n) && !need_one) {
+        memset(out, 0, sizeof(float) * DIST_COUNT);
+        return 0;
+    }
     if (n->type != YAML_MAPPING_NODE)
         return fail_at(x, n->start_mark, "%s: expected a mapping such as {l2: 1.0}, got %s", key,
                        describe(n, buf, sizeof buf));
@@ -312,9 +318,20 @@ static int apply_distance(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
                            scalar(v));
         any |= w[d] > 0;
     }
-    if (!any) return fail_at(x, n->start_mark, "%s: at least one weight must be > 0", key);
-    memcpy(c->dist_weight, w, sizeof w);
+    if (!any && need_one)
+        return fail_at(x, n->start_mark, "%s: at least one weight must be > 0", key);
+    memcpy(out, w, sizeof w);
     return 0;
+}
+
+/* distill.distance: {l1|l2|cosine|kl: weight}; replaces all weights. */
+static int apply_distance(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
+    return read_distance_map(x, key, n, 1, c->dist_weight);
+}
+
+/* distill.feature_distance: the same map on the extractor outputs; {} = none. */
+static int apply_feature_distance(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
+    return read_distance_map(x, key, n, 0, c->feat_weight);
 }
 
 static int apply_teacher_cache(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
@@ -347,6 +364,17 @@ static const Key KEYS[] = {
     {"data.batch_size", T_INT, F(batch_size), 1, 1 << 20, 0, 0, NULL},
     {"data.shuffle", T_BOOL, F(shuffle), 0, 0, 0, 0, NULL},
     {"data.augment", T_BOOL, F(augment), 0, 0, 0, 0, NULL},
+    {"augment.prob", T_FLOAT, F(aug.prob), 0, 1, 0, 0, NULL},
+    {"augment.stretch", T_FLOAT, F(aug.stretch), 0, 0.9, 0, 0, NULL},
+    {"augment.perspective", T_FLOAT, F(aug.perspective), 0, 0.5, 0, 0, NULL},
+    {"augment.rotate", T_FLOAT, F(aug.rotate), 0, 30, 0, 0, NULL},
+    {"augment.crop", T_FLOAT, F(aug.crop), 0, 0.3, 0, 0, NULL},
+    {"augment.blur", T_FLOAT, F(aug.blur), 0, 4, 0, 0, NULL},
+    {"augment.lowres", T_FLOAT, F(aug.lowres), 0.1, 1, 0, 0, NULL},
+    {"augment.noise", T_FLOAT, F(aug.noise), 0, 0.5, 0, 0, NULL},
+    {"augment.contrast", T_FLOAT, F(aug.contrast), 0, 0.9, 0, 0, NULL},
+    {"augment.brightness", T_FLOAT, F(aug.brightness), 0, 0.5, 0, 0, NULL},
+    {"augment.invert", T_FLOAT, F(aug.invert), 0, 1, 0, 0, NULL},
     {"data.skip_bad_labels", T_BOOL, F(skip_bad_labels), 0, 0, 0, 0, NULL},
     {"model.extractor.depth", T_SPECIAL, 0, 0, 0, 0, 0, apply_depth},
     {"model.extractor.blocks", T_SPECIAL, 0, 0, 0, 0, 0, apply_blocks},
@@ -360,6 +388,8 @@ static const Key KEYS[] = {
     {"teacher.checkpoint", T_STR, F(teacher_checkpoint), 0, 0, 0, 0, NULL},
     {"distill.train", T_SPECIAL, 0, 0, 0, 0, 0, apply_distill_train},
     {"distill.distance", T_SPECIAL, 0, 0, 0, 0, 0, apply_distance},
+    {"distill.feature_distance", T_SPECIAL, 0, 0, 0, 0, 0, apply_feature_distance},
+    {"distill.logit_kl", T_FLOAT, F(logit_kl), 0, 1e6, 0, 0, NULL},
     {"distill.temperature", T_FLOAT, F(temperature), 0, 1e6, 1, 0, NULL},
     {"distill.ctc_weight", T_FLOAT, F(ctc_weight), 0, 1e6, 0, 0, NULL},
     {"distill.teacher_cache", T_SPECIAL, 0, 0, 0, 0, 0, apply_teacher_cache},
@@ -558,6 +588,7 @@ void config_defaults(Config *c) {
     c->temperature = 1.0f;
     c->ctc_weight = 0.1f;
     c->teacher_cache = TEACHER_CACHE_AUTO;
+    augment_defaults(&c->aug);
     c->optim = (OptimConf){.kind = OPT_ADAM,
                            .lr = 1e-3f,
                            .momentum = 0.9f,
@@ -779,18 +810,41 @@ static void write_model(FILE *f, const Config *c) {
     put_key_string(f, "  checkpoint", c->teacher_checkpoint);
 }
 
-static void write_distill(FILE *f, const Config *c) {
-    char a[32], b[32];
-    fprintf(f, "distill:\n  train: [extractor%s]\n  distance: {",
-            c->train_classifier ? ", classifier" : "");
+static void write_augment(FILE *f, const Config *c) {
+    const AugmentConf *g = &c->aug;
+    const float v[] = {g->prob,  g->stretch, g->perspective, g->rotate,     g->crop,  g->blur,
+                       g->lowres, g->noise,  g->contrast,    g->brightness, g->invert};
+    const char *names[] = {"prob",   "stretch", "perspective", "rotate",     "crop",  "blur",
+                           "lowres", "noise",   "contrast",    "brightness", "invert"};
+    char a[32];
+    fprintf(f, "augment:\n");
+    for (size_t i = 0; i < ARRAY_LEN(v); i++)
+        fprintf(f, "  %s: %s\n", names[i], fmt_float(v[i], a, sizeof a));
+}
+
+/* "{l2: 1, cosine: 0.5}" of the non-zero weights. */
+static void write_distance_map(FILE *f, const float *w) {
+    char a[32];
     int first = 1;
+    fprintf(f, "{");
     for (int d = 0; d < DIST_COUNT; d++) {
-        if (c->dist_weight[d] == 0) continue;
+        if (w[d] == 0) continue;
         fprintf(f, "%s%s: %s", first ? "" : ", ", distance_name((DistKind)d),
-                fmt_float(c->dist_weight[d], a, sizeof a));
+                fmt_float(w[d], a, sizeof a));
         first = 0;
     }
-    fprintf(f, "}\n  temperature: %s\n  ctc_weight: %s\n", fmt_float(c->temperature, a, sizeof a),
+    fprintf(f, "}\n");
+}
+
+static void write_distill(FILE *f, const Config *c) {
+    char a[32], b[32];
+    fprintf(f, "distill:\n  train: [extractor%s]\n  distance: ",
+            c->train_classifier ? ", classifier" : "");
+    write_distance_map(f, c->dist_weight);
+    fprintf(f, "  feature_distance: ");
+    write_distance_map(f, c->feat_weight);
+    fprintf(f, "  logit_kl: %s\n", fmt_float(c->logit_kl, a, sizeof a));
+    fprintf(f, "  temperature: %s\n  ctc_weight: %s\n", fmt_float(c->temperature, a, sizeof a),
             fmt_float(c->ctc_weight, b, sizeof b));
     fprintf(f, "  teacher_cache: %s\n  allow_any_size: %s\n", CACHE_NAMES[c->teacher_cache],
             bool_name(c->allow_any_size));
@@ -832,6 +886,7 @@ char *config_to_yaml(const Config *c) {
     FILE *f = open_memstream(&text, &len);
     if (!f) fatal(1, "out of memory writing the config as YAML");
     write_run_data(f, c);
+    write_augment(f, c);
     write_model(f, c);
     write_distill(f, c);
     write_optim(f, c);

@@ -30,6 +30,6 @@ int ds_walk_labels(hid_t f, const char *path, long start, long count, LabelFn fn
 
 /* Seeded augmentation of one image (H,W) floats in [0,1], in place; scratch
  * holds H*W floats. */
-void ds_augment(float *img, int H, int W, float *scratch, Rng *rng);
+void ds_augment(float *img, int H, int W, float *scratch, const AugmentConf *a, Rng *rng);
 
 #endif

@@ -53,6 +53,7 @@ struct Loader {
     Pick *picks;
     uint8_t *staging;
     float *scratch;
+    AugmentConf aug; /* a copy: the caller's may not outlive the open */
     Slot slots[2];
     /* consumer position: batches returned */
     long c_epoch, c_step;
@@ -426,7 +427,7 @@ static void fill_batch(Loader *l, Batch *b, const Pick *p, int n, long epoch, lo
         rng_seed(&r, seed_of(l->c.seed, 2, (uint64_t)epoch,
                              (uint64_t)step * (uint64_t)l->c.world + (uint64_t)l->c.rank));
         for (int k = 0; k < n; k++)
-            ds_augment(b->images + (size_t)k * hw, l->H, l->W, l->scratch, &r);
+            ds_augment(b->images + (size_t)k * hw, l->H, l->W, l->scratch, &l->aug, &r);
     }
     b->B = n;
 }
@@ -617,6 +618,11 @@ static void alloc_buffers(Loader *l) {
 static Loader *loader_new(const LoaderConf *c) {
     Loader *l = xcalloc(1, sizeof *l);
     l->c = *c;
+    if (c->aug)
+        l->aug = *c->aug;
+    else
+        augment_defaults(&l->aug);
+    l->c.aug = &l->aug;
     l->paths = xcalloc((size_t)c->nfiles, sizeof *l->paths);
     l->file = xmalloc((size_t)c->nfiles * sizeof *l->file);
     l->images = xmalloc((size_t)c->nfiles * sizeof *l->images);

@@ -155,7 +155,7 @@ static float *grad_at(const Crnn *m, int part, size_t off) {
     return (m->trainable & part) ? m->grads + off : NULL;
 }
 
-void crnn_backward(Crnn *m, const float *d_logits, const float *d_enc) {
+void crnn_backward(Crnn *m, const float *d_logits, const float *d_enc, const float *d_feat) {
     CrnnActs *A = m->acts;
     const ModelArch *a = &m->arch;
     if (!m->train || !A->last_B) fatal(1, "internal: crnn_backward without a train forward");
@@ -173,6 +173,7 @@ void crnn_backward(Crnn *m, const float *d_logits, const float *d_enc) {
     memset(A->d_feat, 0, (size_t)N * D * sizeof(float));
     bilstm_backward(&s, A->lw, (m->trainable & PART_ENCODER) ? A->ldw : NULL, m->feat,
                     A->lstm_acts, A->d_enc, A->d_feat, A->lstm_ws);
+    if (d_feat) add_forward(A->d_feat, d_feat, A->d_feat, (size_t)N * D);
     memset(A->d_pooled, 0, (size_t)N * A->fc * sizeof(float));
     linear_backward(A->pooled, m->params + A->neck_w, A->d_feat, N, A->fc, D, A->d_pooled,
                     m->grads + A->neck_w, m->grads + A->neck_b);

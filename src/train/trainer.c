@@ -93,13 +93,15 @@ typedef struct {
     Optim optim;
     LossConf loss_conf;
     LossScratch scratch;
-    /* teacher cache: encoder outputs per shard sample, (slots, T*2H) */
+    /* teacher cache: per shard sample, its encoder outputs (T*2H), then its
+     * extractor outputs (T*D) and log-posteriors (T*K) when the loss uses them */
     float *cache;
+    int cache_parts[3]; /* floats per time step of each part: 2H, D or 0, K or 0 */
     unsigned char *cached;
     long cache_slots;
     long *file_offset; /* slot offset of each file of the list (-1: not ours) */
     long shard_start;  /* single file: first index of this rank's shard */
-    float *et_batch;   /* (T,B,2H) teacher outputs gathered from the cache */
+    float *tb[3];      /* (T,B,c) of each part, gathered from the cache */
     /* progress */
     long step;
     Converge conv;
@@ -253,7 +255,11 @@ static void setup_cache(Trainer *t) {
         }
         dataset_meta_free(&dm);
     }
-    size_t row = (size_t)t->student->T * 2 * t->teacher->arch.enc_hidden;
+    t->cache_parts[0] = 2 * t->teacher->arch.enc_hidden;
+    t->cache_parts[1] = loss_needs_feat(&t->loss_conf) ? t->teacher->arch.feature_dim : 0;
+    t->cache_parts[2] = loss_needs_logp(&t->loss_conf) ? t->teacher->arch.num_classes : 0;
+    size_t row = (size_t)t->student->T *
+                 (t->cache_parts[0] + t->cache_parts[1] + t->cache_parts[2]);
     double bytes = (double)slots * row * sizeof(float);
     double most = 0;
     if (c->teacher_cache == TEACHER_CACHE_AUTO) most = (double)TEACHER_CACHE_AUTO_BYTES;
@@ -268,7 +274,8 @@ static void setup_cache(Trainer *t) {
     t->cache_slots = slots;
     t->cache = xalloc_floats((size_t)slots * row);
     t->cached = xcalloc((size_t)slots, 1);
-    t->et_batch = xalloc_floats((size_t)c->batch_size * row);
+    for (int p = 0; p < 3; p++)
+        t->tb[p] = xalloc_floats((size_t)c->batch_size * t->student->T * t->cache_parts[p]);
     printf0("cache    teacher encoder outputs cached in memory: %.0f MiB per rank\n",
             bytes / 1048576);
 }
@@ -280,35 +287,47 @@ static long cache_slot(const Trainer *t, const Batch *b, int i) {
     return slot;
 }
 
-/* Teacher encoder outputs (T,B,2H) for the batch: from the cache when
- * every sample is there, else a teacher forward (which fills the cache). */
-static const float *teacher_outputs(Trainer *t, const Batch *b) {
-    int T = t->student->T, C = 2 * t->teacher->arch.enc_hidden, B = b->B;
+/* Moves sample i's (T,c) rows between the cache row and a (T,B,c) batch. */
+static void cache_copy(float *batch, float *row, int T, int B, int i, int c, int to_batch) {
+    for (int s = 0; s < T; s++) {
+        float *bt = batch + ((size_t)s * B + i) * c, *rw = row + (size_t)s * c;
+        memcpy(to_batch ? bt : rw, to_batch ? rw : bt, c * sizeof(float));
+    }
+}
+
+/* The teacher's outputs for the batch: from the cache when every sample is
+ * there, else a teacher forward (which fills the cache). */
+static TeacherView teacher_outputs(Trainer *t, const Batch *b) {
+    int T = t->student->T, B = b->B;
+    const int *cp = t->cache_parts;
+    size_t row = (size_t)T * (cp[0] + cp[1] + cp[2]);
     if (t->cache) {
         int all = 1;
         for (int i = 0; i < B && all; i++) all = t->cached[cache_slot(t, b, i)];
         if (all) {
             for (int i = 0; i < B; i++) {
-                const float *src = t->cache + (size_t)cache_slot(t, b, i) * T * C;
-                for (int s = 0; s < T; s++)
-                    memcpy(t->et_batch + ((size_t)s * B + i) * C, src + (size_t)s * C,
-                           C * sizeof(float));
+                float *src = t->cache + (size_t)cache_slot(t, b, i) * row;
+                for (int p = 0; p < 3; src += (size_t)T * cp[p], p++)
+                    if (cp[p]) cache_copy(t->tb[p], src, T, B, i, cp[p], 1);
             }
-            return t->et_batch;
+            return (TeacherView){t->tb[0], cp[1] ? t->tb[1] : NULL, cp[2] ? t->tb[2] : NULL};
         }
     }
-    crnn_forward(t->teacher, b->images, B, 0, UPTO_ENCODER);
+    int logits = loss_needs_logp(&t->loss_conf);
+    Crnn *te = t->teacher;
+    crnn_forward(te, b->images, B, 0, logits ? UPTO_LOGITS : UPTO_ENCODER);
     if (t->cache) {
+        float *out[3] = {te->enc, te->feat, te->logp};
         for (int i = 0; i < B; i++) {
             long slot = cache_slot(t, b, i);
-            float *dst = t->cache + (size_t)slot * T * C;
-            for (int s = 0; s < T; s++)
-                memcpy(dst + (size_t)s * C, t->teacher->enc + ((size_t)s * B + i) * C,
-                       C * sizeof(float));
+            float *dst = t->cache + (size_t)slot * row;
+            for (int p = 0; p < 3; dst += (size_t)T * cp[p], p++)
+                if (cp[p]) cache_copy(out[p], dst, T, B, i, cp[p], 0);
             t->cached[slot] = 1;
         }
     }
-    return t->teacher->enc;
+    return (TeacherView){te->enc, loss_needs_feat(&t->loss_conf) ? te->feat : NULL,
+                         logits ? te->logp : NULL};
 }
 
 static void open_loaders(Trainer *t) {
@@ -322,6 +341,7 @@ static void open_loaders(Trainer *t) {
     lc.batch_size = c->batch_size;
     lc.shuffle = c->shuffle;
     lc.augment = c->augment;
+    lc.aug = &c->aug;
     lc.seed = (uint64_t)c->seed;
     lc.alphabet = t->alpha.utf8 ? t->alpha.utf8 : c->alphabet;
     lc.skip_bad = c->skip_bad_labels;
@@ -619,9 +639,11 @@ static void compute_gradients(Trainer *t, double *flags) {
     double t0 = now_seconds();
     fail_if(loader_next(t->train, &b, &err), &err);
     double t1 = now_seconds();
-    const float *et = t->mode == MODE_DISTILL ? teacher_outputs(t, b) : NULL;
+    TeacherView tv = {0};
+    if (t->mode == MODE_DISTILL) tv = teacher_outputs(t, b);
     double t2 = now_seconds();
-    LossTerms r = student_gradients(t->student, et, b, &t->loss_conf, &t->scratch);
+    LossTerms r = student_gradients(t->student, t->mode == MODE_DISTILL ? &tv : NULL, b,
+                                    &t->loss_conf, &t->scratch);
     double t3 = now_seconds();
     t->tm[TM_DATA] += t1 - t0;
     t->tm[TM_TEACHER] += t2 - t1;
@@ -790,8 +812,11 @@ int trainer_run(TrainMode mode, Config *cfg, const TrainOptions *opt) {
     loss_scratch_init(&t->scratch, t->student, loader_max_label_len(t->train));
     t->loss_conf.temperature = cfg->temperature;
     t->loss_conf.ctc_weight = mode == MODE_DISTILL ? cfg->ctc_weight : 1.0f;
-    if (mode == MODE_DISTILL)
+    if (mode == MODE_DISTILL) {
         memcpy(t->loss_conf.dist_weight, cfg->dist_weight, sizeof cfg->dist_weight);
+        memcpy(t->loss_conf.feat_weight, cfg->feat_weight, sizeof cfg->feat_weight);
+        t->loss_conf.logit_kl = cfg->logit_kl;
+    }
     setup_cache(t);
     converge_init(&t->conv, cfg->conv_window, cfg->conv_rel_tol, cfg->conv_patience);
 

@@ -85,8 +85,9 @@ static void shard_gradient(Crnn *teacher, int r, const LossConf *lc, float *out)
     make_shard(&sh, r);
     LossScratch w;
     loss_scratch_init(&w, s, LMAX);
-    crnn_forward(teacher, sh.img, NB, 0, UPTO_ENCODER);
-    student_gradients(s, teacher->enc, &sh.b, lc, &w);
+    crnn_forward(teacher, sh.img, NB, 0, UPTO_LOGITS);
+    TeacherView tv = {teacher->enc, teacher->feat, teacher->logp};
+    student_gradients(s, &tv, &sh.b, lc, &w);
     memcpy(out, s->grads, s->n_trainable * sizeof(float));
     loss_scratch_free(&w);
     crnn_free(s);
@@ -96,7 +97,8 @@ int main(int argc, char **argv) {
     dist_init(&argc, &argv);
     dist_set_threads(1);
     int P = dist_world(), r = dist_rank();
-    LossConf lc = {{0}, 2.0f, 0.1f};
+    LossConf lc = {.temperature = 2.0f, .ctc_weight = 0.1f, .logit_kl = 0.5f};
+    lc.feat_weight[DIST_L1] = 0.3f; /* the options beyond the method travel too */
     lc.dist_weight[DIST_L2] = 1.0f;
     lc.dist_weight[DIST_COSINE] = 0.5f;
     lc.dist_weight[DIST_KL] = 0.25f;
@@ -111,8 +113,9 @@ int main(int argc, char **argv) {
     make_shard(&sh, r);
     LossScratch w;
     loss_scratch_init(&w, s, LMAX);
-    crnn_forward(teacher, sh.img, NB, 0, UPTO_ENCODER);
-    LossTerms lt = student_gradients(s, teacher->enc, &sh.b, &lc, &w);
+    crnn_forward(teacher, sh.img, NB, 0, UPTO_LOGITS);
+    TeacherView tv = {teacher->enc, teacher->feat, teacher->logp};
+    LossTerms lt = student_gradients(s, &tv, &sh.b, &lc, &w);
     CHECK(lt.distance > 0 && lt.ctc > 0, "loss terms positive (distance %g, ctc %g)", lt.distance,
           lt.ctc);
     dist_allreduce_mean_f32(s->grads, n);
