@@ -2,6 +2,7 @@
 #   make          build bin/ocrkd, bin/ocrkd-synth, bin/ocrkd-pack
 #   make test     unit, MPI and end-to-end tests (closing line "N passed, N failed")
 #   make demo     install deps, build, make data, train a teacher, distill, evaluate
+#   make experiment  the same comparison at full length (~1.5 h on 2 cores)
 #   make asan     unit tests under AddressSanitizer + UBSan
 #   make deps     install the Debian packages (as root; prints the apt line otherwise)
 #   make refs     regenerate tests/ref/*.h5 with PyTorch (python3-torch)
@@ -34,7 +35,7 @@ MPI_SRC  := $(sort $(wildcard tests/mpi/test_*.c))
 TEST_BIN := $(UNIT_SRC:tests/%.c=$(BIN)/tests/%) $(MPI_SRC:tests/mpi/%.c=$(BIN)/tests/mpi/%)
 TOOLS    := $(if $(wildcard data-tools/synth.c),$(BIN)/ocrkd-synth) $(if $(wildcard data-tools/pack.c),$(BIN)/ocrkd-pack)
 
-.PHONY: all test tests demo asan deps refs clean format bench
+.PHONY: all test tests demo experiment asan deps refs clean format bench
 # keep intermediate objects (no trailing "rm" after the test summary)
 .SECONDARY:
 all: $(BIN)/ocrkd $(TOOLS)
@@ -84,6 +85,10 @@ deps:
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh jobs/local/demo.sh
+
+experiment: deps
+	@$(MAKE) --no-print-directory all
+	@sh jobs/local/experiment.sh
 
 refs:
 	cd tests/ref && /usr/bin/python3 make_refs.py

@@ -108,6 +108,7 @@ typedef struct {
     int nonfinite_streak;
     long nonfinite_total;
     double best_acc, best_cer;
+    double teacher_acc; /* the teacher's val word accuracy (distill with data.val), else -1 */
     double elapsed_before; /* seconds spent in earlier runs (resume) */
     double t_start, t_last_ckpt;
     double log_sum[F_COUNT];
@@ -527,11 +528,15 @@ static const char *find_resume(const Trainer *t, char *buf, size_t cap) {
 
 /* ---- logging ---- */
 static void log_json(Trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* fmt is a JSON object "{...}"; the line gets "wall" (seconds of training
+ * since the run began, resumed jobs included) as its first key. */
 static void log_json(Trainer *t, const char *fmt, ...) {
     if (!t->metrics) return;
+    if (fmt[0] != '{') fatal(1, "internal: log_json format %s", fmt);
+    fprintf(t->metrics, "{\"wall\":%.1f,", t->elapsed_before + now_seconds() - t->t_start);
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(t->metrics, fmt, ap);
+    vfprintf(t->metrics, fmt + 1, ap);
     va_end(ap);
     fputc('\n', t->metrics);
     fflush(t->metrics);
@@ -591,6 +596,26 @@ static void end_progress_line(const Trainer *t) {
 }
 
 /* ---- evaluation ---- */
+/* The teacher on the validation set, once at the start of a distill run:
+ * logged as {"model":"teacher",...}; later val lines carry the gap to it. */
+static void evaluate_teacher(Trainer *t) {
+    t->teacher_acc = -1;
+    if (!t->val || t->mode != MODE_DISTILL || t->opt->bench_steps) return;
+    Err err = {0};
+    fail_if(loader_seek(t->val, 0, 0, &err), &err);
+    EvalCounts c = {0};
+    fail_if(evaluate_pass(t->teacher, t->val, 0, &c, &err), &err);
+    dist_allreduce_sum_f64(c.v, EVAL_COUNT);
+    EvalResult r = eval_result(&c);
+    t->teacher_acc = r.word_acc;
+    printf0("eval     teacher  val word_acc %.4f  cer %.4f  1-ned %.4f  (%.0f images)\n", r.word_acc,
+            r.cer, r.ned, r.n);
+    log_json(t,
+             "{\"step\":%ld,\"split\":\"val\",\"model\":\"teacher\",\"word_acc\":%.6g,"
+             "\"cer\":%.6g,\"ned\":%.6g}",
+             t->step, r.word_acc, r.cer, r.ned);
+}
+
 static void evaluate_val(Trainer *t) {
     if (!t->val) return;
     Err err = {0};
@@ -603,8 +628,17 @@ static void evaluate_val(Trainer *t) {
     end_progress_line(t);
     printf0("eval     step %ld  val word_acc %.4f  cer %.4f  1-ned %.4f  (%.0f images)\n", t->step,
             r.word_acc, r.cer, r.ned, r.n);
-    log_json(t, "{\"step\":%ld,\"split\":\"val\",\"word_acc\":%.6g,\"cer\":%.6g,\"ned\":%.6g}",
-             t->step, r.word_acc, r.cer, r.ned);
+    if (t->teacher_acc >= 0) {
+        printf0("eval     step %ld  student - teacher word_acc %+.4f\n", t->step,
+                r.word_acc - t->teacher_acc);
+        log_json(t,
+                 "{\"step\":%ld,\"split\":\"val\",\"word_acc\":%.6g,\"cer\":%.6g,\"ned\":%.6g,"
+                 "\"gap_to_teacher\":%.6g}",
+                 t->step, r.word_acc, r.cer, r.ned, r.word_acc - t->teacher_acc);
+    } else {
+        log_json(t, "{\"step\":%ld,\"split\":\"val\",\"word_acc\":%.6g,\"cer\":%.6g,\"ned\":%.6g}",
+                 t->step, r.word_acc, r.cer, r.ned);
+    }
     int better = r.word_acc > t->best_acc || (r.word_acc == t->best_acc && r.cer < t->best_cer);
     if (better) {
         t->best_acc = r.word_acc;
@@ -835,6 +869,7 @@ int trainer_run(TrainMode mode, Config *cfg, const TrainOptions *opt) {
     t->tty = progress_redraws();
     install_signals();
     t->t_start = t->t_log = t->t_last_ckpt = now_seconds();
+    evaluate_teacher(t);
 
     int code = EXIT_OK;
     const char *why = NULL;
@@ -848,6 +883,9 @@ int trainer_run(TrainMode mode, Config *cfg, const TrainOptions *opt) {
         print_bench(t, secs);
     } else if (code != EXIT_NUMERIC) {
         if (code == EXIT_OK) evaluate_val(t);
+        if (t->teacher_acc >= 0)
+            printf0("summary  best val word_acc: student %.4f, teacher %.4f (%+.4f)\n", t->best_acc,
+                    t->teacher_acc, t->best_acc - t->teacher_acc);
         checkpoint_now(t);
         if (dist_rank() == 0) {
             char best[4200];

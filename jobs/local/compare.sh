@@ -1,0 +1,123 @@
+#!/bin/sh
+# compare.sh - the pipeline behind `make demo` and `make experiment`: make the
+# training data (ocrkd-synth) and a held-out test set from another renderer
+# with other fonts and words (data-tools/heldout_render.py), train a teacher,
+# distill a student from it, train the same student from scratch for the
+# same wall time, and evaluate all three (and Tesseract when installed) on
+# both test sets; writes table.txt, table.json and curves.png into
+# runs/$NAME-compare/. Re-running reuses the data and resumes the runs.
+# Not for clusters (jobs/slurm, jobs/pbs) or single runs (jobs/local/run.sh).
+#
+# Set by the caller (jobs/local/demo.sh, jobs/local/experiment.sh):
+#   NAME            run and data prefix (runs/$NAME-teacher, -distill, -scratch)
+#   SYNTH_ARGS      ocrkd-synth arguments after --out (sizes, width, seed)
+#   HELDOUT_ARGS    heldout_render.py arguments after --out (count, width, seed)
+#   CONF_TEACHER, CONF_DISTILL, CONF_SCRATCH   the three configs
+#   TARGET_MINUTES  the whole pipeline's budget, printed beside the time taken
+# Environment: NP (ranks, default 2), OCRKD_THREADS (default 1),
+#   TESSERACT_N (held-out images Tesseract reads, default 400; 0 = skip).
+set -eu
+cd "$(dirname "$0")/../.."
+NP=${NP:-2}
+DATA=data/$NAME
+HELD=data/$NAME-heldout
+OUT=runs/$NAME-compare
+PY=/usr/bin/python3
+export OCRKD_THREADS=${OCRKD_THREADS:-1}
+if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+MPIRUN="mpirun -np $NP --oversubscribe"
+start=$(date +%s)
+say() { printf '\n== %s (%ds)\n' "$*" $(($(date +%s) - start)); }
+mkdir -p "$OUT"
+
+# ---- data ----
+if [ ! -f "$DATA/test.h5" ]; then
+    say "training data: bin/ocrkd-synth --out $DATA $SYNTH_ARGS"
+    # shellcheck disable=SC2086 # SYNTH_ARGS is a list of arguments
+    bin/ocrkd-synth --out "$DATA" $SYNTH_ARGS
+else
+    say "reusing the training data in $DATA"
+fi
+if [ ! -f "$HELD/test.h5" ]; then
+    say "held-out test set (PIL renderer, held-out fonts and words): $HELD"
+    mkdir -p "$HELD"
+    # shellcheck disable=SC2086
+    $PY data-tools/heldout_render.py --out "$HELD/test.h5" --png-dir "$HELD/png" $HELDOUT_ARGS
+else
+    say "reusing the held-out test set in $HELD"
+fi
+
+# ---- the three runs ----
+say "teacher: $MPIRUN bin/ocrkd train $CONF_TEACHER"
+$MPIRUN bin/ocrkd train "$CONF_TEACHER" --resume auto
+say "distilled student: $MPIRUN bin/ocrkd distill $CONF_DISTILL"
+$MPIRUN bin/ocrkd distill "$CONF_DISTILL" --resume auto
+
+# wall seconds of a finished run: the "wall" of its last metrics line
+run_wall() { tail -n 1 "$1/metrics.jsonl" | sed -n 's/^{"wall":\([0-9.]*\),.*/\1/p'; }
+run_dir() { sed -n 's/^ *dir: *\([^ #]*\).*/\1/p' "$1" | head -n 1; }
+DISTILL_DIR=$(run_dir "$CONF_DISTILL")
+SCRATCH_DIR=$(run_dir "$CONF_SCRATCH")
+TEACHER_DIR=$(run_dir "$CONF_TEACHER")
+wall=$(run_wall "$DISTILL_DIR")
+# The scratch run gets the distilled run's wall time, and a schedule that
+# ends then: its step rate measured by `ocrkd bench` (kept in budget.txt so
+# a resumed run keeps the same schedule).
+mkdir -p "$SCRATCH_DIR"
+if [ ! -f "$SCRATCH_DIR/budget.txt" ]; then
+    ms=$($MPIRUN bin/ocrkd bench "$CONF_SCRATCH" --steps 10 | sed -n 's/.*images\/s (\([0-9.]*\) ms\/step).*/\1/p' | head -n 1)
+    awk -v w="$wall" -v ms="$ms" 'BEGIN { printf "%d %.4f\n", w * 1000 / ms, w / 60 }' >"$SCRATCH_DIR/budget.txt"
+fi
+read -r steps minutes <"$SCRATCH_DIR/budget.txt"
+say "same student from scratch for the distilled run's ${wall} s (~$steps steps): $CONF_SCRATCH"
+$MPIRUN bin/ocrkd train "$CONF_SCRATCH" --resume auto --set stop.max_steps="$steps" \
+    --set stop.max_minutes="$minutes"
+
+# ---- evaluation ----
+say "evaluating on $DATA/test.h5 (in-domain) and $HELD/test.h5 (held-out renderer, fonts, words)"
+field() { echo "$1" | sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p"; }
+rows=$OUT/rows.tsv
+: >"$rows"
+row() { # name checkpoint
+    info=$(bin/ocrkd info "$2")
+    params=$(echo "$info" | sed -n 's/^parameters .*total \([0-9]*\).*/\1/p')
+    xparams=$(echo "$info" | sed -n 's/^parameters *extractor \([0-9]*\),.*/\1/p')
+    a=$(OCRKD_THREADS=1 bin/ocrkd eval --model "$2" --data "$DATA/test.h5" --json)
+    b=$(OCRKD_THREADS=1 bin/ocrkd eval --model "$2" --data "$HELD/test.h5" --json)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$params" "$xparams" "$(field "$a" word_acc)" \
+        "$(field "$b" word_acc)" "$(field "$b" cer)" "$(field "$a" img_per_s)" \
+        "$(run_wall "$3")" >>"$rows"
+}
+row teacher "$TEACHER_DIR/best.h5" "$TEACHER_DIR"
+row distilled "$DISTILL_DIR/best.h5" "$DISTILL_DIR"
+row scratch "$SCRATCH_DIR/best.h5" "$SCRATCH_DIR"
+TESSERACT_N=${TESSERACT_N:-400}
+tess=""
+if [ "$TESSERACT_N" -gt 0 ] && command -v tesseract >/dev/null 2>&1; then
+    say "Tesseract on the first $TESSERACT_N held-out images (reference row)"
+    tess=$($PY data-tools/tesseract_eval.py --data "$HELD/test.h5" --limit "$TESSERACT_N" || true)
+fi
+{
+    printf '%-10s %9s %9s %10s %10s %8s %9s %8s\n' model params extractor in-domain held-out \
+        'CER(h)' images/s 'train s'
+    awk -F'\t' '{ printf "%-10s %9s %9s %9.2f%% %9.2f%% %8.4f %9.1f %8.0f\n", $1, $2, $3, 100 * $4, 100 * $5, $6, $7, $8 }' "$rows"
+    if [ -n "$tess" ]; then
+        awk -v a="$(field "$tess" word_acc)" -v c="$(field "$tess" cer)" -v i="$(field "$tess" img_per_s)" \
+            -v n="$TESSERACT_N" 'BEGIN { printf "%-10s %9s %9s %10s %9.2f%% %8.4f %9.1f   (first %d held-out images)\n", "tesseract", "-", "-", "-", 100 * a, c, i, n }'
+    fi
+    awk -F'\t' -v secs=$(($(date +%s) - start)) -v target="$TARGET_MINUTES" '
+        { acc[$1] = $4; held[$1] = $5; x[$1] = $3; ips[$1] = $7 }
+        END {
+            printf "\nstudent extractor / teacher extractor = %.1f%%; student eval %.2fx the teacher'"'"'s images/s\n", 100 * x["distilled"] / x["teacher"], ips["distilled"] / ips["teacher"]
+            printf "distilled - teacher: %+.2f points in-domain, %+.2f held-out\n", 100 * (acc["distilled"] - acc["teacher"]), 100 * (held["distilled"] - held["teacher"])
+            printf "distilled - scratch (same wall time): %+.2f points in-domain, %+.2f held-out\n", 100 * (acc["distilled"] - acc["scratch"]), 100 * (held["distilled"] - held["scratch"])
+            printf "took %d s (budget %d min)\n", secs, target }' "$rows"
+} >"$OUT/table.txt"
+awk -F'\t' 'BEGIN { printf "[" } { printf "%s{\"model\":\"%s\",\"params\":%s,\"extractor\":%s,\"in_domain\":%s,\"held_out\":%s,\"held_out_cer\":%s,\"img_per_s\":%s,\"train_s\":%s}", NR > 1 ? "," : "", $1, $2, $3, $4, $5, $6, $7, $8 } END { print "]" }' "$rows" >"$OUT/table.json"
+if $PY -c 'import matplotlib' 2>/dev/null; then
+    $PY data-tools/plot_run.py "$DISTILL_DIR" "$SCRATCH_DIR" --labels distilled,scratch \
+        --out "$OUT/curves.png" >/dev/null 2>&1 || echo "(plot failed; see data-tools/plot_run.py)"
+fi
+printf '\n'
+cat "$OUT/table.txt"
+echo "(table in $OUT/table.txt; curves in $OUT/curves.png)"
