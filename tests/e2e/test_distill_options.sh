@@ -1,0 +1,99 @@
+# test_distill_options.sh - distillation beyond the method's default form
+# (distill.feature_distance, distill.logit_kl), the teacher cache with those
+# terms (cached == recomputed, bit for bit, when the batches repeat), the
+# teacher evaluated at the start of a distill run and the gap logged, the
+# wall clock in metrics.jsonl, training-time augmentation with its config
+# ranges, and the errors of bad values. Run by tests/run.sh.
+. tests/e2e/lib.sh
+MPI="mpirun -np 2 --oversubscribe"
+export OCRKD_THREADS=1
+
+"$BIN/ocrkd-synth" --out "$TMP/data" --train 128 --val 32 --test 0 --width 64 --max-len 5 \
+  --seed 3 --quiet >"$TMP/synth.log" 2>&1 && pass "synth tiny dataset" || { fail "synth"; cat "$TMP/synth.log"; }
+
+cat >"$TMP/teacher.yaml" <<EOF
+run: {dir: $TMP/teacher, seed: 1}
+data: {train: $TMP/data/train.h5, val: $TMP/data/val.h5, batch_size: 16}
+model:
+  extractor: {blocks: [1, 1, 1, 1], block: basic, width: 8}
+  feature_dim: 16
+  encoder: {layers: 1, hidden: 16}
+optim: {name: adam, lr: 3.0e-3}
+stop: {max_steps: 16, converge: {window: 0}}
+checkpoint: {every_steps: 0, keep: 1}
+eval: {every_steps: 0}
+log: {every_steps: 4}
+EOF
+# student: shuffle off, so every epoch has the same batches and the cache
+# must give exactly what a teacher forward gives
+student() { # name cache [extra YAML lines]
+  cat <<EOF
+run: {dir: $TMP/$1, seed: 2}
+data: {train: $TMP/data/train.h5, val: $TMP/data/val.h5, batch_size: 8, shuffle: false}
+model:
+  extractor: {blocks: [1, 1, 1, 1], block: basic, width: 4}
+  feature_dim: 16
+  encoder: {layers: 1, hidden: 16}
+teacher: {checkpoint: $TMP/teacher/best.h5}
+distill:
+  train: [extractor, classifier]
+  distance: {l2: 1.0}
+  feature_distance: {l2: 1.0, cosine: 0.5}
+  logit_kl: 0.5
+  temperature: 2.0
+  teacher_cache: $2
+  allow_any_size: true
+optim: {name: adam, lr: 1.0e-3}
+stop: {max_steps: 24, converge: {window: 0}}
+checkpoint: {every_steps: 0, keep: 1}
+eval: {every_steps: 12}
+log: {every_steps: 4}
+$3
+EOF
+}
+expect_code 0 "train the teacher" -- "$BIN/ocrkd" train "$TMP/teacher.yaml"
+student cached on >"$TMP/cached.yaml"
+student direct off >"$TMP/direct.yaml"
+expect_code 0 "distill with feature_distance + logit_kl, teacher cached (2 ranks)" -- \
+  $MPI "$BIN/ocrkd" distill "$TMP/cached.yaml"
+expect_grep 'teacher encoder outputs cached' "$TMP/out" "the cache is on"
+expect_grep '^summary +best val word_acc: student [0-9.]+, teacher [0-9.]+' "$TMP/out" \
+  "the summary gives student and teacher"
+expect_code 0 "the same, teacher recomputed every step" -- $MPI "$BIN/ocrkd" distill "$TMP/direct.yaml"
+if h5diff "$TMP/cached/ckpt-00000024.h5" "$TMP/direct/ckpt-00000024.h5" /params /params >"$TMP/diff" 2>&1; then
+  pass "cached teacher outputs (encoder, features, posteriors) give bit-identical parameters"
+else
+  fail "cache changes the result"; head -n 5 "$TMP/diff"
+fi
+M=$TMP/cached/metrics.jsonl
+expect_grep '^\{"wall":[0-9.]+,"step":0,"split":"val","model":"teacher","word_acc":' "$M" \
+  "the teacher's validation is logged at step 0"
+expect_grep '"split":"val","word_acc":[0-9.e-]+,.*"gap_to_teacher":' "$M" "student val lines give the gap"
+expect_grep '^\{"wall":[0-9.]+,"step":[0-9]+,"epoch"' "$M" "log lines carry the wall clock"
+bad=$(grep -cv '^{"wall":' "$M")
+[ "$bad" -eq 0 ] && pass "every metrics line starts with wall" || fail "$bad metrics lines without wall"
+
+# augmentation: on, with its ranges; the cache is then off
+student aug on "augment: {prob: 1, stretch: 0.5, perspective: 0.3, rotate: 10, crop: 0.2, blur: 2,
+  lowres: 0.3, noise: 0.2, contrast: 0.8, brightness: 0.3, invert: 0.5}" |
+  sed 's/shuffle: false}/shuffle: false, augment: true}/' >"$TMP/aug.yaml"
+expect_code 0 "distill with every augmentation at strong settings" -- $MPI "$BIN/ocrkd" distill "$TMP/aug.yaml"
+expect_grep 'ignored because data.augment is on' "$TMP/err" "teacher_cache: on is refused with augmentation"
+if h5diff "$TMP/aug/ckpt-00000024.h5" "$TMP/direct/ckpt-00000024.h5" /params /params >/dev/null 2>&1; then
+  fail "augmentation changed nothing"
+else
+  pass "augmentation changes what the student learns"
+fi
+
+# bad values name the file, line and key
+printf 'augment: {prob: 1.5}\n' >"$TMP/bad1.yaml"
+expect_code 2 "augment.prob 1.5" -- "$BIN/ocrkd" train "$TMP/bad1.yaml"
+expect_grep 'bad1.yaml:1:17: augment.prob must be in \[0, 1\]' "$TMP/err" "names file:line:col and the range"
+printf 'distill:\n  feature_distance: {l3: 1}\n' >"$TMP/bad2.yaml"
+expect_code 2 "unknown feature distance" -- "$BIN/ocrkd" train "$TMP/bad2.yaml"
+expect_grep 'bad2.yaml:2:22: unknown distance .l3. in distill.feature_distance' "$TMP/err" \
+  "names the distance and the key"
+printf 'distill: {logit_kl: -1}\n' >"$TMP/bad3.yaml"
+expect_code 2 "negative logit_kl" -- "$BIN/ocrkd" train "$TMP/bad3.yaml"
+expect_grep 'distill.logit_kl must be' "$TMP/err" "names the key"
+e2e_end
