@@ -3,7 +3,10 @@
 # As root it runs apt-get; otherwise it prints the command to run.
 PKGS="build-essential pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools
 libyaml-dev libpng-dev libjpeg-dev libfreetype-dev fonts-dejavu-core fonts-liberation2
-fonts-freefont-ttf wamerican python3 python3-numpy python3-h5py procps"
+fonts-freefont-ttf wamerican python3 python3-numpy python3-h5py procps
+python3-pil python3-matplotlib wbritish wbritish-large fonts-open-sans fonts-lato fonts-roboto-unhinted
+fonts-roboto-slab fonts-firacode fonts-adf-accanthis fonts-adf-gillius fonts-dosis fonts-averia-serif-gwf
+fonts-humor-sans fonts-agave fonts-prociono fonts-junicode fonts-fantasque-sans fonts-gfs-neohellenic"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

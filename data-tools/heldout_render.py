@@ -187,15 +187,25 @@ def load_words(args):
         if not src:
             die("no British word list (%s): install wbritish-large or wbritish, or give --words"
                 % " or ".join(WORD_LISTS))
-        training = set()
+        training, used = set(), []
         for p in TRAINING_WORD_LISTS:
-            if os.path.isfile(p):
-                training.update(w.lower() for w in read_lines(p))
+            if not os.path.isfile(p):
+                continue
+            real = os.path.realpath(p)
+            if real in [os.path.realpath(b) for b in WORD_LISTS]:
+                # dictionaries-common made a British list the system default:
+                # ocrkd-synth's default words are then these very words
+                sys.stderr.write("heldout_render.py: warning: %s is %s, so ocrkd-synth's default "
+                                 "words are British too; train with --words %s (wamerican)\n"
+                                 % (p, real, TRAINING_WORD_LISTS[0]))
+                continue
+            training.update(w.lower() for w in read_lines(p))
+            used.append(p)
         if not training:
             die("no training word list (%s) to exclude: install wamerican"
                 % " or ".join(TRAINING_WORD_LISTS))
         words = [w for w in read_lines(src[0]) if w.lower() not in training]
-        source = "%s minus %s" % (src[0], " and ".join(p for p in TRAINING_WORD_LISTS if os.path.isfile(p)))
+        source = "%s minus %s" % (src[0], " and ".join(used))
     alpha = set(args.alphabet)
     seen, keep = set(), []
     for w in words:
