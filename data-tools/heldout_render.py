@@ -239,6 +239,8 @@ class TextSource:
         self.words, self.word_source = load_words(args)
         self.digits = [c for c in "0123456789" if c in args.alphabet]
         self.letters = [c for c in args.alphabet if c.isalpha()]
+        # codes avoid the letters a reader cannot tell from digits (O/0, I/l/1)
+        self.code_letters = [c for c in self.letters if c.lower() not in "oil"] or self.letters
         self.min_len, self.max_len, self.case = args.min_len, args.max_len, args.case
         if not self.words and not self.digits and not self.letters:
             die("the alphabet has no letters or digits and no word fits it")
@@ -258,10 +260,11 @@ class TextSource:
         return s
 
     def code(self, rng):
-        """A short code such as 'b52', 'A4', 'x7k2' (letters and digits)."""
+        """A short code such as 'b52', 'A4', 'x7k2' (letters but o, i, l and
+        digits)."""
         n = int(rng.integers(max(self.min_len, 2), max(min(self.max_len, 6), 2) + 1))
         n = min(n, self.max_len)
-        pool = self.letters + self.digits
+        pool = self.code_letters + self.digits
         s = "".join(rng.choice(pool) for _ in range(n))
         if rng.random() < 0.4:
             s = s.upper()
