@@ -368,6 +368,58 @@ static void test_errors(void) {
     config_free(&c);
 }
 
+/* Limits: nesting depth (fast even at 100000 levels), one document, 1 MiB. */
+static void test_limits(void) {
+    enum { DEEP = 100000 };
+    char *deep = xmalloc(2 * DEEP + 16);
+    strcpy(deep, "run: ");
+    memset(deep + 5, '[', DEEP);
+    memset(deep + 5 + DEEP, ']', DEEP);
+    strcpy(deep + 5 + 2 * DEEP, "\n");
+    double t0 = now_seconds();
+    expect_error(deep, "1:69", "nested deeper than 64 levels");
+    double secs = now_seconds() - t0;
+    CHECK(secs < 0.5, "100000 nested lists refused in %.3f s", secs);
+    free(deep);
+    deep = xmalloc(5 * DEEP + 16); /* run: {a: {a: ... 1}} */
+    strcpy(deep, "run: ");
+    for (int i = 0; i < DEEP; i++)
+        memcpy(deep + 5 + 4 * i, "{a: ", 4);
+    deep[5 + 4 * DEEP] = '1';
+    memset(deep + 6 + 4 * DEEP, '}', DEEP);
+    strcpy(deep + 6 + 5 * DEEP, "\n");
+    t0 = now_seconds();
+    expect_error(deep, "1:258", "nested deeper than 64 levels");
+    secs = now_seconds() - t0;
+    CHECK(secs < 0.5, "100000 nested mappings refused in %.3f s", secs);
+    free(deep);
+    char block[40000] = "";
+    size_t n = 0;
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(block + n, sizeof block - n, "%*sk%d:\n", i, "", i);
+    snprintf(block + n, sizeof block - n, "%*sv: 1\n", 100, "");
+    expect_error(block, "65:65", "nested deeper than 64 levels");
+    Config c;
+    config_defaults(&c);
+    Err err = {0};
+    char set[128] = "run=";
+    memset(set + 4, '[', 70);
+    CHECK(config_set(&c, set, &err) == EXIT_USAGE && strstr(err.msg, "--set run: nested deeper"),
+          "--set value too deep: %s", err.msg);
+    config_free(&c);
+    expect_error("run: {seed: 1}\n---\nrun: {seed: 2}\n", "2:1", "a second YAML document");
+    size_t big = (1u << 20) + 1;
+    char *text = xmalloc(big + 1);
+    memset(text, '#', big);
+    text[big] = 0;
+    const char *path = write_tmp("big.yaml", text);
+    free(text);
+    int rc = config_load(&c, path, &err);
+    CHECK(rc == EXIT_USAGE && strstr(err.msg, path) && strstr(err.msg, "larger than 1048576 bytes"),
+          "a config over 1 MiB: %s", err.msg);
+    config_free(&c);
+}
+
 static void test_set(void) {
     Config c, d;
     Err err = {0};
@@ -531,6 +583,7 @@ int main(void) {
     test_spec_example();
     test_all_fields();
     test_errors();
+    test_limits();
     test_set();
     test_float_round_trip();
     test_schedule_length();

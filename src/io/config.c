@@ -19,6 +19,11 @@
 #include <string.h>
 #include <yaml.h>
 
+/* Limits of what is read (doc/config.md): a config file's size and the
+ * nesting of any YAML text (file, --set value, a checkpoint's config). */
+#define CONFIG_MAX_BYTES (1 << 20)
+#define CONFIG_MAX_DEPTH 64
+
 /* ---- parsing context and error reporting ---- */
 
 typedef struct {
@@ -623,8 +628,40 @@ void config_free(Config *c) {
     }
 }
 
+/* Nesting deeper than CONFIG_MAX_DEPTH or a second document is an error at
+ * its position, found with libyaml's event parser before a document is
+ * built: it stops at the first offending event, whereas building a deeply
+ * nested document takes time quadratic in the depth (libyaml's scanner).
+ * Syntax errors are left to the loader, which reports them. */
+static int check_structure(const char *text, size_t len, Ctx *x) {
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return err_set(x->err, EXIT_USAGE, "%s: out of memory", x->name);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int depth = 0, docs = 0, rc = 0;
+    yaml_event_t e;
+    while (!rc && yaml_parser_parse(&parser, &e)) {
+        yaml_event_type_t type = e.type;
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
+            if (++depth > CONFIG_MAX_DEPTH)
+                rc = fail_at(x, e.start_mark, "nested deeper than %d levels (a config's limit)",
+                             CONFIG_MAX_DEPTH);
+        } else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        } else if (type == YAML_DOCUMENT_START_EVENT && ++docs > 1) {
+            rc = fail_at(x, e.start_mark,
+                         "a second YAML document ('---'): a config is a single document");
+        }
+        yaml_event_delete(&e);
+        if (type == YAML_STREAM_END_EVENT) break;
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 /* Parses `len` bytes of YAML into doc; a syntax error becomes LOC:LINE:COL. */
 static int parse_yaml(const char *text, size_t len, yaml_document_t *doc, Ctx *x) {
+    if (check_structure(text, len, x)) return EXIT_USAGE;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return err_set(x->err, EXIT_USAGE, "%s: out of memory", x->name);
@@ -666,9 +703,15 @@ int config_load(Config *c, const char *path, Err *err) {
         if (len + 4096 + 1 > cap) text = xrealloc(text, cap = 2 * cap + 4096 + 1);
         got = fread(text + len, 1, cap - len - 1, f);
         len += got;
-    } while (got > 0);
+    } while (got > 0 && len <= CONFIG_MAX_BYTES);
     int bad = ferror(f);
     fclose(f);
+    if (!bad && len > CONFIG_MAX_BYTES) {
+        free(text);
+        config_defaults(c);
+        return err_set(err, EXIT_USAGE, "%s: larger than %d bytes, the limit of a config file",
+                       path, CONFIG_MAX_BYTES);
+    }
     if (bad) {
         free(text);
         config_defaults(c);
