@@ -1,7 +1,11 @@
 /* test_checkpoint.c - the checkpoint file: bit-exact round trip of params,
  * buffers and blobs; meta; ckpt_load_model; shape mismatch, missing and
- * extra tensors named; wrong format and version; truncation and a flipped
- * data byte caught by ckpt_verify; run-directory prune and resume fallback. */
+ * extra tensors named; wrong format and version; flipped bytes in the
+ * alphabet and config caught by the attribute checksums, absurd attribute
+ * values refused, files without checksums accepted; truncation and a flipped
+ * data byte caught by ckpt_verify; the run directory: prune only this run's
+ * files (never the one just written), resume fallback and refusal, setting
+ * an earlier run aside. */
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -59,6 +63,9 @@ static int64_t b_i[5] = {0, -1, 123456789012345LL, INT64_MIN, INT64_MAX};
 static double b_d[3] = {3.141592653589793, -0.0, 1e-300};
 static uint64_t b_u[4] = {0, 1, 0xDEADBEEFCAFEF00DULL, UINT64_MAX};
 
+/* The run id write_model stores ("" = none). */
+static const char *g_run_id = "0123456789abcdef";
+
 static int write_model(const char *path, const Crnn *m, long step) {
     for (int i = 0; i < 37; i++)
         b_m[i] = (float)i / 7.0f, b_v[i] = -(float)i * 1e-9f;
@@ -68,7 +75,7 @@ static int write_model(const char *path, const Crnn *m, long step) {
         {"state/rng", BLOB_U64, b_u, 4},      {"state/empty", BLOB_F32, NULL, 0},
     };
     char *cfg = config_text(&m->arch);
-    CkptMeta meta = {"student", cfg, (char *)ALPHABET, step, 7, 4, 0};
+    CkptMeta meta = {"student", cfg, (char *)ALPHABET, step, 7, 4, 0, (char *)g_run_id};
     Err err = {0};
     int rc = ckpt_write(path, m, &meta, blobs, (int)ARRAY_LEN(blobs), &err);
     CHECK(rc == 0, "ckpt_write %s: %s", path, err.msg);
@@ -128,6 +135,7 @@ static void test_round_trip(void) {
                   meta.version == CKPT_VERSION,
               "meta numbers");
         CHECK(strstr(meta.config, "feature_dim: 4") != NULL, "meta config text");
+        CHECK(!strcmp(meta.run_id, g_run_id), "run id read back: %s", meta.run_id);
         ckpt_meta_free(&meta);
     }
     crnn_free(m);
@@ -305,8 +313,126 @@ static void test_corruption(void) {
     crnn_free(m);
 }
 
+/* ---- attribute checksums and values ---- */
+
+static void delete_root_attr(const char *path, const char *name) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    int rc = f < 0 ? -1 : H5Adelete(f, name);
+    CHECK(rc >= 0, "deleting attribute %s of %s", name, path);
+    if (f >= 0) H5Fclose(f);
+}
+
+/* ckpt_read_meta of path fails with EXIT_CKPT and a message holding the
+ * file and every one of the (up to two) texts. */
+static void expect_meta_error(const char *path, const char *t1, const char *t2, const char *what) {
+    CkptMeta meta;
+    Err err = {0};
+    int rc = ckpt_read_meta(path, &meta, &err);
+    CHECK(rc == EXIT_CKPT && strstr(err.msg, path) && strstr(err.msg, t1) &&
+              (!t2 || strstr(err.msg, t2)),
+          "%s: rc %d: %s", what, rc, err.msg);
+    if (!rc) ckpt_meta_free(&meta);
+}
+
+static void test_attr_checksums(void) {
+    ModelArch a = small_arch(1, 4);
+    Crnn *m = random_model(&a, 9);
+    const char *good = tmp_path("sums.h5"), *bad = tmp_path("sums-bad.h5");
+    write_model(good, m, 3);
+    /* a flipped byte of the alphabet: the global heap has no checksum of its own */
+    copy_file(good, bad, -1);
+    long at = find_bytes(bad, ALPHABET, strlen(ALPHABET));
+    CHECK(at > 0, "alphabet bytes found in the file");
+    flip_byte(bad, at + 3); /* 'b' -> 'r': still valid UTF-8 */
+    expect_meta_error(bad, "attribute 'alphabet'", "checksum", "flipped alphabet byte");
+    Err err = {0};
+    Crnn *got = NULL;
+    CHECK(ckpt_load_model(bad, 1, 16, 0, &got, NULL, NULL, &err) == EXIT_CKPT && !got,
+          "ckpt_load_model refuses it: %s", err.msg);
+    CHECK(ckpt_verify(bad, &err) == EXIT_CKPT && strstr(err.msg, "alphabet"),
+          "ckpt_verify refuses it: %s", err.msg);
+    /* and of the config */
+    copy_file(good, bad, -1);
+    at = find_bytes(bad, "feature_dim: 4", 14);
+    CHECK(at > 0, "config text found in the file");
+    flip_byte(bad, at + 13); /* "4" -> "$" */
+    expect_meta_error(bad, "attribute 'config'", "checksum", "flipped config byte");
+    /* an attribute rewritten without its checksum */
+    const char *names[] = {"kind", "alphabet", "run_id"};
+    const char *values[] = {"teacher", "ab", "fedcba9876543210"};
+    for (int i = 0; i < 3; i++) {
+        copy_file(good, bad, -1);
+        set_root_attr(bad, names[i], values[i], 0);
+        char want[64];
+        snprintf(want, sizeof want, "attribute '%s'", names[i]);
+        expect_meta_error(bad, want, "checksum", names[i]);
+    }
+    copy_file(good, bad, -1);
+    set_root_attr(bad, "step", NULL, 4);
+    expect_meta_error(bad, "attribute 'step'", "checksum", "step rewritten");
+    copy_file(good, bad, -1);
+    set_root_attr(bad, CKPT_CHECKSUMS_ATTR, "fnv1a64 kind=0000000000000000", 0);
+    expect_meta_error(bad, "attribute 'kind'", "checksum", "a wrong checksum");
+    copy_file(good, bad, -1);
+    set_root_attr(bad, CKPT_CHECKSUMS_ATTR, "crc32 kind=00000000", 0);
+    expect_meta_error(bad, CKPT_CHECKSUMS_ATTR, "unknown kind", "unknown checksum kind");
+    /* a file from before the checksums (version 1 files exist): accepted */
+    copy_file(good, bad, -1);
+    delete_root_attr(bad, CKPT_CHECKSUMS_ATTR);
+    delete_root_attr(bad, "run_id");
+    CkptMeta meta;
+    printf("  (a warning about a file without attr_checksums is expected here)\n");
+    int rc = ckpt_read_meta(bad, &meta, &err);
+    CHECK(rc == 0 && !strcmp(meta.alphabet, ALPHABET) && !strcmp(meta.run_id, ""),
+          "a file without checksums or run id loads: %s", err.msg);
+    if (!rc) ckpt_meta_free(&meta);
+    crnn_free(m);
+}
+
+static void test_attr_values(void) {
+    ModelArch a = small_arch(1, 4);
+    Crnn *m = random_model(&a, 10);
+    const char *good = tmp_path("values.h5"), *bad = tmp_path("values-bad.h5");
+    write_model(good, m, 3);
+    /* without checksums (an old or foreign file) the values are still checked */
+    struct {
+        const char *name, *s;
+        long v;
+        const char *want;
+    } cases[] = {
+        {"kind", "xyz", 0, "expected \"teacher\" or \"student\""},
+        {"step", NULL, -1, "outside 0.."},
+        {"step", NULL, 2000000000000000L, "outside 0.."},
+        {"epoch", NULL, -3, "outside 0.."},
+        {"world_size", NULL, 0, "outside 1..1000000"},
+        {"world_size", NULL, -5, "outside 1..1000000"},
+        {"world_size", NULL, 4294967297L, "outside 1..1000000"},
+        {"alphabet", "", 0, "alphabet is empty"},
+        {"alphabet", "abca", 0, "repeats"},
+        {"alphabet", "a\xff", 0, "not valid UTF-8"},
+        {"run_id", "xyz", 0, "not 16 hex digits"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        copy_file(good, bad, -1);
+        delete_root_attr(bad, CKPT_CHECKSUMS_ATTR);
+        set_root_attr(bad, cases[i].name, cases[i].s, cases[i].v);
+        char what[96];
+        snprintf(what, sizeof what, "%s = %s%ld refused", cases[i].name,
+                 cases[i].s ? cases[i].s : "", cases[i].s ? 0L : cases[i].v);
+        expect_meta_error(bad, cases[i].name, cases[i].want, what);
+    }
+    /* a writer that checksums absurd values is refused all the same */
+    CkptMeta meta = {"xyz", "model: {}\n", "ab", 1, 0, 1, 0, ""};
+    Err err = {0};
+    CHECK(ckpt_write(bad, m, &meta, NULL, 0, &err) == 0, "write: %s", err.msg);
+    expect_meta_error(bad, "attribute 'kind'", "\"xyz\"", "kind xyz with a valid checksum");
+    crnn_free(m);
+}
+
+/* ---- run directory ---- */
+
 static int exists_in(const char *dir, const char *name) {
-    char p[700];
+    char p[1500];
     snprintf(p, sizeof p, "%s/%s", dir, name);
     return access(p, F_OK) == 0;
 }
@@ -318,59 +444,132 @@ static void touch(const char *dir, const char *name) {
     if (f) fclose(f);
 }
 
-static void test_run_dir(void) {
+/* A real checkpoint of run run_id at step in dir; its path into buf. */
+static void write_step(const char *dir, long step, const char *run_id, const Crnn *m, char *buf,
+                       size_t cap) {
+    ckpt_path_for_step(dir, step, buf, cap);
+    g_run_id = run_id;
+    write_model(buf, m, step);
+    g_run_id = "0123456789abcdef";
+}
+
+static void test_prune(void) {
     char buf[700];
     ckpt_path_for_step("runs/x", 1200, buf, sizeof buf);
     CHECK(!strcmp(buf, "runs/x/ckpt-00001200.h5"), "ckpt_path_for_step: %s", buf);
+    char id1[32], id2[32];
+    ckpt_new_run_id(id1, sizeof id1);
+    ckpt_new_run_id(id2, sizeof id2);
+    CHECK(strlen(id1) == CKPT_RUN_ID_LEN && strspn(id1, "0123456789abcdef") == CKPT_RUN_ID_LEN &&
+              strcmp(id1, id2) != 0,
+          "run ids are 16 hex digits and differ: %s %s", id1, id2);
 
     const char *dir = tmp_path("prune");
     mkdir(dir, 0777);
-    long steps[] = {5, 100, 20, 3000, 7, 123456789};
-    for (size_t i = 0; i < ARRAY_LEN(steps); i++) {
-        ckpt_path_for_step(dir, steps[i], buf, sizeof buf);
-        touch(dir, strrchr(buf, '/') + 1);
-    }
+    ModelArch a = small_arch(1, 4);
+    Crnn *m = random_model(&a, 11);
+    const char *mine = "1111111111111111", *other = "2222222222222222";
+    long steps[] = {5, 20, 100, 3000};
+    for (size_t i = 0; i < ARRAY_LEN(steps); i++)
+        write_step(dir, steps[i], mine, m, buf, sizeof buf);
+    write_step(dir, 123456789, other, m, buf, sizeof buf); /* an older run's, higher step */
+    touch(dir, "ckpt-00000007.h5");                        /* unreadable */
+    touch(dir, "ckpt-99999999.h5");                        /* unreadable, highest step */
     touch(dir, "best.h5");
     touch(dir, "ckpt-00000001.h5.tmp");
     touch(dir, "ckpt-notes.h5");
+    char names[300];
+    int n = ckpt_list(dir, names, sizeof names);
+    CHECK(n == 7 && !strncmp(names, "ckpt-123456789.h5, ckpt-99999999.h5, ckpt-00003000.h5", 52),
+          "ckpt_list: %d: %s", n, names);
     Err err = {0};
-    CHECK(ckpt_prune(dir, 2, &err) == 0, "prune: %s", err.msg);
-    CHECK(exists_in(dir, "ckpt-123456789.h5") && exists_in(dir, "ckpt-00003000.h5"),
-          "the newest 2 by step number stay (9-digit step sorts by value)");
-    CHECK(!exists_in(dir, "ckpt-00000100.h5") && !exists_in(dir, "ckpt-00000020.h5") &&
-              !exists_in(dir, "ckpt-00000007.h5") && !exists_in(dir, "ckpt-00000005.h5"),
-          "older ones removed");
+    char written[700];
+    ckpt_path_for_step(dir, 100, written, sizeof written);
+    CHECK(ckpt_prune(dir, 2, mine, written, &err) == 0, "prune: %s", err.msg);
+    CHECK(exists_in(dir, "ckpt-00000100.h5") && exists_in(dir, "ckpt-00003000.h5"),
+          "the file just written and this run's newest other one stay");
+    CHECK(!exists_in(dir, "ckpt-00000020.h5") && !exists_in(dir, "ckpt-00000005.h5"),
+          "this run's older ones go");
+    CHECK(exists_in(dir, "ckpt-123456789.h5") && exists_in(dir, "ckpt-00000007.h5") &&
+              exists_in(dir, "ckpt-99999999.h5"),
+          "another run's file and unreadable files are never touched");
     CHECK(exists_in(dir, "best.h5") && exists_in(dir, "ckpt-00000001.h5.tmp") &&
               exists_in(dir, "ckpt-notes.h5"),
           "best.h5 and other files untouched");
-    CHECK(ckpt_prune(tmp_path("no-such-dir"), 2, &err) == EXIT_CKPT &&
+    CHECK(ckpt_prune(dir, 1, mine, written, &err) == 0 && exists_in(dir, "ckpt-00000100.h5") &&
+              !exists_in(dir, "ckpt-00003000.h5"),
+          "keep: 1 keeps the file just written, even below a higher step of the run");
+    CHECK(ckpt_prune(dir, 1, "", written, &err) == 0 && exists_in(dir, "ckpt-123456789.h5"),
+          "no run id: nothing pruned");
+    CHECK(ckpt_prune(tmp_path("no-such-dir"), 2, mine, written, &err) == EXIT_CKPT &&
               strstr(err.msg, "no-such-dir"),
           "prune of a missing dir: %s", err.msg);
+    CHECK(ckpt_list(tmp_path("no-such-dir"), names, sizeof names) == 0, "list of a missing dir");
+    crnn_free(m);
+}
 
-    /* resume: 10 and 20 good, 30 corrupt -> 20 with a warning */
+static void test_find_resume(void) {
+    /* 10 and 20 good, 30 corrupt -> 20 with a warning */
     const char *rdir = tmp_path("resume");
     mkdir(rdir, 0777);
     ModelArch a = small_arch(1, 4);
     Crnn *m = random_model(&a, 8);
-    char p10[700], p20[700], p30[700];
+    char buf[700], p10[700], p20[700], p30[700];
     ckpt_path_for_step(rdir, 10, p10, sizeof p10);
     ckpt_path_for_step(rdir, 20, p20, sizeof p20);
     ckpt_path_for_step(rdir, 30, p30, sizeof p30);
     write_model(p10, m, 10);
     write_model(p20, m, 20);
     long at = write_marked(p30, m, 30);
-    CHECK(ckpt_find_resume(rdir, buf, sizeof buf) == 0 && !strcmp(buf, p30),
+    Err err = {0};
+    CHECK(ckpt_find_resume(rdir, buf, sizeof buf, &err) == 0 && !strcmp(buf, p30),
           "newest when whole: %s", buf);
     flip_byte(p30, at + 2);
-    printf("  (a warning naming ckpt-00000030.h5 is expected here)\n");
-    CHECK(ckpt_find_resume(rdir, buf, sizeof buf) == 0 && !strcmp(buf, p20),
+    printf("  (warnings naming ckpt-00000030.h5, then all three files, are expected here)\n");
+    CHECK(ckpt_find_resume(rdir, buf, sizeof buf, &err) == 0 && !strcmp(buf, p20),
           "falls back past a corrupt newest file: %s", buf);
     copy_file(p30, p20, 1000);
     copy_file(p30, p10, -1);
-    CHECK(ckpt_find_resume(rdir, buf, sizeof buf) == -1, "none verifies -> -1");
-    CHECK(ckpt_find_resume(tmp_path("prune"), buf, sizeof buf) == -1, "empty files -> -1");
-    CHECK(ckpt_find_resume(tmp_path("no-such-dir"), buf, sizeof buf) == -1, "missing dir -> -1");
+    int rc = ckpt_find_resume(rdir, buf, sizeof buf, &err);
+    CHECK(rc == EXIT_CKPT && strstr(err.msg, "none of the 3") && strstr(err.msg, rdir) &&
+              strstr(err.msg, "ckpt-00000030.h5, ckpt-00000020.h5, ckpt-00000010.h5"),
+          "none verifies -> EXIT_CKPT naming the files: %d %s", rc, err.msg);
+    const char *empty = tmp_path("empty");
+    mkdir(empty, 0777);
+    touch(empty, "best.h5");
+    CHECK(ckpt_find_resume(empty, buf, sizeof buf, &err) == -1, "no ckpt-*.h5 -> -1");
+    CHECK(ckpt_find_resume(tmp_path("no-such-dir"), buf, sizeof buf, &err) == -1,
+          "missing dir -> -1");
     crnn_free(m);
+}
+
+static void test_set_aside(void) {
+    const char *dir = tmp_path("aside");
+    mkdir(dir, 0777);
+    const char *run_files[] = {"ckpt-00000010.h5", "ckpt-00000020.h5", "ckpt-00000030.h5.tmp",
+                               "best.h5", "metrics.jsonl"};
+    for (size_t i = 0; i < ARRAY_LEN(run_files); i++)
+        touch(dir, run_files[i]);
+    touch(dir, "notes.txt");
+    char to[700], want[700];
+    int moved = -1;
+    Err err = {0};
+    snprintf(want, sizeof want, "%s/previous-1", dir);
+    CHECK(ckpt_set_aside(dir, to, sizeof to, &moved, &err) == 0 && moved == 5 && !strcmp(to, want),
+          "set aside: %d files to %s: %s", moved, to, err.msg);
+    int all = 1;
+    for (size_t i = 0; i < ARRAY_LEN(run_files); i++)
+        all = all && exists_in(to, run_files[i]) && !exists_in(dir, run_files[i]);
+    CHECK(all && exists_in(dir, "notes.txt"), "the run's files moved, others stay");
+    CHECK(ckpt_set_aside(dir, to, sizeof to, &moved, &err) == 0 && moved == 0 &&
+              !exists_in(dir, "previous-2"),
+          "nothing to move: no directory made");
+    touch(dir, "ckpt-00000005.h5");
+    snprintf(want, sizeof want, "%s/previous-2", dir);
+    CHECK(ckpt_set_aside(dir, to, sizeof to, &moved, &err) == 0 && moved == 1 && !strcmp(to, want),
+          "a second start-over goes to previous-2: %s", to);
+    CHECK(ckpt_set_aside(tmp_path("no-such-dir"), to, sizeof to, &moved, &err) == 0 && moved == 0,
+          "missing dir: nothing to move");
 }
 
 int main(void) {
@@ -382,8 +581,12 @@ int main(void) {
     test_load_model();
     test_mismatches();
     test_format_checks();
+    test_attr_checksums();
+    test_attr_values();
     test_corruption();
-    test_run_dir();
+    test_prune();
+    test_find_resume();
+    test_set_aside();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) printf("note: could not remove %s\n", tmpdir);

@@ -52,6 +52,10 @@ typedef struct {
  * shapes. */
 int dataset_read_meta(const char *path, DatasetMeta *m, Err *err);
 void dataset_meta_free(DatasetMeta *m);
+/* EXIT_DATA, naming the file and both heights, unless path's images are
+ * `height` pixels high: consumers of a model refuse other heights rather
+ * than read the pixels as if they fitted (doc/data.md). */
+int dataset_check_height(const char *path, int height, Err *err);
 /* `ocrkd info FILE.h5`: count, image size, alphabet, label length stats,
  * a few example labels, printed to out. */
 int dataset_describe(const char *path, FILE *out, Err *err);

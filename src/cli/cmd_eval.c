@@ -88,8 +88,12 @@ static int parse(int argc, char **argv, int predict, EvalArgs *a) {
     return 0;
 }
 
+/* The data must fit the model's input height (checked before anything is
+ * sized from the file), then one pass over this rank's shard. */
 static Loader *open_eval_loader(const char *data, const char *alphabet, int batch, int rank,
                                 int world) {
+    Err err = {0};
+    if (dataset_check_height(data, IMAGE_H, &err)) fatal_err(&err);
     const char *files[1] = {data};
     LoaderConf lc = {0};
     lc.files = files;
@@ -101,7 +105,6 @@ static Loader *open_eval_loader(const char *data, const char *alphabet, int batc
     lc.skip_bad = 1; /* labels outside the model's alphabet cannot be scored */
     lc.prefetch = 1;
     Loader *l;
-    Err err = {0};
     if (loader_open(&l, &lc, &err)) fatal_err(&err);
     return l;
 }

@@ -12,7 +12,8 @@ static const char *info_help =
     "usage: ocrkd info FILE\n"
     "\n"
     "Describes an ocrkd dataset (samples, image size, alphabet, label lengths, examples)\n"
-    "or checkpoint (kind, step, architecture, parameter counts per part, alphabet, config).\n";
+    "or checkpoint (kind, step, architecture, parameter counts per part, alphabet, config).\n"
+    "A checkpoint that fails verification is described, then exits 4.\n";
 
 static int describe_checkpoint(const char *path) {
     Err err = {0};
@@ -30,11 +31,14 @@ static int describe_checkpoint(const char *path) {
     printf("parameters   extractor %zu, encoder %zu, classifier %zu, total %zu (+%zu BN buffers)\n",
            x, e, c, x + e + c, m->n_buffers);
     printf("alphabet     \"%s\" (%d classes with blank)\n", meta.alphabet, m->arch.num_classes);
-    printf("verified     %s\n", ckpt_verify(path, &err) == 0 ? "yes (Fletcher-32 checksums)" : err.msg);
+    if (meta.run_id[0]) printf("run          %s\n", meta.run_id);
+    int bad = ckpt_verify(path, &err);
+    printf("verified     %s\n", bad ? err.msg : "yes (Fletcher-32 checksums)");
     printf("config:\n%s", meta.config);
     crnn_free(m);
     config_free(&cfg);
     ckpt_meta_free(&meta);
+    if (bad) fatal_err(&err); /* a file that fails verification is an error, after its description */
     return 0;
 }
 

@@ -1,5 +1,7 @@
-/* cmd_train.c - `ocrkd train`, `ocrkd distill` and `ocrkd bench`: parse the
- * command line and config, start MPI, hand over to the trainer. */
+/* cmd_train.c - `ocrkd train`, `ocrkd distill` and `ocrkd bench`: install
+ * the signal handlers, parse the command line and config, start MPI, hand
+ * over to the trainer, and report the exit code. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,16 +11,22 @@
 #include "ocrkd/trainer.h"
 
 static const char *train_help =
-    "usage: ocrkd %s CONFIG [--set KEY=VALUE]... [--resume auto|PATH]\n"
+    "usage: ocrkd %s CONFIG [--set KEY=VALUE]... [--resume auto|fresh|PATH]\n"
     "\n"
     "  CONFIG            YAML run configuration (see conf/ and README \"Config\")\n"
     "  --set KEY=VALUE   override any config key by its dotted path, e.g.\n"
     "                    --set optim.lr=3e-4 --set data.train=[a.h5,b.h5]\n"
     "  --resume auto     continue from the newest checkpoint in run.dir that verifies\n"
+    "                    (none there: start fresh; some but none verifies: exit 4)\n"
+    "  --resume fresh    start over: an earlier run's files in run.dir are moved to\n"
+    "                    run.dir/previous-N/ first\n"
     "  --resume PATH     continue from this checkpoint\n"
+    "Without --resume, a run.dir that already holds checkpoints is refused (exit 2).\n"
     "\n"
     "Launch under `mpirun -np N` for N data-parallel ranks (batch_size is per rank).\n"
-    "SIGTERM/SIGUSR1 write a checkpoint and exit 75.\n";
+    "SIGTERM, SIGUSR1 or SIGINT to a rank (mpirun forwards SIGUSR1, not SIGTERM):\n"
+    "checkpoint at the next step, exit 75; during start-up: exit 75, nothing written.\n"
+    "OCRKD_EXIT_FILE=PATH: rank 0 also writes its exit code there (for job scripts).\n";
 
 static const char *bench_help =
     "usage: ocrkd bench CONFIG [--steps N] [--set KEY=VALUE]...\n"
@@ -92,11 +100,23 @@ static void print_config(const Config *cfg, const char *path) {
     free(yaml);
 }
 
+/* OCRKD_EXIT_FILE: rank 0's exit code, for a job script whose mpirun
+ * reports 1 when it was itself signalled although ocrkd stopped cleanly. */
+static void write_exit_file(int code) {
+    const char *path = getenv("OCRKD_EXIT_FILE");
+    if (!path || !path[0] || dist_rank() != 0) return;
+    FILE *f = fopen(path, "w");
+    if (!f || fprintf(f, "%d\n", code) < 0 || fclose(f) != 0)
+        warn0("cannot write OCRKD_EXIT_FILE %s: %s", path, strerror(errno));
+}
+
 /* Shared by train, distill and bench: config file, overrides, checks,
  * thread cap, then the trainer. bench picks distill when the config names a
- * teacher, and times steps without writing files. */
+ * teacher, and times steps without writing files (and keeps the default
+ * signal actions: a signal just ends it). */
 static int run_job(int argc, char **argv, int bench, int distill) {
     const char *cmd = bench ? "bench" : distill ? "distill" : "train";
+    if (!bench) trainer_install_signals(); /* before anything slow, MPI_Init included */
     TrainArgs a;
     int rc = parse_args(argc, argv, bench, &a, cmd);
     if (rc) return rc;
@@ -122,6 +142,7 @@ static int run_job(int argc, char **argv, int bench, int distill) {
     rc = trainer_run(distill ? MODE_DISTILL : MODE_TRAIN, &cfg, &opt);
     config_free(&cfg);
     free(a.sets);
+    write_exit_file(rc);
     dist_finalize();
     return rc;
 }

@@ -2,9 +2,12 @@
  * attributes, /params as a PyTorch state_dict (one float32 dataset per
  * tensor, one chunk, Fletcher-32), /optim and /state blobs for resume.
  * Writes are atomic (PATH.tmp, flush, fsync, rename) and use the latest HDF5
- * file format so that metadata is checksummed too; ckpt_verify reads every
- * dataset so a torn or bit-rotted file is caught before a resume trusts it.
- * Also the run directory's rotation (ckpt-SSSSSSSS.h5, prune, find resume).
+ * file format so that metadata is checksummed too; the string attributes
+ * live in HDF5's global heap, which is not, so attr_checksums covers every
+ * attribute that changes meaning. ckpt_verify reads every dataset so a torn
+ * or bit-rotted file is caught before a resume trusts it.
+ * Also the run directory: rotation of this run's ckpt-SSSSSSSS.h5, the
+ * resume search, and setting an earlier run aside.
  *
  * Not for deciding what goes into /state (trainer.c passes named blobs) nor
  * for building models beyond ckpt_load_model's config -> arch -> crnn_create. */
@@ -14,9 +17,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ocrkd/config.h"
+#include "ocrkd/dataset.h"
+#include "ocrkd/dist.h"
 #include "ocrkd/h5util.h"
 
 #define BLOB_CHUNK (1u << 20) /* elements per chunk of a blob (4-8 MB) */
@@ -25,7 +32,127 @@ void ckpt_meta_free(CkptMeta *m) {
     free(m->kind);
     free(m->config);
     free(m->alphabet);
-    m->kind = m->config = m->alphabet = NULL;
+    free(m->run_id);
+    m->kind = m->config = m->alphabet = m->run_id = NULL;
+}
+
+/* ---- attribute checksums ---- */
+/* The attributes covered, in the order attr_checksums lists them. */
+enum { A_KIND = 0, A_CONFIG, A_ALPHABET, A_STEP, A_EPOCH, A_WORLD, A_RUN_ID, A_COUNT };
+static const char *const attr_names[A_COUNT] = {"kind",  "config",     "alphabet", "step",
+                                                "epoch", "world_size", "run_id"};
+
+/* Attribute i as the checksum sees it: a string as stored, an integer in
+ * decimal (so any writer can reproduce it, e.g. from Python). */
+static const char *attr_text(const CkptMeta *m, int i, char *num, size_t cap) {
+    const char *s = NULL;
+    switch (i) {
+    case A_KIND:
+        s = m->kind;
+        break;
+    case A_CONFIG:
+        s = m->config;
+        break;
+    case A_ALPHABET:
+        s = m->alphabet;
+        break;
+    case A_RUN_ID:
+        s = m->run_id;
+        break;
+    default:
+        snprintf(num, cap, "%ld",
+                 i == A_STEP    ? m->step
+                 : i == A_EPOCH ? m->epoch
+                                : (long)m->world_size);
+        return num;
+    }
+    return s ? s : "";
+}
+
+static uint64_t attr_hash(const CkptMeta *m, int i) {
+    char num[32];
+    const char *s = attr_text(m, i, num, sizeof num);
+    return hash_bytes(HASH_SEED, s, strlen(s));
+}
+
+static int has_run_id(const CkptMeta *m) {
+    return m->run_id && m->run_id[0];
+}
+
+/* "fnv1a64 kind=HEX config=HEX ... [run_id=HEX]" (FNV-1a 64 of each text). */
+static void checksums_text(const CkptMeta *m, char *buf, size_t cap) {
+    size_t n = (size_t)snprintf(buf, cap, "fnv1a64");
+    for (int i = 0; i < A_COUNT && n < cap; i++)
+        if (i != A_RUN_ID || has_run_id(m))
+            n += (size_t)snprintf(buf + n, cap - n, " %s=%016llx", attr_names[i],
+                                  (unsigned long long)attr_hash(m, i));
+}
+
+/* Checks meta against the attr_checksums text of path: every attribute
+ * must be listed (run_id when the file has one) and match. */
+static int check_checksums(const char *path, const char *text, const CkptMeta *m, Err *err) {
+    const char *p = text;
+    if (strncmp(p, "fnv1a64", 7) != 0)
+        return err_set(err, EXIT_CKPT,
+                       "%s: attribute '%s' is corrupt or of an unknown kind (\"%.40s\")", path,
+                       CKPT_CHECKSUMS_ATTR, text);
+    p += 7;
+    int seen = 0;
+    while (*p == ' ') {
+        char name[32];
+        unsigned long long want;
+        int used = 0;
+        if (sscanf(p, " %31[a-z_]=%16llx%n", name, &want, &used) != 2)
+            return err_set(err, EXIT_CKPT, "%s: attribute '%s' is corrupt (at \"%.40s\")", path,
+                           CKPT_CHECKSUMS_ATTR, p);
+        p += used;
+        int i = 0;
+        while (i < A_COUNT && strcmp(attr_names[i], name) != 0)
+            i++;
+        if (i == A_COUNT)
+            return err_set(err, EXIT_CKPT, "%s: attribute '%s' lists an unknown attribute '%s'",
+                           path, CKPT_CHECKSUMS_ATTR, name);
+        if (attr_hash(m, i) != want)
+            return err_set(err, EXIT_CKPT,
+                           "%s: attribute '%s' does not match its checksum in '%s' (the file is "
+                           "corrupt or was edited)",
+                           path, name, CKPT_CHECKSUMS_ATTR);
+        seen |= 1 << i;
+    }
+    if (*p)
+        return err_set(err, EXIT_CKPT, "%s: attribute '%s' is corrupt (at \"%.40s\")", path,
+                       CKPT_CHECKSUMS_ATTR, p);
+    for (int i = 0; i < A_COUNT; i++)
+        if (!(seen & (1 << i)) && (i != A_RUN_ID || has_run_id(m)))
+            return err_set(err, EXIT_CKPT, "%s: attribute '%s' is not covered by '%s'", path,
+                           attr_names[i], CKPT_CHECKSUMS_ATTR);
+    return 0;
+}
+
+/* The values a checkpoint may hold (after its checksums matched). */
+static int check_values(const char *path, const CkptMeta *m, Err *err) {
+    if (strcmp(m->kind, "teacher") != 0 && strcmp(m->kind, "student") != 0)
+        return err_set(err, EXIT_CKPT,
+                       "%s: attribute 'kind' is \"%.40s\", expected \"teacher\" or \"student\"",
+                       path, m->kind);
+    long nums[2] = {m->step, m->epoch};
+    for (int i = 0; i < 2; i++)
+        if (nums[i] < 0 || nums[i] > CKPT_MAX_STEP)
+            return err_set(err, EXIT_CKPT, "%s: attribute '%s' is %ld, outside 0..%ld", path,
+                           attr_names[A_STEP + i], nums[i], CKPT_MAX_STEP);
+    Alphabet a;
+    Err inner = {0};
+    if (alphabet_init(&a, m->alphabet, &inner))
+        return err_set(err, EXIT_CKPT, "%s: attribute 'alphabet': %s", path, inner.msg);
+    alphabet_free(&a);
+    size_t len = strlen(m->run_id);
+    int hex = len == 0 || len == CKPT_RUN_ID_LEN;
+    for (size_t i = 0; i < len && hex; i++)
+        hex = strchr("0123456789abcdef", m->run_id[i]) != NULL;
+    if (!hex)
+        return err_set(err, EXIT_CKPT, "%s: attribute 'run_id' is \"%.40s\", not %d hex digits",
+                       path, m->run_id, CKPT_RUN_ID_LEN);
+    return 0;
 }
 
 /* ---- small HDF5 helpers ---- */
@@ -117,10 +244,14 @@ static int write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, 
 /* ---- writing ---- */
 
 static int write_attrs(hid_t f, const CkptMeta *meta, const char *path, Err *err) {
-    const char *snames[] = {"format", "kind", "config", "alphabet"};
-    const char *svals[] = {CKPT_FORMAT, meta->kind, meta->config, meta->alphabet};
-    for (int i = 0; i < 4; i++)
-        if (h5_attr_write_string(f, snames[i], svals[i] ? svals[i] : "") < 0)
+    char sums[512];
+    checksums_text(meta, sums, sizeof sums);
+    const char *snames[] = {"format", "kind", "config", "alphabet", "run_id", CKPT_CHECKSUMS_ATTR};
+    const char *svals[] = {CKPT_FORMAT,    meta->kind,   meta->config,
+                           meta->alphabet, meta->run_id, sums};
+    for (int i = 0; i < 6; i++)
+        if ((i != 4 || has_run_id(meta)) &&
+            h5_attr_write_string(f, snames[i], svals[i] ? svals[i] : "") < 0)
             return err_set(err, EXIT_CKPT, "writing checkpoint %s: attribute '%s': %s", path,
                            snames[i], h5_last_error());
     const char *lnames[] = {"version", "step", "epoch", "world_size"};
@@ -275,7 +406,18 @@ static hid_t open_ckpt(const char *path, Err *err) {
     return -1;
 }
 
-int ckpt_read_meta(const char *path, CkptMeta *meta, Err *err) {
+/* A file from before attr_checksums: say so once per file and process. */
+static void warn_unchecked(const char *path) {
+    static char warned[4096];
+    if (!strcmp(warned, path)) return;
+    snprintf(warned, sizeof warned, "%s", path);
+    warn0("%s has no '%s' attribute (written by an older ocrkd or another tool): its "
+          "alphabet and config cannot be verified; loading it anyway",
+          path, CKPT_CHECKSUMS_ATTR);
+}
+
+/* ckpt_read_meta; quiet: no warning for a file without checksums. */
+static int read_meta(const char *path, CkptMeta *meta, int quiet, Err *err) {
     memset(meta, 0, sizeof *meta);
     hid_t f = open_ckpt(path, err);
     if (f < 0) return EXIT_CKPT;
@@ -283,6 +425,7 @@ int ckpt_read_meta(const char *path, CkptMeta *meta, Err *err) {
     char **sdst[] = {&meta->kind, &meta->config, &meta->alphabet};
     const char *lnames[] = {"version", "step", "epoch", "world_size"};
     long lvals[4] = {0};
+    char *sums = NULL;
     int rc = 0;
     for (int i = 0; i < 3 && !rc; i++)
         if (h5_attr_read_string(f, snames[i], sdst[i]) < 0)
@@ -292,16 +435,31 @@ int ckpt_read_meta(const char *path, CkptMeta *meta, Err *err) {
         if (h5_attr_read_long(f, lnames[i], &lvals[i]) < 0)
             rc = err_set(err, EXIT_CKPT, "%s: checkpoint has no integer attribute '%s'", path,
                          lnames[i]);
+    const char *optional[] = {"run_id", CKPT_CHECKSUMS_ATTR};
+    char **odst[] = {&meta->run_id, &sums};
+    for (int i = 0; i < 2 && !rc; i++)
+        if (h5_attr_exists(f, optional[i]) && h5_attr_read_string(f, optional[i], odst[i]) < 0)
+            rc = err_set(err, EXIT_CKPT, "%s: attribute '%s' is not a readable string", path,
+                         optional[i]);
     H5Fclose(f);
-    if (rc) {
-        ckpt_meta_free(meta);
-        return rc;
-    }
+    if (!meta->run_id) meta->run_id = xstrdup("");
+    if (!rc && (lvals[3] < 1 || lvals[3] > CKPT_MAX_WORLD)) /* before the cast to int */
+        rc = err_set(err, EXIT_CKPT, "%s: attribute 'world_size' is %ld, outside 1..%d", path,
+                     lvals[3], CKPT_MAX_WORLD);
     meta->version = (int)lvals[0];
     meta->step = lvals[1];
     meta->epoch = lvals[2];
-    meta->world_size = (int)lvals[3];
-    return 0;
+    meta->world_size = rc ? 0 : (int)lvals[3];
+    if (!rc && sums) rc = check_checksums(path, sums, meta, err);
+    if (!rc) rc = check_values(path, meta, err);
+    if (!rc && !sums && !quiet) warn_unchecked(path);
+    free(sums);
+    if (rc) ckpt_meta_free(meta);
+    return rc;
+}
+
+int ckpt_read_meta(const char *path, CkptMeta *meta, Err *err) {
+    return read_meta(path, meta, 0, err);
 }
 
 /* Reads /params/NAME into the tensor t of m after checking its shape. */
@@ -597,8 +755,12 @@ static int list_ckpts(const char *dir, CkptEntry **out, int *count, Err *err) {
     *out = NULL;
     *count = 0;
     DIR *d = opendir(dir);
-    if (!d)
-        return err_set(err, EXIT_CKPT, "cannot list run directory %s: %s", dir, strerror(errno));
+    if (!d) {
+        int saved = errno; /* callers tell a missing directory (ENOENT) from others */
+        err_set(err, EXIT_CKPT, "cannot list run directory %s: %s", dir, strerror(saved));
+        errno = saved;
+        return EXIT_CKPT;
+    }
     int cap = 0;
     for (struct dirent *e; (e = readdir(d));) {
         long step = step_of_name(e->d_name);
@@ -613,14 +775,64 @@ static int list_ckpts(const char *dir, CkptEntry **out, int *count, Err *err) {
     return 0;
 }
 
-int ckpt_prune(const char *dir, int keep, Err *err) {
+int ckpt_list(const char *dir, char *names, size_t cap) {
+    CkptEntry *list;
+    int n;
+    if (cap) names[0] = 0;
+    if (list_ckpts(dir, &list, &n, NULL)) return 0;
+    size_t used = 0;
+    for (int i = 0; i < n && cap; i++) {
+        size_t len = strlen(list[i].name) + (i ? 2 : 0);
+        if (used + len + 4 >= cap) {
+            snprintf(names + used, cap - used, ", ...");
+            break;
+        }
+        used += (size_t)snprintf(names + used, cap - used, "%s%s", i ? ", " : "", list[i].name);
+    }
+    free(list);
+    return n;
+}
+
+void ckpt_new_run_id(char *buf, size_t cap) {
+    uint64_t id = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(&id, sizeof id, 1, f) != 1) { /* no urandom: clock and pid */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t mix[3] = {(uint64_t)ts.tv_sec, (uint64_t)ts.tv_nsec, (uint64_t)getpid()};
+        id = hash_bytes(HASH_SEED, mix, sizeof mix);
+    }
+    if (f) fclose(f);
+    snprintf(buf, cap, "%016llx", (unsigned long long)id);
+}
+
+/* Does path hold a checkpoint of run run_id (its attributes verified)? */
+static int same_run(const char *path, const char *run_id) {
+    CkptMeta m;
+    Err err;
+    if (read_meta(path, &m, 1, &err)) return 0;
+    int same = !strcmp(m.run_id, run_id);
+    ckpt_meta_free(&m);
+    return same;
+}
+
+int ckpt_prune(const char *dir, int keep, const char *run_id, const char *just_written, Err *err) {
+    if (!run_id || !run_id[0]) return 0; /* no run to speak for: touch nothing */
     CkptEntry *list;
     int n;
     if (list_ckpts(dir, &list, &n, err)) return EXIT_CKPT;
+    const char *slash = strrchr(just_written, '/');
+    const char *written = slash ? slash + 1 : just_written;
+    int kept = 1; /* just_written */
     int rc = 0;
-    for (int i = MAX(keep, 1); i < n && !rc; i++) {
+    for (int i = 0; i < n && !rc; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", dir, list[i].name);
+        if (!strcmp(list[i].name, written) || !same_run(path, run_id)) continue;
+        if (kept < keep) {
+            kept++;
+            continue;
+        }
         if (unlink(path) != 0 && errno != ENOENT)
             rc = err_set(err, EXIT_CKPT, "removing old checkpoint %s: %s", path, strerror(errno));
     }
@@ -628,21 +840,73 @@ int ckpt_prune(const char *dir, int keep, Err *err) {
     return rc;
 }
 
-int ckpt_find_resume(const char *dir, char *buf, size_t cap) {
+int ckpt_find_resume(const char *dir, char *buf, size_t cap, Err *err) {
     CkptEntry *list;
     int n;
-    Err err = {0};
-    if (list_ckpts(dir, &list, &n, &err)) return -1;
+    Err e = {0};
+    if (list_ckpts(dir, &list, &n, &e)) {
+        if (errno == ENOENT) return -1;
+        return err_set(err, EXIT_CKPT, "%s", e.msg);
+    }
     int found = -1;
+    char first[600] = "";
     for (int i = 0; i < n && found < 0; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", dir, list[i].name);
-        if (ckpt_verify(path, &err) == 0) {
+        if (ckpt_verify(path, &e) == 0) {
             if ((size_t)snprintf(buf, cap, "%s", path) < cap) found = 0;
         } else {
-            warn0("%s; trying an older checkpoint", err.msg);
+            warn0("%s; trying an older checkpoint", e.msg);
+            if (!first[0]) snprintf(first, sizeof first, "%.500s", e.msg);
         }
     }
     free(list);
-    return found;
+    if (found == 0 || n == 0) return found;
+    char names[400];
+    ckpt_list(dir, names, sizeof names);
+    return err_set(err, EXIT_CKPT,
+                   "none of the %d checkpoint(s) in %s verifies (%s); the newest: %s", n, dir,
+                   names, first);
+}
+
+/* Files of a run that starting over sets aside. */
+static int is_run_file(const char *name) {
+    size_t n = strlen(name);
+    if (!strcmp(name, "best.h5") || !strcmp(name, "metrics.jsonl")) return 1;
+    return !strncmp(name, "ckpt-", 5) && ((n > 8 && !strcmp(name + n - 3, ".h5")) ||
+                                          (n > 12 && !strcmp(name + n - 7, ".h5.tmp")));
+}
+
+/* Makes DIR/previous-N for the first N that does not exist yet. */
+static int make_previous_dir(const char *dir, char *buf, size_t cap, Err *err) {
+    for (int k = 1; k < 100000; k++) {
+        snprintf(buf, cap, "%s/previous-%d", dir, k);
+        if (mkdir(buf, 0777) == 0) return 0;
+        if (errno != EEXIST)
+            return err_set(err, EXIT_CKPT, "cannot create %s: %s", buf, strerror(errno));
+    }
+    return err_set(err, EXIT_CKPT, "%s: too many previous-N directories", dir);
+}
+
+int ckpt_set_aside(const char *dir, char *moved_to, size_t cap, int *moved, Err *err) {
+    *moved = 0;
+    if (cap) moved_to[0] = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return 0;
+        return err_set(err, EXIT_CKPT, "cannot list run directory %s: %s", dir, strerror(errno));
+    }
+    int rc = 0;
+    for (struct dirent *e; !rc && (e = readdir(d));) {
+        if (!is_run_file(e->d_name)) continue;
+        if (!*moved) rc = make_previous_dir(dir, moved_to, cap, err);
+        char from[4200], to[4400];
+        snprintf(from, sizeof from, "%s/%s", dir, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", moved_to, e->d_name);
+        if (!rc && rename(from, to) != 0)
+            rc = err_set(err, EXIT_CKPT, "moving %s to %s: %s", from, moved_to, strerror(errno));
+        if (!rc) (*moved)++;
+    }
+    closedir(d);
+    return rc;
 }

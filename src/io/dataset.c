@@ -1,14 +1,15 @@
 /* dataset.c - the dataset file format (SPEC "Dataset file"): the alphabet and
- * UTF-8 label encoding, the checks a file must pass, the block label reader
- * and `ocrkd info FILE.h5`. Not for writing files (dataset_writer.c), for
- * batches and shards (dataset_loader.c) or for augmentation
- * (dataset_augment.c). */
+ * UTF-8 label encoding, the checks a file must pass (and the height check of
+ * its consumers), the block label reader and `ocrkd info FILE.h5`. Not for
+ * writing files (dataset_writer.c), for batches and shards
+ * (dataset_loader.c) or for augmentation (dataset_augment.c). */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dataset_internal.h"
 #include "ocrkd/h5util.h"
+#include "ocrkd/model.h"
 
 /* ---- the process-wide HDF5 lock (see dataset.h) ---- */
 
@@ -331,6 +332,18 @@ void dataset_meta_free(DatasetMeta *m) {
     memset(m, 0, sizeof *m);
 }
 
+int dataset_check_height(const char *path, int height, Err *err) {
+    DatasetMeta m;
+    int rc = dataset_read_meta(path, &m, err);
+    if (!rc && m.height != height)
+        rc = err_set(err, EXIT_DATA,
+                     "%s: images are %d pixels high but the model's input is %d: refused rather "
+                     "than read as if they were (re-pack the images with ocrkd-pack --height %d)",
+                     path, m.height, height, height);
+    dataset_meta_free(&m);
+    return rc;
+}
+
 /* ---- labels, in blocks ---- */
 
 enum { LABEL_BLOCK = 4096 };
@@ -509,6 +522,11 @@ static int describe_open(hid_t f, const char *path, FILE *out, Err *err) {
     fprintf(out, "%s: %s version %d\n", path, DATASET_FORMAT, DATASET_VERSION);
     fprintf(out, "  samples   %ld\n", m.n);
     fprintf(out, "  images    %d x %d uint8 (height x width)\n", m.height, m.width);
+    if (m.height != IMAGE_H)
+        fprintf(out,
+                "  note      height %d is not the model's input height %d: train, distill, "
+                "eval and predict refuse this file\n",
+                m.height, IMAGE_H);
     describe_layout(f, out);
     fprintf(out, "  alphabet  %ld symbols: \"%s\"\n", utf8_count(m.alphabet), m.alphabet);
     if (m.has_widths) rc = describe_widths(f, path, m.n, out, err);

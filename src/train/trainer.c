@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ocrkd/checkpoint.h"
@@ -37,14 +38,35 @@
 /* ---- signals: the handler only sets a flag; the step loop acts on it ---- */
 static volatile sig_atomic_t g_signal;
 static void on_signal(int sig) { g_signal = sig; }
-static void install_signals(void) {
+void trainer_install_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART; /* a signal must not fail a read or write in progress */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+}
+
+/* Has any rank been signalled? A collective: every rank calls it at the
+ * same points of the start-up, so all agree to stop before step 1. */
+static int signalled_anywhere(void) {
+    double f[1] = {g_signal != 0};
+    dist_allreduce_sum_f64(f, 1);
+    return f[0] > 0;
+}
+
+/* Fault injection for tests: OCRKD_FAULT_STARTUP_SLEEP=SECONDS makes the
+ * start-up that much slower (ended early by a signal), so that a test can
+ * signal a job before its first step. */
+static void fault_startup_sleep(void) {
+    const char *env = getenv("OCRKD_FAULT_STARTUP_SLEEP");
+    double left = env ? atof(env) : 0;
+    for (; left > 0 && !g_signal; left -= 0.05) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* ---- convergence ---- */
@@ -117,6 +139,9 @@ typedef struct {
     FILE *metrics;
     int tty;
     double tm[TM_COUNT]; /* seconds per phase, for `ocrkd bench` */
+    /* names this run's checkpoints (kept across resumes); only files that
+     * carry it are ever pruned. Rank 0 only; "" in bench. */
+    char run_id[CKPT_RUN_ID_LEN + 1];
 } Trainer;
 
 static const char *mode_name(TrainMode m) { return m == MODE_DISTILL ? "distill" : "train"; }
@@ -157,10 +182,12 @@ static void bcast_meta(const char *path, CkptMeta *meta) {
         meta->kind = xstrdup("");
         meta->config = xstrdup("");
         meta->alphabet = xstrdup("");
+        meta->run_id = xstrdup("");
     }
     dist_bcast_string(&meta->kind, 0);
     dist_bcast_string(&meta->config, 0);
     dist_bcast_string(&meta->alphabet, 0);
+    dist_bcast_string(&meta->run_id, 0);
     int64_t nums[3] = {meta->step, meta->epoch, meta->world_size};
     dist_bcast_i64(nums, 3, 0);
     meta->step = nums[0];
@@ -425,7 +452,8 @@ static void write_checkpoint(Trainer *t, const char *path) {
                      .step = t->step,
                      .epoch = ep,
                      .world_size = dist_world(),
-                     .version = CKPT_VERSION};
+                     .version = CKPT_VERSION,
+                     .run_id = t->run_id};
     Err err = {0};
     dataset_hdf5_lock(); /* the prefetch thread reads HDF5 concurrently */
     int rc = ckpt_write(path, t->student, &meta, blobs, nblobs, &err);
@@ -442,7 +470,8 @@ static void checkpoint_now(Trainer *t) {
         write_checkpoint(t, path);
         Err err = {0};
         dataset_hdf5_lock();
-        if (ckpt_prune(t->cfg->run_dir, t->cfg->ckpt_keep, &err)) warn0("%s", err.msg);
+        if (ckpt_prune(t->cfg->run_dir, t->cfg->ckpt_keep, t->run_id, path, &err))
+            warn0("%s", err.msg);
         dataset_hdf5_unlock();
     }
     t->t_last_ckpt = now_seconds();
@@ -500,30 +529,77 @@ static void restore(Trainer *t, const char *path) {
                 (long)s[S_WORLD], dist_world(), epoch, in_epoch, per_epoch);
     }
     fail_if(loader_seek(t->train, epoch, in_epoch, &err), &err);
+    if (meta.run_id[0]) /* the same run goes on; a file from before run ids starts a new one */
+        snprintf(t->run_id, sizeof t->run_id, "%s", meta.run_id);
     printf0("resume   %s: step %ld, epoch %ld\n", path, t->step, epoch);
     ckpt_meta_free(&meta);
 }
 
-static const char *find_resume(const Trainer *t, char *buf, size_t cap) {
-    const char *r = t->opt->resume;
-    if (!r) return NULL;
-    if (strcmp(r, "auto") != 0) return r;
-    int64_t found = 0;
-    if (dist_rank() == 0) {
-        dataset_hdf5_lock();
-        found = ckpt_find_resume(t->cfg->run_dir, buf, cap) == 0;
-        dataset_hdf5_unlock();
+/* Rank 0's verdict on run.dir, shared with every rank: a message (fatal
+ * when code != 0) or the checkpoint to resume from ("" = start fresh). */
+static const char *share_verdict(int code, char *buf, size_t cap) {
+    int64_t c = code;
+    dist_bcast_i64(&c, 1, 0);
+    if (c) {
+        if (dist_rank() == 0) fatal((int)c, "%s", buf);
+        dist_barrier(); /* rank 0's MPI_Abort ends us here */
+        exit((int)c);
     }
-    dist_bcast_i64(&found, 1, 0);
-    if (!found) {
-        printf0("resume   no checkpoint in %s: starting fresh\n", t->cfg->run_dir);
-        return NULL;
-    }
-    char *s = dist_rank() == 0 ? xstrdup(buf) : xstrdup("");
+    char *s = xstrdup(dist_rank() == 0 ? buf : "");
     dist_bcast_string(&s, 0);
     snprintf(buf, cap, "%s", s);
     free(s);
-    return buf;
+    return buf[0] ? buf : NULL;
+}
+
+/* What run.dir holds decides how the run starts (doc/checkpoint.md "Run
+ * directory"): no --resume in a directory with checkpoints is refused (a
+ * second run would mix with the first); --resume fresh sets the earlier
+ * run's files aside; --resume auto takes the newest checkpoint that
+ * verifies and refuses when there are some but none does. Returns the
+ * checkpoint to resume from, or NULL. */
+static const char *prepare_run_dir(Trainer *t, char *buf, size_t cap) {
+    const char *r = t->opt->resume, *dir = t->cfg->run_dir;
+    int code = 0;
+    buf[0] = 0;
+    if (dist_rank() == 0) {
+        char names[600];
+        int n = ckpt_list(dir, names, sizeof names);
+        dataset_hdf5_lock();
+        Err err = {0};
+        if (!r && n > 0) {
+            code = EXIT_USAGE;
+            snprintf(buf, cap,
+                     "run.dir %s already holds %d checkpoint(s) of a run (%s): add --resume auto "
+                     "to continue it, --resume fresh to start over (its files are moved to "
+                     "%s/previous-N/), or set another run.dir",
+                     dir, n, names, dir);
+        } else if (r && !strcmp(r, "fresh")) {
+            int moved = 0;
+            char to[4200];
+            code = ckpt_set_aside(dir, to, sizeof to, &moved, &err);
+            if (code) snprintf(buf, cap, "--resume fresh: %s", err.msg);
+            if (moved)
+                printf0("resume   --resume fresh: %d file(s) of the earlier run moved to %s\n",
+                        moved, to);
+        } else if (r && !strcmp(r, "auto")) {
+            int rc = ckpt_find_resume(dir, buf, cap, &err);
+            if (rc == EXIT_CKPT) {
+                code = EXIT_CKPT;
+                snprintf(buf, cap,
+                         "--resume auto: %s. Nothing was changed: repair or move these files, "
+                         "or start over with --resume fresh (moves them to %s/previous-N/)",
+                         err.msg, dir);
+            } else if (rc < 0) {
+                buf[0] = 0;
+                printf0("resume   no checkpoint in %s: starting fresh\n", dir);
+            }
+        } else if (r) {
+            snprintf(buf, cap, "%s", r);
+        }
+        dataset_hdf5_unlock();
+    }
+    return share_verdict(code, buf, cap);
 }
 
 /* ---- logging ---- */
@@ -799,6 +875,39 @@ static void print_start(const Trainer *t) {
             t->cfg->batch_size * dist_world(), loader_steps_per_epoch(t->train), t->alpha.n);
 }
 
+/* Every file the job reads must hold images of the model's input height:
+ * SPEC lets a reader resize or refuse, and ocrkd refuses (doc/data.md).
+ * Rank 0 reads the metadata before anything is sized from the files; the
+ * other ranks wait in the next collective for its verdict. */
+static void check_data_heights(const Config *c) {
+    if (dist_rank() != 0) return;
+    Err err = {0};
+    for (int k = 0; k < c->n_train; k++)
+        fail_if(dataset_check_height(c->train[k], IMAGE_H, &err), &err);
+    if (c->val && c->val[0]) fail_if(dataset_check_height(c->val, IMAGE_H, &err), &err);
+}
+
+/* A signal before step 1 (every rank agrees at these points): the job ends
+ * with exit 75 and writes nothing, since the state is still that of the
+ * checkpoint it resumes, or a fresh start that --resume auto repeats. */
+static int stopped_in_startup(Trainer *t, const char *resume, const char *phase) {
+    if (t->opt->bench_steps || !signalled_anywhere()) return 0;
+    if (resume)
+        printf0("stop     stopped by a signal during start-up (%s): no new checkpoint, %s still "
+                "holds this run's state\n",
+                phase, resume);
+    else
+        printf0("stop     stopped by a signal during start-up (%s): nothing to save yet, "
+                "--resume auto will start afresh\n",
+                phase);
+    log_json(t, "{\"step\":%ld,\"event\":\"stop\",\"reason\":\"signal during start-up\"}", t->step);
+    if (t->metrics) fclose(t->metrics);
+    if (t->train) loader_close(t->train);
+    if (t->val) loader_close(t->val);
+    dist_barrier();
+    return 1;
+}
+
 int trainer_run(TrainMode mode, Config *cfg, const TrainOptions *opt) {
     Trainer tr, *t = &tr;
     memset(t, 0, sizeof *t);
@@ -808,7 +917,17 @@ int trainer_run(TrainMode mode, Config *cfg, const TrainOptions *opt) {
     t->best_cer = INFINITY;
     t->best_acc = -1;
     h5_quiet();
-    if (!opt->bench_steps) mkdir_p(cfg->run_dir);
+    check_data_heights(cfg);
+    char rbuf[4200];
+    const char *resume = NULL;
+    if (!opt->bench_steps) {
+        mkdir_p(cfg->run_dir);
+        resume = prepare_run_dir(t, rbuf, sizeof rbuf);
+        if (dist_rank() == 0) /* restore may adopt the resumed run's id instead */
+            ckpt_new_run_id(t->run_id, sizeof t->run_id);
+        fault_startup_sleep();
+    }
+    if (stopped_in_startup(t, resume, "checking run.dir")) return EXIT_PREEMPTED;
 
     /* the teacher first: it fixes the alphabet */
     int width = 0;
@@ -820,6 +939,7 @@ int trainer_run(TrainMode mode, Config *cfg, const TrainOptions *opt) {
         width = dm.width;
         dataset_meta_free(&dm);
         setup_teacher(t, width);
+        if (stopped_in_startup(t, resume, "loading the teacher")) return EXIT_PREEMPTED;
     }
     open_loaders(t);
     width = loader_width(t->train);
@@ -851,12 +971,12 @@ int trainer_run(TrainMode mode, Config *cfg, const TrainOptions *opt) {
         memcpy(t->loss_conf.feat_weight, cfg->feat_weight, sizeof cfg->feat_weight);
         t->loss_conf.logit_kl = cfg->logit_kl;
     }
+    if (stopped_in_startup(t, resume, "building the model")) return EXIT_PREEMPTED;
     setup_cache(t);
     converge_init(&t->conv, cfg->conv_window, cfg->conv_rel_tol, cfg->conv_patience);
 
-    char rbuf[4200];
-    const char *resume = opt->bench_steps ? NULL : find_resume(t, rbuf, sizeof rbuf);
     if (resume) restore(t, resume);
+    if (stopped_in_startup(t, resume, "restoring the checkpoint")) return EXIT_PREEMPTED;
     check_agreement(t);
     print_start(t);
 
@@ -867,9 +987,9 @@ int trainer_run(TrainMode mode, Config *cfg, const TrainOptions *opt) {
         if (!t->metrics) fatal(EXIT_USAGE, "cannot write %s: %s", path, strerror(errno));
     }
     t->tty = progress_redraws();
-    install_signals();
     t->t_start = t->t_log = t->t_last_ckpt = now_seconds();
     evaluate_teacher(t);
+    if (stopped_in_startup(t, resume, "evaluating the teacher")) return EXIT_PREEMPTED;
 
     int code = EXIT_OK;
     const char *why = NULL;

@@ -138,9 +138,9 @@ expect_code 2 "unknown config key" -- "$BIN/ocrkd" train "$TMP/bad.yaml"
 expect_grep "bad.yaml:1:[0-9]+: .*lrr" "$TMP/err" "error names file:line:col and the key"
 expect_code 2 "missing config" -- "$BIN/ocrkd" train "$TMP/nope.yaml"
 expect_code 3 "missing training data" -- "$BIN/ocrkd" train "$TMP/teacher.yaml" --set data.train="$TMP/nope.h5"
-expect_code 4 "corrupt teacher checkpoint" -- sh -c "head -c 2000 '$TMP/teacher/best.h5' >'$TMP/trunc.h5' && '$BIN/ocrkd' distill '$TMP/student.yaml' --set teacher.checkpoint='$TMP/trunc.h5'"
+expect_code 4 "corrupt teacher checkpoint" -- sh -c "head -c 2000 '$TMP/teacher/best.h5' >'$TMP/trunc.h5' && '$BIN/ocrkd' distill '$TMP/student.yaml' --set run.dir='$TMP/bad1' --set teacher.checkpoint='$TMP/trunc.h5'"
 expect_code 2 "student larger than the teacher" -- "$BIN/ocrkd" distill "$TMP/student.yaml" \
-  --set model.extractor="{blocks: [2, 2, 2, 2], block: basic, width: 16}"
+  --set run.dir="$TMP/bad2" --set model.extractor="{blocks: [2, 2, 2, 2], block: basic, width: 16}"
 expect_grep "allow_any_size" "$TMP/err" "size error names the override"
 expect_code 2 "unknown command" -- "$BIN/ocrkd" frobnicate
 expect_code 0 "--version" -- "$BIN/ocrkd" --version
