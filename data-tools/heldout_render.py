@@ -611,9 +611,11 @@ def main(argv=None):
         f.create_dataset("images", data=images, chunks=(min(N, 256), H, W), **kw)
         f.create_dataset("labels", data=np.array(labels, dtype=object), dtype=strs)
         f.create_dataset("widths", data=widths)
-        # not read by ocrkd: what was drawn (with its case) and in which font
+        # not read by ocrkd: what was drawn (with its case), in which font
+        # (an index into the "fonts" attribute's lines) and its kind
         f.create_dataset("texts", data=np.array(rendered, dtype=object), dtype=strs)
         f.create_dataset("font_index", data=font_idx)
+        f.create_dataset("kinds", data=np.array(kinds, dtype=object), dtype=strs)
     os.replace(tmp, args.out)
     if args.png_dir:
         os.makedirs(args.png_dir, exist_ok=True)

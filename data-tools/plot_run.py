@@ -58,7 +58,7 @@ def read_metrics(path):
             if o.get("split", "val") != "val":
                 continue
             (teacher if o.get("model") == "teacher" else val).append(o)
-        elif "step" in o:
+        elif "step" in o and "event" not in o:
             train.append(o)
     return train, val, teacher, bad
 
