@@ -266,9 +266,9 @@ class TextSource:
         n = min(n, self.max_len)
         pool = self.code_letters + self.digits
         s = "".join(rng.choice(pool) for _ in range(n))
-        if rng.random() < 0.4:
-            s = s.upper()
-        return s
+        if self.case == "mixed":
+            return s.upper() if rng.random() < 0.4 else s
+        return s.upper() if self.case == "upper" else s
 
     def text(self, rng):
         """(rendered text, kind)."""
