@@ -12,14 +12,14 @@ HR=$ROOT/data-tools/heldout_render.py
 TE=$ROOT/data-tools/tesseract_eval.py
 PR=$ROOT/data-tools/plot_run.py
 
-if ! $PY -c 'import numpy, h5py, PIL, matplotlib' 2>"$TMP/err"; then
+if ! "$PY" -c 'import numpy, h5py, PIL, matplotlib' 2>"$TMP/err"; then
   fail "python3-numpy, python3-h5py, python3-pil and python3-matplotlib are needed (.ci/deps.sh installs them): $(tail -n 1 "$TMP/err")"
   e2e_end; exit 1
 fi
 
 # digest FILE: a hash of /images, /labels and /widths
 digest() {
-  $PY - "$1" <<'EOF'
+  "$PY" - "$1" <<'EOF'
 import hashlib, sys, h5py
 with h5py.File(sys.argv[1], "r") as f:
     h = hashlib.sha256(f["images"][:].tobytes())
@@ -31,17 +31,17 @@ EOF
 }
 
 # ---- heldout_render.py: usage and errors ----
-expect_code 0 "heldout_render --help" -- $PY "$HR" --help
-expect_code 2 "heldout_render without --out" -- $PY "$HR" --n 5
-expect_code 2 "heldout_render --n 0" -- $PY "$HR" --out "$TMP/x.h5" --n 0
-expect_code 2 "heldout_render with a missing font path" -- $PY "$HR" --out "$TMP/x.h5" --n 5 --fonts /nonexistent.ttf
-expect_code 2 "heldout_render with a missing word list" -- $PY "$HR" --out "$TMP/x.h5" --n 5 --words /nonexistent.txt
+expect_code 0 "heldout_render --help" -- "$PY" "$HR" --help
+expect_code 2 "heldout_render without --out" -- "$PY" "$HR" --n 5
+expect_code 2 "heldout_render --n 0" -- "$PY" "$HR" --out "$TMP/x.h5" --n 0
+expect_code 2 "heldout_render with a missing font path" -- "$PY" "$HR" --out "$TMP/x.h5" --n 5 --fonts /nonexistent.ttf
+expect_code 2 "heldout_render with a missing word list" -- "$PY" "$HR" --out "$TMP/x.h5" --n 5 --words /nonexistent.txt
 if [ ! -e "$TMP/x.h5" ]; then pass "no output left by the failed runs"; else fail "a failed run left $TMP/x.h5"; fi
 
 # ---- determinism ----
-expect_code 0 "heldout_render run A (seed 3)" -- $PY "$HR" --out "$TMP/a.h5" --n 160 --seed 3 --quiet
-expect_code 0 "heldout_render run B (same args)" -- $PY "$HR" --out "$TMP/b.h5" --n 160 --seed 3 --quiet --png-dir "$TMP/png"
-expect_code 0 "heldout_render run C (seed 4)" -- $PY "$HR" --out "$TMP/c.h5" --n 160 --seed 4 --quiet
+expect_code 0 "heldout_render run A (seed 3)" -- "$PY" "$HR" --out "$TMP/a.h5" --n 160 --seed 3 --quiet
+expect_code 0 "heldout_render run B (same args)" -- "$PY" "$HR" --out "$TMP/b.h5" --n 160 --seed 3 --quiet --png-dir "$TMP/png"
+expect_code 0 "heldout_render run C (seed 4)" -- "$PY" "$HR" --out "$TMP/c.h5" --n 160 --seed 4 --quiet
 if [ "$(digest "$TMP/a.h5")" = "$(digest "$TMP/b.h5")" ]; then pass "same seed -> identical images, labels, widths"; else fail "same seed differs"; fi
 if [ "$(digest "$TMP/a.h5")" != "$(digest "$TMP/c.h5")" ]; then pass "another seed differs"; else fail "another seed gives the same data"; fi
 expect_code 0 "ocrkd info accepts the held-out file" -- "$BIN/ocrkd" info "$TMP/a.h5"
@@ -49,7 +49,7 @@ expect_grep "samples +160" "$TMP/out" "ocrkd info counts 160 samples"
 expect_grep "32 x 128" "$TMP/out" "ocrkd info: 32 x 128 images"
 
 # ---- contents ----
-$PY - "$TMP/a.h5" >"$TMP/check" 2>&1 <<'EOF'
+"$PY" - "$TMP/a.h5" >"$TMP/check" 2>&1 <<'EOF'
 import sys, h5py, numpy as np
 A = "0123456789abcdefghijklmnopqrstuvwxyz"
 def strs(d): return [s.decode() if isinstance(s, bytes) else s for s in d[:]]
@@ -87,8 +87,8 @@ EOF
 if [ "$(cat "$TMP/check")" = ok ]; then pass "contents: format, labels folded and within alphabet/lengths, padding, case mix, words not in wamerican"; else fail "contents:"; sed 's/^/    /' "$TMP/check" | head -n 20; fi
 
 # lengths and case options
-expect_code 0 "heldout_render --case upper --min-len 3 --max-len 6" -- $PY "$HR" --out "$TMP/u.h5" --n 60 --seed 5 --quiet --case upper --min-len 3 --max-len 6
-$PY - "$TMP/u.h5" >"$TMP/check" 2>&1 <<'EOF'
+expect_code 0 "heldout_render --case upper --min-len 3 --max-len 6" -- "$PY" "$HR" --out "$TMP/u.h5" --n 60 --seed 5 --quiet --case upper --min-len 3 --max-len 6
+"$PY" - "$TMP/u.h5" >"$TMP/check" 2>&1 <<'EOF'
 import sys, h5py
 with h5py.File(sys.argv[1], "r") as f:
     lab = [s.decode() if isinstance(s, bytes) else s for s in f["labels"][:]]
@@ -104,10 +104,10 @@ if [ "$(cat "$TMP/check")" = ok ]; then pass "--case upper draws capitals, label
 # DEFAULT_FONTS of data-tools/synth.c, read now (it is being extended)
 awk '/#define DEFAULT_FONTS/ { on = 1 } on { print; if ($0 !~ /\\$/) exit }' "$ROOT/data-tools/synth.c" |
   grep -o '"[^"]*"' | tr -d '"' | tr -d '\n' | tr ':' '\n' | sed '/^$/d' >"$TMP/trainfonts"
-expect_code 0 "heldout_render --list-fonts" -- $PY "$HR" --out "$TMP/y.h5" --list-fonts
+expect_code 0 "heldout_render --list-fonts" -- "$PY" "$HR" --out "$TMP/y.h5" --list-fonts
 cut -f 2 "$TMP/out" >"$TMP/heldfonts"
 if [ -s "$TMP/trainfonts" ] && [ "$(wc -l <"$TMP/heldfonts")" -ge 20 ]; then
-  $PY - "$TMP/trainfonts" "$TMP/heldfonts" >"$TMP/check" 2>&1 <<'EOF'
+  "$PY" - "$TMP/trainfonts" "$TMP/heldfonts" >"$TMP/check" 2>&1 <<'EOF'
 import os, sys
 train = [os.path.realpath(p.strip()) for p in open(sys.argv[1]) if p.strip()]
 held = [p.strip() for p in open(sys.argv[2]) if p.strip()]
@@ -133,7 +133,7 @@ else
 fi
 
 # ---- --png-dir ----
-$PY - "$TMP/b.h5" "$TMP/png" >"$TMP/check" 2>&1 <<'EOF'
+"$PY" - "$TMP/b.h5" "$TMP/png" >"$TMP/check" 2>&1 <<'EOF'
 import os, sys, h5py, numpy as np
 from PIL import Image
 f = h5py.File(sys.argv[1], "r"); d = sys.argv[2]
@@ -150,7 +150,7 @@ EOF
 if [ "$(cat "$TMP/check")" = ok ]; then pass "--png-dir: one PNG per image (its used width) and labels.txt"; else fail "--png-dir:"; sed 's/^/    /' "$TMP/check"; fi
 
 # ---- tesseract_eval.py ----
-$PY - "$TE" >"$TMP/check" 2>&1 <<'EOF'
+"$PY" - "$TE" >"$TMP/check" 2>&1 <<'EOF'
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location("te", sys.argv[1]); te = importlib.util.module_from_spec(spec); spec.loader.exec_module(te)
 A = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -165,11 +165,11 @@ if te.normalize("AbC", A + "ABC") != "AbC": bad.append("normalize keeps capitals
 print("\n".join(bad) if bad else "ok")
 EOF
 if [ "$(cat "$TMP/check")" = ok ]; then pass "tesseract_eval metrics match evaluate.c (word_acc, CER, 1-NED) and normalization"; else fail "tesseract_eval metrics:"; sed 's/^/    /' "$TMP/check"; fi
-expect_code 3 "tesseract_eval without tesseract on PATH" -- env PATH=/nonexistent $PY "$TE" --data "$TMP/a.h5"
+expect_code 3 "tesseract_eval without tesseract on PATH" -- env PATH=/nonexistent "$PY" "$TE" --data "$TMP/a.h5"
 expect_grep "not installed" "$TMP/err" "the missing-tesseract message says so"
 if command -v tesseract >/dev/null 2>&1 && tesseract --list-langs 2>&1 | grep -qx eng; then
-  expect_code 0 "tesseract_eval on 20 held-out images" -- $PY "$TE" --data "$TMP/a.h5" --limit 20
-  $PY - "$TMP/out" >"$TMP/check" 2>&1 <<'EOF'
+  expect_code 0 "tesseract_eval on 20 held-out images" -- "$PY" "$TE" --data "$TMP/a.h5" --limit 20
+  "$PY" - "$TMP/out" >"$TMP/check" 2>&1 <<'EOF'
 import json, sys
 lines = open(sys.argv[1]).read().strip().split("\n")
 o = json.loads(lines[-1]) if len(lines) == 1 else {}
@@ -178,7 +178,7 @@ ok = (o.get("model") == "tesseract" and o.get("n") == 20 and 0 <= o["word_acc"] 
 print("ok" if ok else "bad: %s" % lines)
 EOF
   if [ "$(cat "$TMP/check")" = ok ]; then pass "tesseract_eval prints one JSON line: $(cat "$TMP/out")"; else fail "tesseract_eval JSON: $(cat "$TMP/check")"; fi
-  expect_code 0 "tesseract_eval on a PNG directory (5 images)" -- $PY "$TE" --data "$TMP/png" --limit 5
+  expect_code 0 "tesseract_eval on a PNG directory (5 images)" -- "$PY" "$TE" --data "$TMP/png" --limit 5
   expect_grep '"n":5,' "$TMP/out" "PNG directory: 5 images read"
 else
   echo "  skip tesseract_eval runs (tesseract or its eng data not installed; not counted)"
@@ -199,13 +199,13 @@ EOF
 printf '%s\n%s\n%s\n%s' '{"step":100,"loss":4.0,"ctc":4.0}' '{"step":200,"loss":2.0,"lr":0.001}' \
   '{"step":200,"split":"val","word_acc":0.2}' '{"step":300,"loss":1.' >"$TMP/run2/metrics.jsonl"
 : >"$TMP/run3/metrics.jsonl"
-expect_code 0 "plot_run on three runs (one partial, one empty)" -- $PY "$PR" "$TMP/run1" "$TMP/run2" "$TMP/run3" --labels distilled,scratch,empty --out "$TMP/curves.png"
+expect_code 0 "plot_run on three runs (one partial, one empty)" -- "$PY" "$PR" "$TMP/run1" "$TMP/run2" "$TMP/run3" --labels distilled,scratch,empty --out "$TMP/curves.png"
 if [ -s "$TMP/curves.png" ] && [ "$(head -c 4 "$TMP/curves.png" | tail -c 3)" = PNG ] && [ "$(wc -c <"$TMP/curves.png")" -gt 10000 ]; then
   pass "plot_run writes a PNG ($(wc -c <"$TMP/curves.png") bytes)"; else fail "plot_run PNG missing or empty"; fi
 expect_grep "skipped 1 line" "$TMP/err" "plot_run reports the partial line"
-expect_code 2 "plot_run on a missing run directory" -- $PY "$PR" "$TMP/run1" "$TMP/nope" --out "$TMP/c2.png"
+expect_code 2 "plot_run on a missing run directory" -- "$PY" "$PR" "$TMP/run1" "$TMP/nope" --out "$TMP/c2.png"
 expect_grep "nope: no such run directory" "$TMP/err" "missing-run message names it"
 if [ ! -e "$TMP/c2.png" ]; then pass "no PNG after the error"; else fail "a PNG was written despite the error"; fi
-expect_code 2 "plot_run with --labels of the wrong count" -- $PY "$PR" "$TMP/run1" --labels a,b --out "$TMP/c3.png"
+expect_code 2 "plot_run with --labels of the wrong count" -- "$PY" "$PR" "$TMP/run1" --labels a,b --out "$TMP/c3.png"
 
 e2e_end
