@@ -10,7 +10,7 @@
 # Re-running reuses the data and resumes the runs (--resume auto).
 set -eu
 export NAME=experiment
-export SYNTH_ARGS="--train 200000 --val 1000 --test 2000 --width 128 --seed 11"
+export SYNTH_ARGS="--train 200000 --val 1000 --test 2000 --width 128 --seed 11 --words /usr/share/dict/american-english"
 export HELDOUT_ARGS="--n 2000 --width 128 --seed 17"
 export CONF_TEACHER=conf/experiment-teacher.yaml CONF_DISTILL=conf/experiment-distill.yaml
 export CONF_SCRATCH=conf/experiment-scratch.yaml TARGET_MINUTES=100
