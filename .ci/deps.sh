@@ -2,8 +2,13 @@
 # Installs the Debian packages ocrkd needs to build, test and run its demo.
 # As root it runs apt-get; otherwise it prints the command to run.
 PKGS="build-essential pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools
-libyaml-dev libpng-dev libjpeg-dev libfreetype-dev fonts-dejavu-core fonts-liberation2
-fonts-freefont-ttf wamerican python3 python3-numpy python3-h5py procps
+libyaml-dev libpng-dev libjpeg-dev libfreetype-dev wamerican python3 python3-numpy python3-h5py procps
+fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf fonts-urw-base35
+fonts-croscore fonts-crosextra-carlito fonts-crosextra-caladea fonts-noto-core fonts-cantarell
+fonts-go fonts-hack fonts-inconsolata fonts-linuxlibertine fonts-sil-gentiumplus fonts-sil-charis
+fonts-sil-andika fonts-sil-doulos fonts-comic-neue fonts-oxygen fonts-quicksand fonts-league-spartan
+fonts-jetbrains-mono fonts-mononoki fonts-courier-prime fonts-b612 fonts-ebgaramond fonts-cabin
+fonts-tuffy fonts-anonymous-pro fonts-stix
 python3-pil python3-matplotlib wbritish wbritish-large fonts-open-sans fonts-lato fonts-roboto-unhinted
 fonts-roboto-slab fonts-firacode fonts-adf-accanthis fonts-adf-gillius fonts-dosis fonts-averia-serif-gwf
 fonts-humor-sans fonts-agave fonts-prociono fonts-junicode fonts-fantasque-sans fonts-gfs-neohellenic"

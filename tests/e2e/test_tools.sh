@@ -62,7 +62,7 @@ with h5py.File(t + "/a/train.h5", "r") as f:
     print("attrs", a["format"], a["version"], a["height"], a["width"], a["alphabet"])
     im, L, w = f["images"][:], lab(f), f["widths"][:]
     print("shape", im.shape, im.dtype)
-    print("labels_ok", all(1 <= len(s) <= 12 and set(s) <= alpha for s in L))
+    print("labels_ok", all(1 <= len(s) <= 25 and set(s) <= alpha for s in L))
     print("widths_ok", bool((w >= 1).all() and (w <= 128).all()))
     print("contrast_ok", bool((im.reshape(len(im), -1).std(axis=1) > 10).all()))
     print("distinct_labels", len(set(L)) > 200)
@@ -74,7 +74,7 @@ print("shards_concat", bool(np.array_equal(np.concatenate([p[0] for p in parts])
 EOF
 expect_grep "^attrs ocrkd-dataset 1 32 128 0123456789abcdefghijklmnopqrstuvwxyz$" "$TMP/check" "synth file attributes"
 expect_grep "^shape \(300, 32, 128\) uint8$" "$TMP/check" "synth /images shape"
-expect_grep "^labels_ok True$" "$TMP/check" "labels within alphabet and 1..12 long"
+expect_grep "^labels_ok True$" "$TMP/check" "labels within alphabet and 1..25 long (auto --max-len)"
 expect_grep "^widths_ok True$" "$TMP/check" "widths within 1..128"
 expect_grep "^contrast_ok True$" "$TMP/check" "every image has contrast"
 expect_grep "^distinct_labels True$" "$TMP/check" "labels vary"
