@@ -1204,8 +1204,9 @@ static double predicted_width(const Font *f, const TextMetrics *m, int n, const 
 }
 
 /* Makes the text fit W: first without extra spacing, side margins and
- * emboldening, then condensed (down to SX_MIN), then with wider top and
- * bottom margins (a smaller text in the same height). 0 if it cannot. */
+ * emboldening, then condensed (down to SX_MIN); if that is not enough, with
+ * a line-box crop instead of a tight one, then with wider top and bottom
+ * margins (a smaller text in the same height). 0 if it cannot. */
 static int fit_style(const Font *f, const int *glyphs, int n, Style *s, int H, int W) {
     TextMetrics m = text_metrics(f, glyphs, n);
     double target = 0.97 * W, got = predicted_width(f, &m, n, s, H);
@@ -1215,21 +1216,37 @@ static int fit_style(const Font *f, const int *glyphs, int n, Style *s, int H, i
     s->margin[0] = MIN(s->margin[0], 0.05);
     s->margin[1] = MIN(s->margin[1], 0.05);
     s->lines &= ~LINE_SIDES;
-    for (int step = 0; step < 8 && (got = predicted_width(f, &m, n, s, H)) > target; step++) {
+    for (int step = 0; step < 10; step++) {
+        if ((got = predicted_width(f, &m, n, s, H)) <= target) return 1;
         double w, h;
         crop_em(f, &m, n, s, &w, &h);
         double sx = (w * target / got - (w - s->sx * m.adv)) / m.adv;
-        if (sx >= SX_MIN) {
+        if (sx >= SX_MIN)
             s->sx = MIN(s->sx, sx);
-        } else if (s->tight || s->margin[2] + s->margin[3] < 0.5) {
-            s->sx = MIN(s->sx, MAX(sx, SX_MIN));
+        else if (s->tight)
             s->tight = 0;
-            s->margin[2] = MAX(s->margin[2], 0.25);
-            s->margin[3] = MAX(s->margin[3], 0.25);
-        } else
+        else if (s->margin[2] + s->margin[3] < 0.6)
+            s->margin[2] += 0.15, s->margin[3] += 0.15;
+        else
             return 0;
     }
-    return got <= target;
+    return 0;
+}
+
+/* Keeps the degradations readable at the text's final size: an em of fe
+ * pixels at H takes a blur sigma up to 0.065 fe and a down/up-scaling up to
+ * fe / 8; glyphs rendered small keep 4.5 px per average advance; blur is
+ * halved on top of low resolution. */
+static void limit_degradation(const Font *f, const int *glyphs, int n, Style *s, int H) {
+    TextMetrics m = text_metrics(f, glyphs, n);
+    double w, h;
+    crop_em(f, &m, n, s, &w, &h);
+    double fe = H / MAX(h, 0.3), avg = s->sx * m.adv / MAX(n, 1);
+    s->blur = MIN(s->blur, 0.065 * fe);
+    s->downup = MIN(s->downup, fe / 8);
+    if (s->downup < 1.2) s->downup = 0;
+    if (s->px < 16) s->px = MAX(s->px, (int)ceil(4.5 / MAX(avg, 0.2)));
+    if (s->px < 16 || s->downup) s->blur *= 0.5;
 }
 
 /* ---- the renderer: per-thread FreeType, libjpeg and buffers ---- */
@@ -1326,6 +1343,20 @@ static uint8_t *grow(uint8_t **buf, size_t *cap, size_t need) {
         *cap = need;
     }
     return *buf;
+}
+
+/* v rounded to the nearest grey level in 0..255. */
+static uint8_t to_u8(double v) {
+    return (uint8_t)(v <= 0 ? 0 : v >= 255 ? 255 : (int)(v + 0.5));
+}
+
+/* A cheap N(0, 1) for pixel noise: the sum of four 16-bit uniforms of one
+ * draw, centred and scaled (Irwin-Hall, range +-3.46). */
+static double pixel_normal(Rng *r) {
+    uint64_t u = rng_u64(r);
+    double sum = (double)(u & 0xffff) + (double)((u >> 16) & 0xffff) +
+                 (double)((u >> 32) & 0xffff) + (double)(u >> 48);
+    return (sum / 65536.0 - 2.0) * 1.7320508075688772;
 }
 
 /* ---- glyphs on the canvas ---- */
@@ -1506,15 +1537,11 @@ static void warp_line(Renderer *R, const Crop *c, const Warp *w) {
             double sx, sy;
             warp_inverse(w, x + 0.5 + w->ox0, y + 0.5 + w->oy0, &sx, &sy);
             double v = sample_canvas(R->canvas, c->cw, c->ch, sx + cx, sy + cy);
-            out[(size_t)y * w->ow + x] = (uint8_t)lround(v > 255 ? 255 : v);
+            out[(size_t)y * w->ow + x] = to_u8(v);
         }
 }
 
 /* ---- pixels at H: background, composite, degradations ---- */
-
-static float clamp255(double v) {
-    return (float)(v < 0 ? 0 : v > 255 ? 255 : v);
-}
 
 /* Adds smooth value noise of amplitude amp (levels) and cell size cell
  * (px) to the used columns of im (H, stride W). */
@@ -1569,7 +1596,7 @@ static void down_up(Renderer *R, int H, int W, int *used, double f) {
     int u = *used, h2 = MAX(4, (int)lround(H / f));
     for (int y = 0; y < H; y++)
         for (int x = 0; x < u; x++)
-            R->small[(size_t)y * u + x] = (uint8_t)lround(clamp255(R->img[(size_t)y * W + x]));
+            R->small[(size_t)y * u + x] = to_u8(R->img[(size_t)y * W + x]);
     int w2 = image_scaled_width(u, H, h2);
     image_fit(R->small, u, H, h2, w2, R->small2, NULL);
     image_fit(R->small2, w2, h2, H, W, R->small, used);
@@ -1671,7 +1698,7 @@ static void finish_pixels(Renderer *R, const Style *s, Rng *r, int H, int W, int
     if (s->noise)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < u; x++)
-                im[(size_t)y * W + x] += (float)(s->noise * rng_normal(r));
+                im[(size_t)y * W + x] += (float)(s->noise * pixel_normal(r));
     if (s->saltpepper)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < u; x++) {
@@ -1680,7 +1707,7 @@ static void finish_pixels(Renderer *R, const Style *s, Rng *r, int H, int W, int
             }
     for (int y = 0; y < H; y++)
         for (int x = 0; x < u; x++)
-            img[(size_t)y * W + x] = (uint8_t)lround(clamp255(im[(size_t)y * W + x]));
+            img[(size_t)y * W + x] = to_u8(im[(size_t)y * W + x]);
     if (s->jpeg_q) jpeg_round_trip(R, img, H, W, u, s->jpeg_q);
     for (int y = 0; y < H; y++)
         memset(img + (size_t)y * W + u, img[(size_t)y * W + u - 1], (size_t)(W - u));
@@ -1731,7 +1758,9 @@ static int render_sample(Renderer *R, const TextSource *t, const Effects *fx, Rn
             Crop c;
             Warp w;
             draw_style(r, fx, R->fs, &s);
-            if (!fit_style(&R->fs->fonts[s.font], R->glyphs, n, &s, H, W)) continue;
+            const Font *f = &R->fs->fonts[s.font];
+            if (!fit_style(f, R->glyphs, n, &s, H, W)) continue;
+            limit_degradation(f, R->glyphs, n, &s, H);
             int rc = render_text(R, t, n, &s, r, &c, err);
             if (rc < 0) return -1;
             if (rc > 0) continue;
