@@ -1,8 +1,11 @@
 #!/bin/sh
 # test_tools.sh - ocrkd-synth and ocrkd-pack end to end: determinism (same
-# args -> byte-identical images and labels, whatever the thread count; another
-# seed differs), shards, file contents, pack of PNG/JPEG fixtures, every bad
-# input's error and exit code with no output left, --skip-bad counts.
+# args -> byte-identical images and labels, whatever the thread count, with
+# and without effects; another seed differs), shards, file contents, case
+# mixing (capitals rendered, labels lower case), a cased alphabet with
+# punctuation, every effect at its extreme, bad option values; pack of
+# PNG/JPEG fixtures, every bad input's error and exit code with no output
+# left, --skip-bad counts.
 . "$(dirname "$0")/lib.sh"
 SYNTH=$BIN/ocrkd-synth
 PACK=$BIN/ocrkd-pack
@@ -92,6 +95,108 @@ with h5py.File(sys.argv[1], "r") as f:
 print("ok", all(set(s) <= set("abcABC012") and 2 <= len(s) <= 5 for s in L), "zzz" in L)
 EOF
 expect_grep "^ok True False$" "$TMP/check" "custom alphabet: labels within it, filtered words dropped"
+
+# ---- synth: case, punctuation, effects ----
+DEJAVU=/usr/share/fonts/truetype/dejavu
+# All effects often on: still byte-identical across thread counts.
+FX="--train 200 --val 0 --test 0 --quiet --seed 11 --effects all=0.6"
+expect_code 0 "synth with effects at 0.6 (2 threads)" -- "$SYNTH" --out "$TMP/fa" $FX
+expect_code 0 "synth with effects at 0.6 (1 thread)" -- "$SYNTH" --out "$TMP/fb" $FX --threads 1
+same "$TMP/fa/train.h5" "$TMP/fb/train.h5" "effects: byte-identical across thread counts"
+
+# Case mixing with the default alphabet: the same seed gives the same
+# (lower-case) labels with --case 0,0,1 (all capitals) and --case off, but
+# other images. Wide images and no effects so every text fits its first style.
+CASE="--train 64 --val 0 --test 0 --quiet --seed 5 --width 512 --max-len 10 --effects none --fonts $DEJAVU"
+expect_code 0 "synth --case 0,0,1" -- "$SYNTH" --out "$TMP/cu" $CASE --case 0,0,1
+expect_code 0 "synth --case off" -- "$SYNTH" --out "$TMP/co" $CASE --case off
+$PY - "$TMP/cu/train.h5" "$TMP/co/train.h5" "$TMP/a/train.h5" >"$TMP/check" 2>&1 <<'PYEOF'
+import sys, h5py, numpy as np
+def load(p):
+    with h5py.File(p, "r") as f:
+        return f["images"][:], [s.decode() if isinstance(s, bytes) else s for s in f["labels"][:]]
+(iu, lu), (io, lo), (ia, la) = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
+alpha = set("0123456789abcdefghijklmnopqrstuvwxyz")
+print("labels_same", lu == lo)
+print("labels_lower", all(set(s) <= alpha for s in lu + la))
+letters = [i for i, s in enumerate(lu) if any(c.isalpha() for c in s)]
+print("letters_differ", len(letters) > 20 and all(not np.array_equal(iu[i], io[i]) for i in letters))
+digits = [i for i, s in enumerate(lu) if s.isdigit()]
+print("digits_same", all(np.array_equal(iu[i], io[i]) for i in digits))
+PYEOF
+expect_grep "^labels_same True$" "$TMP/check" "--case 0,0,1 and --case off: same labels"
+expect_grep "^labels_lower True$" "$TMP/check" "default alphabet: labels lower case, within the alphabet"
+expect_grep "^letters_differ True$" "$TMP/check" "--case 0,0,1 renders capitals (images differ from --case off)"
+expect_grep "^digits_same True$" "$TMP/check" "numbers render the same whatever --case"
+
+# A cased alphabet with punctuation: labels keep case, stay within the
+# alphabet and min..max lengths; capitals, punctuation and numbers all occur.
+PA="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?'\"()-/%\$ "
+expect_code 0 "synth with a cased alphabet with punctuation" -- "$SYNTH" --out "$TMP/pa" --train 400 --val 0 --test 0 \
+  --quiet --alphabet "$PA" --min-len 2 --max-len 9 --punct 0.5
+$PY - "$TMP/pa/train.h5" "$PA" >"$TMP/check" 2>&1 <<'PYEOF'
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    L = [s.decode() if isinstance(s, bytes) else s for s in f["labels"][:]]
+    alpha = f.attrs["alphabet"]
+alpha = alpha.decode() if isinstance(alpha, bytes) else alpha
+print("alphabet_attr", alpha == sys.argv[2])
+print("within", all(set(s) <= set(sys.argv[2]) and 2 <= len(s) <= 9 for s in L))
+print("no_edge_spaces", all(s == s.strip() for s in L))
+print("capitals", sum(any(c.isupper() for c in s) for s in L) > 80)
+print("lower", sum(s.islower() for s in L) > 80)
+print("punctuation", sum(any(c in ".,;:!?'\"()" for c in s) for s in L) > 40)
+print("number_shapes", sum(any(c.isdigit() for c in s) and any(c in ".,:/-%$" for c in s) for s in L) > 5)
+PYEOF
+for k in alphabet_attr within no_edge_spaces capitals lower punctuation number_shapes; do
+  expect_grep "^$k True$" "$TMP/check" "cased alphabet with punctuation: $k"
+done
+
+# Every effect alone at probability 1 and its extreme, all of them at once,
+# and none: no crash, widths in range, no constant image.
+EFFECTS="spacing jitter weight condense rotate shear perspective curve tight loose invert lowcontrast gradient texture lines clutter lowres blur motion noise saltpepper jpeg"
+for fx in $EFFECTS; do
+  "$SYNTH" --out "$TMP/fx/$fx" --train 24 --val 0 --test 0 --quiet --seed 3 --effects "none,$fx=1" --extreme \
+    --fonts "$DEJAVU:/usr/share/fonts/truetype/liberation2" 2>"$TMP/err" || { fail "effect $fx at its extreme: exit $?"; sed 's/^/    /' "$TMP/err"; }
+done
+expect_code 0 "all effects at 1 and their extremes" -- "$SYNTH" --out "$TMP/fx/all" --train 64 --val 0 --test 0 --quiet --effects all=1 --extreme
+expect_code 0 "--effects none" -- "$SYNTH" --out "$TMP/fx/none" --train 64 --val 0 --test 0 --quiet --effects none
+$PY - "$TMP/fx" $EFFECTS all none >"$TMP/check" 2>&1 <<'PYEOF'
+import sys, h5py, numpy as np
+base = sys.argv[1]
+ref = None
+for name in sys.argv[2:]:
+    try:
+        with h5py.File("%s/%s/train.h5" % (base, name), "r") as f:
+            im, w = f["images"][:], f["widths"][:]
+    except OSError:
+        print("missing", name); continue
+    n = len(im)
+    ok = n > 0 and bool((w >= 1).all() and (w <= im.shape[2]).all())
+    ok = ok and all(im[i, :, :w[i]].std() > 1 for i in range(n))
+    print("effect", name, "ok" if ok else "BAD")
+    if name in ("invert", "none"):  # background (the median) dark only when inverted
+        print("dark_background", name, np.mean([np.median(a) < 128 for a in im]) > 0.9)
+PYEOF
+for fx in $EFFECTS all none; do expect_grep "^effect $fx ok$" "$TMP/check" "effect $fx: images in range, none constant"; done
+expect_grep "^dark_background invert True$" "$TMP/check" "invert=1: light text on dark backgrounds"
+expect_grep "^dark_background none False$" "$TMP/check" "--effects none: dark text on light backgrounds"
+
+# Bad values of the new options: exit 2, the message names the option.
+bad_synth() { # OPTION VALUE
+  expect_code 2 "synth $1 '$2'" -- "$SYNTH" --out "$TMP/badout" --train 1 --val 0 --test 0 "$1" "$2"
+  expect_grep "$1" "$TMP/err" "synth $1 '$2' message names the option"
+}
+bad_synth --case 0.5,0.5
+bad_synth --case lower
+bad_synth --case 0,0,0
+bad_synth --kinds 1,-1,0
+bad_synth --punct 1.5
+bad_synth --effects blur=2
+bad_synth --effects sparkle=1
+bad_synth --effects blur
+bad_synth --max-len -1
+if [ -e "$TMP/badout" ]; then fail "bad options left output in $TMP/badout"; else pass "bad options leave no output"; fi
 
 # ---- pack ----
 printf 'rgb.png\tHello\nrgb.jpg world\n\nga.png\tAb c\nwide.jpg\t123\nsub/pal.png\tx\r\n' >"$TMP/good.txt"
