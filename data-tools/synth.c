@@ -57,6 +57,7 @@
 #define SX_MIN 0.68     /* the narrowest condensing used to make a text fit */
 #define MIN_CONTRAST 40 /* grey levels between ink and background, after all effects */
 #define CLUTTER_MAX 48  /* glyphs of a neighbouring line */
+#define MAX_BIGRAM 512  /* largest alphabet that gets pseudo-words */
 #define DEFAULT_ALPHABET "0123456789abcdefghijklmnopqrstuvwxyz"
 /* The training fonts, by Debian package (.ci/deps.sh installs them). Listed
  * one directory each: other font packages on the machine (some are kept for
@@ -102,6 +103,7 @@ enum {
     FX_SPACING,
     FX_JITTER,
     FX_WEIGHT,
+    FX_GAMMA,
     FX_CONDENSE,
     FX_ROTATE,
     FX_SHEAR,
@@ -136,6 +138,7 @@ static const EffectInfo EFFECTS[FX_COUNT] = {
     [FX_SPACING] = {"spacing", 0.40, "letter spacing -0.02..-0.06 or 0.05..0.3 em"},
     [FX_JITTER] = {"jitter", 0.30, "baseline jitter, sigma 0.005..0.04 em"},
     [FX_WEIGHT] = {"weight", 0.30, "stroke thinning 0.005..0.015 or emboldening 0.01..0.05 em"},
+    [FX_GAMMA] = {"gamma", 0.30, "coverage gamma 0.85..0.6 or 1.15..1.8 (other rasterisers)"},
     [FX_CONDENSE] = {"condense", 0.30, "glyph width x0.95..0.7 or x1.05..1.3"},
     [FX_ROTATE] = {"rotate", 0.50, "rotation 0.2..2 degrees, 15% of them up to 5"},
     [FX_SHEAR] = {"shear", 0.25, "shear (slant) 0.05..0.35"},
@@ -375,6 +378,10 @@ typedef struct {
     int case_off;  /* --case off: render exactly the label */
     double kinds[3], cases[3], punct;
     int min_len, max_len, rand_max; /* rand_max: longest random string or number */
+    /* Letter bigrams of the word list, for pseudo-words: row a (0 = word
+     * start, else id a) holds cumulative counts of the next id 1..n. NULL
+     * without words or for an alphabet of more than MAX_BIGRAM symbols. */
+    uint32_t *bigram;
     /* The code points a font must render: the alphabet (glyph id - 1), then
      * the upper-case forms the alphabet lacks when labels are folded. */
     uint32_t *glyph_cp;
@@ -430,6 +437,21 @@ static void load_words(TextSource *t, const char *path) {
         free(lines[i]);
     free(lines);
     free(ids);
+}
+
+/* Counts the letter bigrams of the loaded words (see TextSource.bigram). */
+static void build_bigrams(TextSource *t) {
+    int n = t->alpha.n;
+    if (!t->nwords || n > MAX_BIGRAM) return;
+    uint32_t *b = t->bigram = xcalloc((size_t)(n + 1) * (n + 1), sizeof(uint32_t));
+    for (long k = 0; k < t->nwords; k++)
+        for (long i = t->word_off[k]; i < t->word_off[k + 1]; i++) {
+            int prev = i == t->word_off[k] ? 0 : t->word_ids[i - 1];
+            b[(size_t)prev * (n + 1) + t->word_ids[i]]++;
+        }
+    for (int a = 0; a <= n; a++)
+        for (int c = 1; c <= n; c++)
+            b[(size_t)a * (n + 1) + c] += b[(size_t)a * (n + 1) + c - 1];
 }
 
 /* Punctuation of the alphabet, sorted into what may open and close a word. */
@@ -506,6 +528,7 @@ static void text_source_init(TextSource *t, const SynthArgs *a, int W) {
     else if (!a->quiet)
         fprintf(stderr, "ocrkd-synth: no word list at %s: random strings and numbers only\n",
                 a->words);
+    build_bigrams(t);
     if (!a->quiet)
         fprintf(stderr, "ocrkd-synth: %ld words of %s fit the alphabet and lengths %d..%d\n",
                 t->nwords, a->words, t->min_len, t->max_len);
@@ -519,6 +542,7 @@ static void text_source_free(TextSource *t) {
     free(t->glyph_cp);
     free(t->upper_glyph);
     free(t->upper_id);
+    free(t->bigram);
 }
 
 static int rand_between(Rng *r, int lo, int hi) {
@@ -638,6 +662,27 @@ static int text_number(const TextSource *t, Rng *r, int *ids) {
     return n;
 }
 
+/* A pseudo-word: letters drawn from the word list's bigrams, so it reads
+ * like a word without being one (the model cannot lean on a lexicon). */
+static int text_pseudo(const TextSource *t, Rng *r, int *ids) {
+    int n = rand_between(r, t->min_len, t->rand_max), k = t->alpha.n + 1, prev = 0;
+    for (int i = 0; i < n; i++) {
+        const uint32_t *row = t->bigram + (size_t)prev * k;
+        if (!row[k - 1]) row = t->bigram; /* a symbol no word continues: restart */
+        uint32_t x = (uint32_t)rng_below(r, row[k - 1]);
+        int lo = 1, hi = k - 1; /* first c with row[c] > x */
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (row[mid] > x)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        ids[i] = prev = lo;
+    }
+    return n;
+}
+
 static int text_random(const TextSource *t, Rng *r, int *ids) {
     int n = rand_between(r, t->min_len, t->rand_max);
     for (int i = 0; i < n; i++)
@@ -684,7 +729,12 @@ static int make_text(const TextSource *t, Rng *r, int *ids, int *glyphs) {
                                                : KIND_RANDOM;
     if (kind == KIND_WORD && !t->nwords) kind = KIND_RANDOM;
     if (kind == KIND_NUMBER && !t->ndigits) kind = KIND_RANDOM;
-    int n = kind == KIND_WORD     ? text_word(t, r, ids)
+    int n;
+    if (kind == KIND_RANDOM && t->bigram && rng_uniform(r) < 0.5) {
+        n = text_pseudo(t, r, ids);
+        kind = KIND_WORD; /* cased and punctuated like a word */
+    } else
+        n = kind == KIND_WORD     ? text_word(t, r, ids)
             : kind == KIND_NUMBER ? text_number(t, r, ids)
                                   : text_random(t, r, ids);
     if (kind != KIND_RANDOM && rng_uniform(r) < t->punct) attach_punct(t, r, ids, &n);
@@ -949,6 +999,7 @@ enum { LINE_UNDER = 1, LINE_STRIKE = 2, LINE_TOP = 4, LINE_BOTTOM = 8, LINE_SIDE
 typedef struct {
     int font, px, hint;                    /* font index, pixel size, HINTING[] index */
     double sx;                             /* horizontal scale of the glyphs */
+    double gamma;                          /* ink = coverage ^ gamma */
     double spacing, jitter, weight;        /* em: extra advance, baseline sigma, emboldening */
     double angle, shear, persp_x, persp_y; /* radians; x per y; trapezoid factors */
     double curve_amp, curve_period, curve_phase; /* em; in crop heights; radians */
@@ -1053,6 +1104,9 @@ static void draw_style(Rng *r, const Effects *fx, const FontSet *fs, Style *s) {
     if (fires(r, fx, FX_WEIGHT))
         s->weight =
             rng_uniform(r) < 0.3 ? -fx_value(r, fx, 0.005, 0.015) : fx_value(r, fx, 0.01, 0.05);
+    s->gamma = 1;
+    if (fires(r, fx, FX_GAMMA))
+        s->gamma = rng_uniform(r) < 0.5 ? fx_value(r, fx, 0.85, 0.6) : fx_value(r, fx, 1.15, 1.8);
     if (fires(r, fx, FX_CONDENSE))
         s->sx =
             rng_uniform(r) < 0.6 ? 1 - fx_value(r, fx, 0.05, 0.3) : 1 + fx_value(r, fx, 0.05, 0.3);
@@ -1234,7 +1288,7 @@ static int fit_style(const Font *f, const int *glyphs, int n, Style *s, int H, i
 }
 
 /* Keeps the degradations readable at the text's final size: an em of fe
- * pixels at H takes a blur sigma up to 0.065 fe and a down/up-scaling up to
+ * pixels at H takes a blur sigma up to 0.055 fe and a down/up-scaling up to
  * fe / 8; glyphs rendered small keep 4.5 px per average advance; blur is
  * halved on top of low resolution. */
 static void limit_degradation(const Font *f, const int *glyphs, int n, Style *s, int H) {
@@ -1242,7 +1296,7 @@ static void limit_degradation(const Font *f, const int *glyphs, int n, Style *s,
     double w, h;
     crop_em(f, &m, n, s, &w, &h);
     double fe = H / MAX(h, 0.3), avg = s->sx * m.adv / MAX(n, 1);
-    s->blur = MIN(s->blur, 0.065 * fe);
+    s->blur = MIN(s->blur, 0.055 * fe);
     s->downup = MIN(s->downup, fe / 8);
     if (s->downup < 1.2) s->downup = 0;
     if (s->px < 16) s->px = MAX(s->px, (int)ceil(4.5 / MAX(avg, 0.2)));
@@ -1580,12 +1634,15 @@ static void composite(Renderer *R, const Style *s, Rng *r, int H, int W, int use
         add_value_noise(im, R->grid, H, W, used, s->tex_cell, s->tex_amp, r);
         add_value_noise(im, R->grid, H, W, used, MAX(1.5, s->tex_cell / 3), s->tex_amp / 3, r);
     }
+    float ink[256];
+    for (int v = 0; v < 256; v++)
+        ink[v] = (float)(s->gamma == 1 ? v / 255.0 : pow(v / 255.0, s->gamma));
     int dark = s->fg < s->bg, lo = dark ? s->fg + MIN_CONTRAST + 5 : 0;
     int hi = dark ? 255 : s->fg - MIN_CONTRAST - 5;
     for (int y = 0; y < H; y++)
         for (int x = 0; x < used; x++) {
             float *p = &im[(size_t)y * W + x];
-            double b = *p < lo ? lo : *p > hi ? hi : *p, m = R->mask[(size_t)y * W + x] / 255.0;
+            double b = *p < lo ? lo : *p > hi ? hi : *p, m = ink[R->mask[(size_t)y * W + x]];
             *p = (float)(b + (s->fg - b) * m);
         }
 }

@@ -154,7 +154,7 @@ done
 
 # Every effect alone at probability 1 and its extreme, all of them at once,
 # and none: no crash, widths in range, no constant image.
-EFFECTS="spacing jitter weight condense rotate shear perspective curve tight loose invert lowcontrast gradient texture lines clutter lowres blur motion noise saltpepper jpeg"
+EFFECTS="spacing jitter weight gamma condense rotate shear perspective curve tight loose invert lowcontrast gradient texture lines clutter lowres blur motion noise saltpepper jpeg"
 for fx in $EFFECTS; do
   "$SYNTH" --out "$TMP/fx/$fx" --train 24 --val 0 --test 0 --quiet --seed 3 --effects "none,$fx=1" --extreme \
     --fonts "$DEJAVU:/usr/share/fonts/truetype/liberation2" 2>"$TMP/err" || { fail "effect $fx at its extreme: exit $?"; sed 's/^/    /' "$TMP/err"; }
