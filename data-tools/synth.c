@@ -4,18 +4,15 @@
  *
  * Per sample, all from the sample's own RNG:
  *   text    a dictionary word, a number (integer, decimal, date, time, price
- *           ... as the alphabet allows) or a random string, sometimes with
- *           punctuation; drawn in lower case, Capitalised or UPPER case. When
- *           the alphabet has no upper case the label stays lower case and only
- *           the rendered glyphs change ("render glyphs" vs "label ids").
- *   font    a family first, then a file (style) of it, so a family with many
- *           weights does not dominate.
- *   style   size, hinting, spacing, baseline jitter, stroke weight, condensing,
- *           and the optional effects of the EFFECTS table (geometry, crop,
- *           background, lines, clutter, polarity, blur, noise, JPEG, low
- *           resolution), each with a probability and a range.
- * The glyph coverage is drawn on a canvas, cropped, warped (rotation, shear,
- * trapezoid, sine baseline), scaled to H = 32 by image_fit (the same rule
+ *           ... as the alphabet allows), a random string or a pseudo-word
+ *           (letter bigrams of the word list), sometimes with punctuation; drawn in lower case,
+ * Capitalised or UPPER case. When the alphabet has no upper case the label stays lower case and
+ * only the rendered glyphs change ("render glyphs" vs "label ids"). font    a family first, then a
+ * file (style) of it, so a family with many weights does not dominate. style   size, hinting,
+ * spacing, baseline jitter, stroke weight, condensing, and the optional effects of the EFFECTS
+ * table (geometry, crop, background, lines, clutter, polarity, blur, noise, JPEG, low resolution),
+ * each with a probability and a range. The glyph coverage is drawn on a canvas, cropped, warped
+ * (rotation, shear, trapezoid, sine baseline), scaled to H = 32 by image_fit (the same rule
  * ocrkd-pack and `ocrkd predict` use), composited over the background and
  * degraded. A text that does not fit W is re-styled narrower from the
  * fonts' em metrics before any rendering, and replaced only if that fails.
@@ -179,7 +176,8 @@ static const char *USAGE =
     "  --min-len N       shortest text (default 1)\n"
     "  --max-len N       longest text; 0 = auto: up to 25, as long as fits the width\n"
     "                    (default 0)\n"
-    "  --kinds W,N,R     shares of dictionary words, numbers, random strings\n"
+    "  --kinds W,N,R     shares of dictionary words, numbers, random strings (half of\n"
+    "                    them pseudo-words from the words' letter bigrams)\n"
     "                    (default 0.65,0.15,0.2)\n"
     "  --case L,C,U      shares of lower, Capitalised, UPPER texts, or 'off' (render\n"
     "                    as the label). Without upper case in the alphabet, labels stay\n"
