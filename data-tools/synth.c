@@ -963,7 +963,9 @@ static void font_set_init(FontSet *fs, const SynthArgs *a, const TextSource *t) 
     FT_Done_FreeType(lib);
     free(l.paths);
     if (!fs->n)
-        die(EXIT_USAGE, "no usable font (with glyphs for every symbol) in --fonts %s", a->fonts);
+        die(EXIT_USAGE, "no usable font (with glyphs for every symbol) in %s%s",
+            a->fonts_given ? "--fonts " : "the default font directories (doc/tools.md)",
+            a->fonts_given ? a->fonts : "");
     qsort(fs->fonts, fs->n, sizeof(Font), cmp_font);
     fs->fams = xmalloc(sizeof(Family) * fs->n);
     for (int i = 0; i < fs->n; i++) {
@@ -1758,7 +1760,8 @@ static void finish_pixels(Renderer *R, const Style *s, Rng *r, int H, int W, int
         for (int y = 0; y < H; y++)
             for (int x = 0; x < u; x++) {
                 double v = rng_uniform(r);
-                if (v < s->saltpepper) im[(size_t)y * W + x] = v < s->saltpepper / 2 ? 0 : 255;
+                if (v < s->saltpepper && x < u - 1)
+                    im[(size_t)y * W + x] = v < s->saltpepper / 2 ? 0 : 255;
             }
     for (int y = 0; y < H; y++)
         for (int x = 0; x < u; x++)
