@@ -1288,9 +1288,10 @@ static int fit_style(const Font *f, const int *glyphs, int n, Style *s, int H, i
 }
 
 /* Keeps the degradations readable at the text's final size: an em of fe
- * pixels at H takes a blur sigma up to 0.055 fe and a down/up-scaling up to
- * fe / 8; glyphs rendered small keep 4.5 px per average advance; blur is
- * halved on top of low resolution. */
+ * pixels at H takes a blur sigma up to 0.055 fe, a motion blur up to 0.15 fe
+ * and a down/up-scaling up to fe / 8; glyphs rendered small keep 4.5 px per
+ * average advance and are scaled up at most 2.5 times; blur is halved on
+ * top of low resolution. */
 static void limit_degradation(const Font *f, const int *glyphs, int n, Style *s, int H) {
     TextMetrics m = text_metrics(f, glyphs, n);
     double w, h;
@@ -1299,7 +1300,9 @@ static void limit_degradation(const Font *f, const int *glyphs, int n, Style *s,
     s->blur = MIN(s->blur, 0.055 * fe);
     s->downup = MIN(s->downup, fe / 8);
     if (s->downup < 1.2) s->downup = 0;
-    if (s->px < 16) s->px = MAX(s->px, (int)ceil(4.5 / MAX(avg, 0.2)));
+    s->motion = MIN(s->motion, MAX(2, (int)(0.15 * fe)));
+    if (s->px < 16)
+        s->px = MAX(s->px, (int)ceil(MAX(4.5 / MAX(avg, 0.2), H / (2.5 * MAX(h, 0.3)))));
     if (s->px < 16 || s->downup) s->blur *= 0.5;
 }
 
