@@ -131,6 +131,7 @@ static const char *config_diff(const Config *a, const Config *b) {
     SAME(ckpt_every_minutes);
     SAME(ckpt_keep);
     SAME(eval_every_steps);
+    SAME(eval_case_insensitive);
     SAME(log_every_steps);
     return NULL;
 #undef SAME
@@ -186,7 +187,7 @@ static void test_defaults(void) {
               c.conv_window == 200 && c.conv_rel_tol == 1e-3 && c.conv_patience == 5,
           "stop defaults");
     CHECK(c.ckpt_every_steps == 500 && c.ckpt_every_minutes == 15 && c.ckpt_keep == 3 &&
-              c.eval_every_steps == 1000 && c.log_every_steps == 20,
+              c.eval_every_steps == 1000 && !c.eval_case_insensitive && c.log_every_steps == 20,
           "checkpoint/eval/log defaults");
     check_round_trip(&c, "defaults");
     config_free(&c);
@@ -268,7 +269,7 @@ static const char *ALL_FIELDS =
     "stop:\n  max_steps: 1e5\n  max_epochs: 4\n  max_minutes: 90.5\n"
     "  converge: {window: 0, rel_tol: 0.01, patience: 2}\n"
     "checkpoint: {every_steps: 0, every_minutes: 0.5, keep: 1}\n"
-    "eval: {every_steps: 0}\nlog: {every_steps: 1}\n";
+    "eval: {every_steps: 0, case_insensitive: true}\nlog: {every_steps: 1}\n";
 
 static void test_all_fields(void) {
     Config c;
@@ -301,6 +302,7 @@ static void test_all_fields(void) {
     CHECK(c.max_steps == 100000 && c.schedule.total_steps == 100000 && c.max_minutes == 90.5,
           "max_steps 1e5 as an integer; total_steps follows");
     CHECK(c.conv_window == 0 && c.ckpt_keep == 1 && c.ckpt_every_minutes == 0.5, "stop/ckpt");
+    CHECK(c.eval_every_steps == 0 && c.eval_case_insensitive == 1, "eval.case_insensitive");
     check_round_trip(&c, "all fields");
     /* depth after blocks (via --set) restores the standard layout */
     CHECK(config_set(&c, "model.extractor.depth=101", &err) == 0, "set depth: %s", err.msg);

@@ -78,8 +78,10 @@ typedef struct {
     double ckpt_every_minutes; /* default 15 */
     int ckpt_keep;            /* default 3, >= 1 */
 
-    long eval_every_steps; /* default 1000; 0 = only at the end */
-    long log_every_steps;  /* default 20 */
+    long eval_every_steps;     /* default 1000; 0 = only at the end */
+    int eval_case_insensitive; /* eval.case_insensitive, default 0: validation (and so best.h5)
+                                  scores case-folded text, as `ocrkd eval --case-insensitive` */
+    long log_every_steps;      /* default 20 */
 } Config;
 
 /* Fills every field with its default. */

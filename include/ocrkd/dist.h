@@ -30,6 +30,9 @@ void dist_bcast_i64(int64_t *buf, size_t n, int root);
 /* Broadcast a malloc'd string from root; other ranks receive a new malloc'd
  * copy in *s (their old value is freed). */
 void dist_bcast_string(char **s, int root);
+/* The ranks' strings concatenated in rank order, malloc'd, on root (other
+ * ranks get NULL). Collective. */
+char *dist_gather_string(const char *s, int root);
 /* 1 if every rank passed the same value. */
 int dist_all_equal_u64(uint64_t v);
 void dist_barrier(void);

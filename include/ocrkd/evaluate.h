@@ -6,6 +6,7 @@
 #define OCRKD_EVALUATE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ocrkd/dataset.h"
 #include "ocrkd/model.h"
@@ -22,16 +23,29 @@ typedef struct {
 
 /* Levenshtein distance between code-point strings. */
 int edit_distance(const uint32_t *a, int na, const uint32_t *b, int nb);
-/* Adds one prediction/label pair (UTF-8). case_insensitive: lower-case both
- * and keep only letters and digits before comparing. */
-void eval_add(EvalCounts *c, const char *pred, const char *label, int case_insensitive);
+/* Adds one prediction/label pair (UTF-8); returns 1 if they match.
+ * case_insensitive: both are case-folded code point by code point
+ * (unicode_fold) before comparing; nothing is dropped. */
+int eval_add(EvalCounts *c, const char *pred, const char *label, int case_insensitive);
+/* Unicode simple case folding (Latin, Greek, Cyrillic, Armenian, fullwidth;
+ * other code points unchanged). src/util/casefold.c */
+uint32_t unicode_fold(uint32_t cp);
 EvalResult eval_result(const EvalCounts *c);
 
-/* Greedy-decodes sample b of m's last forward into UTF-8 text. */
-void decode_sample(const Crnn *m, const Alphabet *a, int B, int b, char *out, size_t cap);
+/* Greedy-decodes sample b of m's last forward into UTF-8 text. Returns the
+ * sequence confidence in [0, 1]: the probability of the best path, i.e. the
+ * product over all T frames of the largest per-frame probability
+ * (exp of the sum of max log-softmax values). */
+double decode_sample(const Crnn *m, const Alphabet *a, int B, int b, char *out, size_t cap);
+/* Writes s as one TSV field (\t \n \r \\ escaped as backslash sequences). */
+void tsv_write_field(FILE *f, const char *s);
 
 /* One pass over an eval-mode loader (train = 0) with BN running stats,
  * adding to *c. Local counts only: the caller sums them over ranks. */
 int evaluate_pass(Crnn *m, Loader *l, int case_insensitive, EvalCounts *c, Err *err);
+/* The same; errors (if not NULL) gets a TSV row per wrongly read sample:
+ * data_name, index, truth, prediction, confidence. */
+int evaluate_pass_errors(Crnn *m, Loader *l, int case_insensitive, EvalCounts *c, FILE *errors,
+                         const char *data_name, Err *err);
 
 #endif

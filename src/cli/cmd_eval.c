@@ -1,6 +1,7 @@
 /* cmd_eval.c - `ocrkd eval` (metrics on a labelled dataset, sharded over
  * ranks) and `ocrkd predict` (texts for a dataset or image files, optional
  * log-probability dump). Inference only: BatchNorm uses running stats. */
+#include <errno.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,24 +15,42 @@
 #include "ocrkd/image.h"
 
 static const char *eval_help =
-    "usage: ocrkd eval --model CKPT --data FILE.h5 [--json] [--batch N] [--case-insensitive]\n"
+    "usage: ocrkd eval --model CKPT --data FILE.h5 [--data FILE.h5]... [--json] [--batch N]\n"
+    "                  [--case-insensitive] [--errors FILE.tsv]\n"
     "\n"
     "Word accuracy (exact match), CER (edit distance / label characters), 1-NED (ICDAR\n"
-    "2019) and images/s of a checkpoint on a labelled dataset. Under mpirun the data is\n"
-    "sharded over ranks. --json prints one JSON object. --case-insensitive compares\n"
-    "lower-cased letters and digits only.\n";
+    "2019) and images/s of a checkpoint on labelled datasets, a row per --data and,\n"
+    "for several, a total row over all their images (counts pooled). Under mpirun each\n"
+    "set is sharded over ranks.\n"
+    "  --json              one JSON object per set (with \"data\":FILE when there are\n"
+    "                      several) and then {\"split\":\"total\",...}\n"
+    "  --case-insensitive  compare case-folded text (Unicode simple case folding:\n"
+    "                      Latin, Greek, Cyrillic, Armenian, fullwidth); nothing dropped\n"
+    "  --errors FILE.tsv   the images read wrongly: data, index, truth, prediction,\n"
+    "                      confidence (tab-separated, a header row; tabs, newlines and\n"
+    "                      backslashes in texts escaped as \\t \\n \\\\)\n"
+    "Confidence is the probability of the greedy (best) CTC path: the product over\n"
+    "all frames of the largest per-frame probability, in [0, 1].\n";
 
 static const char *predict_help =
-    "usage: ocrkd predict --model CKPT (--data FILE.h5 | IMAGE...) [--dump-logits OUT.h5]\n"
-    "                     [--batch N]\n"
+    "usage: ocrkd predict --model CKPT (--data FILE.h5 | IMAGE|DIR|@LIST...) [--scores]\n"
+    "                     [--dump-logits OUT.h5] [--batch N]\n"
     "\n"
     "Prints INDEX<TAB>TEXT per dataset sample, or PATH<TAB>TEXT per image (PNG/JPEG,\n"
-    "resized to height 32 keeping aspect). --dump-logits writes /logits float32 [N,T,K]\n"
-    "(log-softmax) and /texts.\n";
+    "resized to height 32 keeping aspect), in input order. A DIR is searched\n"
+    "recursively for *.png, *.jpg, *.jpeg (any case), sorted by path; @LIST is a file\n"
+    "of paths, one per line (blank lines and lines starting with # skipped). Images are\n"
+    "decoded a batch at a time; under mpirun the ranks share them and rank 0 prints.\n"
+    "  --scores           a third column: the sequence confidence in [0, 1], the\n"
+    "                     probability of the greedy CTC path (product over all frames\n"
+    "                     of the largest per-frame probability)\n"
+    "  --dump-logits OUT  /logits float32 [N,T,K] (log-softmax) and /texts\n";
 
 typedef struct {
-    const char *model, *data, *dump;
-    int json, case_insensitive, batch;
+    const char *model, *dump, *errors;
+    const char **data;
+    int ndata;
+    int json, case_insensitive, batch, scores;
     char **images;
     int nimages;
 } EvalArgs;
@@ -41,6 +60,7 @@ static int parse(int argc, char **argv, int predict, EvalArgs *a) {
     memset(a, 0, sizeof *a);
     a->batch = 64;
     a->images = calloc((size_t)argc, sizeof(char *));
+    a->data = calloc((size_t)argc, sizeof(char *));
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         int more = i + 1 < argc;
@@ -50,7 +70,7 @@ static int parse(int argc, char **argv, int predict, EvalArgs *a) {
         } else if (!strcmp(s, "--model") && more) {
             a->model = argv[++i];
         } else if (!strcmp(s, "--data") && more) {
-            a->data = argv[++i];
+            a->data[a->ndata++] = argv[++i];
         } else if (!strcmp(s, "--batch") && more) {
             a->batch = atoi(argv[++i]);
             if (a->batch < 1) {
@@ -61,8 +81,12 @@ static int parse(int argc, char **argv, int predict, EvalArgs *a) {
             a->json = 1;
         } else if (!predict && !strcmp(s, "--case-insensitive")) {
             a->case_insensitive = 1;
+        } else if (!predict && !strcmp(s, "--errors") && more) {
+            a->errors = argv[++i];
         } else if (predict && !strcmp(s, "--dump-logits") && more) {
             a->dump = argv[++i];
+        } else if (predict && !strcmp(s, "--scores")) {
+            a->scores = 1;
         } else if (s[0] == '-') {
             fprintf(stderr, "ocrkd %s: unknown or incomplete option '%s' (see --help)\n", cmd, s);
             return EXIT_USAGE;
@@ -77,12 +101,12 @@ static int parse(int argc, char **argv, int predict, EvalArgs *a) {
         fprintf(stderr, "ocrkd %s: --model CKPT is required (see --help)\n", cmd);
         return EXIT_USAGE;
     }
-    if (!predict && !a->data) {
+    if (!predict && !a->ndata) {
         fprintf(stderr, "ocrkd eval: --data FILE.h5 is required (see --help)\n");
         return EXIT_USAGE;
     }
-    if (predict && !!a->data == !!a->nimages) {
-        fprintf(stderr, "ocrkd predict: give either --data FILE.h5 or image files (see --help)\n");
+    if (predict && (a->ndata > 1 || !!a->ndata == !!a->nimages)) {
+        fprintf(stderr, "ocrkd predict: give either one --data FILE.h5 or images (see --help)\n");
         return EXIT_USAGE;
     }
     return 0;
@@ -116,6 +140,105 @@ static Crnn *load_model(const char *path, int batch, int width, CkptMeta *meta) 
     return m;
 }
 
+/* s as a JSON string literal. */
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* One result row. data == NULL: the single-set JSON line exactly as before
+ * several sets existed (scripts match its prefix). */
+static void print_json_row(long step, const char *split, const EvalResult *r, const char *data,
+                           int nsets) {
+    if (dist_rank() != 0) return;
+    printf("{\"step\":%ld,\"split\":", step);
+    json_string(stdout, split);
+    printf(",\"word_acc\":%.6g,\"cer\":%.6g,\"ned\":%.6g,\"n\":%.0f,\"img_per_s\":%.1f",
+           r->word_acc, r->cer, r->ned, r->n, r->img_per_s);
+    if (data) {
+        fputs(",\"data\":", stdout);
+        json_string(stdout, data);
+    }
+    if (nsets) printf(",\"sets\":%d", nsets);
+    printf("}\n");
+}
+
+/* The split name of a data file: its base name without the extension. */
+static char *split_name(const char *data) {
+    char *copy = xstrdup(data), *base = basename(copy), *dot = strrchr(base, '.');
+    if (dot && dot != base) *dot = 0;
+    char *name = xstrdup(base);
+    free(copy);
+    return name;
+}
+
+/* Evaluates one set: counts summed over ranks into *c; this rank's wrong
+ * rows go to rank 0's errors file. Returns the count of skipped samples. */
+static double eval_one_set(const EvalArgs *a, const CkptMeta *meta, const char *data, FILE *errf,
+                           EvalCounts *c) {
+    Err err = {0};
+    Loader *l = open_eval_loader(data, meta->alphabet, a->batch, dist_rank(), dist_world());
+    Crnn *m = load_model(a->model, a->batch, loader_width(l), NULL);
+    char *rows = NULL;
+    size_t rows_len = 0;
+    FILE *mine = a->errors ? open_memstream(&rows, &rows_len) : NULL;
+    if (a->errors && !mine) fatal(1, "out of memory collecting the errors of %s", data);
+    if (evaluate_pass_errors(m, l, a->case_insensitive, c, mine, data, &err)) fatal_err(&err);
+    if (mine) {
+        fclose(mine);
+        char *all = dist_gather_string(rows, 0);
+        if (all && errf) fputs(all, errf);
+        free(all);
+        free(rows);
+    }
+    double skipped = (double)loader_skipped(l);
+    dist_allreduce_sum_f64(c->v, EVAL_COUNT);
+    dist_allreduce_sum_f64(&skipped, 1);
+    c->v[EVAL_SECONDS] /= dist_world(); /* ranks ran in parallel */
+    loader_close(l);
+    crnn_free(m);
+    return skipped;
+}
+
+static void print_text_block(const char *model, const char *data, const EvalResult *r,
+                             double skipped) {
+    printf0("%s on %s (%.0f images%s):\n", model, data, r->n,
+            skipped > 0 ? ", some skipped: labels outside the model's alphabet" : "");
+    printf0("  word accuracy %.4f\n  CER           %.4f\n  1-NED         %.4f\n"
+            "  images/s      %.1f\n",
+            r->word_acc, r->cer, r->ned, r->img_per_s);
+}
+
+static void print_text_row(const char *name, const EvalResult *r) {
+    printf0("  %-32s %8.0f %9.4f %8.4f %8.4f %9.1f\n", name, r->n, r->word_acc, r->cer, r->ned,
+            r->img_per_s);
+}
+
+/* Rank 0 writes the errors to PATH.tmp and renames it at the end, so a
+ * failed run leaves no half-written file under the final name. */
+static FILE *errors_open(const char *path, char *tmp, size_t cap) {
+    if (!path || dist_rank() != 0) return NULL;
+    snprintf(tmp, cap, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) fatal(EXIT_USAGE, "cannot create %s: %s", tmp, strerror(errno));
+    fputs("data\tindex\ttruth\tprediction\tconfidence\n", f);
+    return f;
+}
+
+static void errors_close(FILE *f, const char *tmp, const char *path) {
+    if (!f) return;
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        fatal(EXIT_USAGE, "writing %s: %s", path, strerror(errno));
+}
+
 int cmd_eval(int argc, char **argv) {
     EvalArgs a;
     int rc = parse(argc, argv, 0, &a);
@@ -125,32 +248,41 @@ int cmd_eval(int argc, char **argv) {
     CkptMeta meta;
     Err err = {0};
     if (ckpt_read_meta(a.model, &meta, &err)) fatal_err(&err);
-    Loader *l = open_eval_loader(a.data, meta.alphabet, a.batch, dist_rank(), dist_world());
-    Crnn *m = load_model(a.model, a.batch, loader_width(l), NULL);
-    EvalCounts c = {0};
-    if (evaluate_pass(m, l, a.case_insensitive, &c, &err)) fatal_err(&err);
-    double skipped = (double)loader_skipped(l);
-    dist_allreduce_sum_f64(c.v, EVAL_COUNT);
-    dist_allreduce_sum_f64(&skipped, 1);
-    c.v[EVAL_SECONDS] /= dist_world(); /* ranks ran in parallel */
-    EvalResult r = eval_result(&c);
-    char *copy = xstrdup(a.data), *split = basename(copy), *dot = strrchr(split, '.');
-    if (dot) *dot = 0;
-    if (a.json) {
-        printf0("{\"step\":%ld,\"split\":\"%s\",\"word_acc\":%.6g,\"cer\":%.6g,\"ned\":%.6g,"
-                "\"n\":%.0f,\"img_per_s\":%.1f}\n",
-                meta.step, split, r.word_acc, r.cer, r.ned, r.n, r.img_per_s);
-    } else {
-        printf0("%s on %s (%.0f images%s):\n", a.model, a.data, r.n,
-                skipped > 0 ? ", some skipped: labels outside the model's alphabet" : "");
-        printf0("  word accuracy %.4f\n  CER           %.4f\n  1-NED         %.4f\n"
-                "  images/s      %.1f\n",
-                r.word_acc, r.cer, r.ned, r.img_per_s);
+    char tmp[4200];
+    FILE *errf = errors_open(a.errors, tmp, sizeof tmp);
+    int several = a.ndata > 1;
+    if (several && !a.json) {
+        printf0("%s on %d sets:\n", a.model, a.ndata);
+        printf0("  %-32s %8s %9s %8s %8s %9s\n", "data", "images", "word_acc", "CER", "1-NED",
+                "images/s");
     }
-    if (skipped > 0) warn0("%.0f samples skipped: labels outside the model's alphabet", skipped);
-    free(copy);
-    loader_close(l);
-    crnn_free(m);
+    EvalCounts total = {0};
+    for (int i = 0; i < a.ndata; i++) {
+        EvalCounts c = {0};
+        double skipped = eval_one_set(&a, &meta, a.data[i], errf, &c);
+        for (int k = 0; k < EVAL_COUNT; k++)
+            total.v[k] += c.v[k];
+        EvalResult r = eval_result(&c);
+        char *split = split_name(a.data[i]);
+        if (a.json)
+            print_json_row(meta.step, split, &r, several ? a.data[i] : NULL, 0);
+        else if (several)
+            print_text_row(a.data[i], &r);
+        else
+            print_text_block(a.model, a.data[i], &r, skipped);
+        if (skipped > 0)
+            warn0("%s: %.0f samples skipped: labels outside the model's alphabet", a.data[i],
+                  skipped);
+        free(split);
+    }
+    if (several) {
+        EvalResult r = eval_result(&total);
+        if (a.json)
+            print_json_row(meta.step, "total", &r, NULL, a.ndata);
+        else
+            print_text_row("total", &r);
+    }
+    errors_close(errf, tmp, a.errors);
     ckpt_meta_free(&meta);
     dist_finalize();
     return 0;
@@ -227,7 +359,7 @@ static char **alloc_texts(int n) {
 }
 
 static void predict_dataset(const EvalArgs *a, const CkptMeta *meta) {
-    Loader *l = open_eval_loader(a->data, meta->alphabet, a->batch, 0, 1);
+    Loader *l = open_eval_loader(a->data[0], meta->alphabet, a->batch, 0, 1);
     Crnn *m = load_model(a->model, a->batch, loader_width(l), NULL);
     const Alphabet *alpha = loader_alphabet(l);
     LogitDump d = {0};
@@ -312,7 +444,7 @@ int cmd_predict(int argc, char **argv) {
         CkptMeta meta;
         Err err = {0};
         if (ckpt_read_meta(a.model, &meta, &err)) fatal_err(&err);
-        if (a.data)
+        if (a.ndata)
             predict_dataset(&a, &meta);
         else
             predict_images(&a, &meta);

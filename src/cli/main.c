@@ -14,13 +14,15 @@ static const char *usage_text =
     "                CTC training from scratch\n"
     "  ocrkd distill CONFIG [--set KEY=VALUE]... [--resume auto|fresh|PATH]\n"
     "                distill a teacher into a student\n"
-    "  ocrkd eval    --model CKPT --data FILE.h5 [--json] [--batch N] [--case-insensitive]\n"
-    "  ocrkd predict --model CKPT (--data FILE.h5 | IMAGE...) [--dump-logits OUT.h5]\n"
+    "  ocrkd eval    --model CKPT --data FILE.h5 [--data FILE.h5]... [--json] [--batch N]\n"
+    "                [--case-insensitive] [--errors FILE.tsv]   a row per set and a total\n"
+    "  ocrkd predict --model CKPT (--data FILE.h5 | IMAGE|DIR|@LIST...) [--scores]\n"
+    "                [--dump-logits OUT.h5] [--batch N]\n"
     "  ocrkd info    FILE                                   describe a dataset or checkpoint\n"
     "  ocrkd bench   CONFIG [--steps N] [--set KEY=VALUE]... throughput of the configured job\n"
     "  ocrkd --version | --help; every subcommand takes --help\n"
     "\n"
-    "Run under `mpirun -np N` for data parallelism (train, distill, bench, eval).\n"
+    "Run under `mpirun -np N` for data parallelism (train, distill, bench, eval, predict).\n"
     "Exit codes: 0 done, 2 usage/config, 3 data, 4 checkpoint, 5 numerical failure,\n"
     "75 stopped by a signal after writing a checkpoint (resume with --resume auto).\n";
 

@@ -423,6 +423,7 @@ static const Key KEYS[] = {
     {"checkpoint.every_minutes", T_DOUBLE, F(ckpt_every_minutes), 0, 1e9, 0, 0, NULL},
     {"checkpoint.keep", T_INT, F(ckpt_keep), 1, 1e6, 0, 0, NULL},
     {"eval.every_steps", T_LONG, F(eval_every_steps), 0, BIG, 0, 0, NULL},
+    {"eval.case_insensitive", T_BOOL, F(eval_case_insensitive), 0, 0, 0, 0, NULL},
     {"log.every_steps", T_LONG, F(log_every_steps), 1, BIG, 0, 0, NULL},
 };
 #undef F
@@ -919,8 +920,8 @@ static void write_stop_ckpt(FILE *f, const Config *c) {
             fmt_double(c->conv_rel_tol, a, sizeof a), c->conv_patience);
     fprintf(f, "checkpoint: {every_steps: %ld, every_minutes: %s, keep: %d}\n", c->ckpt_every_steps,
             fmt_double(c->ckpt_every_minutes, a, sizeof a), c->ckpt_keep);
-    fprintf(f, "eval: {every_steps: %ld}\nlog: {every_steps: %ld}\n", c->eval_every_steps,
-            c->log_every_steps);
+    fprintf(f, "eval: {every_steps: %ld, case_insensitive: %s}\nlog: {every_steps: %ld}\n",
+            c->eval_every_steps, bool_name(c->eval_case_insensitive), c->log_every_steps);
 }
 
 char *config_to_yaml(const Config *c) {

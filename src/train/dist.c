@@ -106,6 +106,31 @@ void dist_bcast_string(char **s, int root) {
     bcast_chunked(*s, (size_t)len, 1, MPI_CHAR, root);
 }
 
+char *dist_gather_string(const char *s, int root) {
+    int len = (int)strlen(s), world = dist_world(), rank = dist_rank();
+    if (world == 1) return xstrdup(s);
+    int *lens = NULL, *offs = NULL;
+    char *all = NULL;
+    if (rank == root) {
+        lens = xcalloc((size_t)world, sizeof(int));
+        offs = xcalloc((size_t)world, sizeof(int));
+    }
+    MPI_Gather(&len, 1, MPI_INT, lens, 1, MPI_INT, root, MPI_COMM_WORLD);
+    if (rank == root) {
+        long total = 0;
+        for (int r = 0; r < world; r++) {
+            offs[r] = (int)total;
+            total += lens[r];
+        }
+        if (total > INT_MAX) fatal(1, "gathering %ld bytes of text: too large", total);
+        all = xcalloc((size_t)total + 1, 1);
+    }
+    MPI_Gatherv(s, len, MPI_CHAR, all, lens, offs, MPI_CHAR, root, MPI_COMM_WORLD);
+    free(lens);
+    free(offs);
+    return all;
+}
+
 int dist_all_equal_u64(uint64_t v) {
     if (dist_world() == 1) return 1;
     uint64_t mn = v, mx = v;

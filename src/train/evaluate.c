@@ -3,7 +3,7 @@
  * printing or file output (the CLI does that). */
 #include "ocrkd/evaluate.h"
 
-#include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +31,8 @@ int edit_distance(const uint32_t *a, int na, const uint32_t *b, int nb) {
     return prev[nb];
 }
 
-/* UTF-8 -> code points (invalid bytes pass through as themselves). */
+/* UTF-8 -> code points (invalid bytes pass through as themselves); fold:
+ * Unicode simple case folding of each code point. */
 static int utf8_to_cps(const char *s, uint32_t *out, int cap, int fold) {
     int n = 0;
     const unsigned char *p = (const unsigned char *)s;
@@ -41,16 +42,12 @@ static int utf8_to_cps(const char *s, uint32_t *out, int cap, int fold) {
         if (extra) cp &= 0x3Fu >> extra;
         p++;
         for (int k = 0; k < extra && (*p & 0xC0) == 0x80; k++) cp = (cp << 6) | (*p++ & 0x3F);
-        if (fold) {
-            if (cp >= 128 || !isalnum((int)cp)) continue;
-            cp = (uint32_t)tolower((int)cp);
-        }
-        out[n++] = cp;
+        out[n++] = fold ? unicode_fold(cp) : cp;
     }
     return n;
 }
 
-void eval_add(EvalCounts *c, const char *pred, const char *label, int case_insensitive) {
+int eval_add(EvalCounts *c, const char *pred, const char *label, int case_insensitive) {
     uint32_t a[MAX_TEXT], b[MAX_TEXT];
     int na = utf8_to_cps(pred, a, MAX_TEXT, case_insensitive);
     int nb = utf8_to_cps(label, b, MAX_TEXT, case_insensitive);
@@ -61,6 +58,7 @@ void eval_add(EvalCounts *c, const char *pred, const char *label, int case_insen
     c->v[EVAL_EDITS] += ed;
     c->v[EVAL_CHARS] += nb;
     c->v[EVAL_NED] += longest ? (double)ed / longest : 0.0;
+    return ed == 0;
 }
 
 EvalResult eval_result(const EvalCounts *c) {
@@ -74,14 +72,57 @@ EvalResult eval_result(const EvalCounts *c) {
     return r;
 }
 
-void decode_sample(const Crnn *m, const Alphabet *a, int B, int b, char *out, size_t cap) {
+/* The best path's probability: prod_t max_k p(k | t) over all T frames. */
+static double best_path_confidence(const float *logp, int T, int B, int K, int b) {
+    double sum = 0;
+    for (int t = 0; t < T; t++) {
+        const float *lp = logp + ((size_t)t * B + b) * K;
+        float best = lp[0];
+        for (int k = 1; k < K; k++)
+            best = lp[k] > best ? lp[k] : best;
+        sum += best;
+    }
+    double conf = exp(sum);
+    return conf > 1 ? 1 : conf;
+}
+
+double decode_sample(const Crnn *m, const Alphabet *a, int B, int b, char *out, size_t cap) {
     int ids[MAX_STEPS];
     int T = MIN(m->T, MAX_STEPS); /* wider models: the tail is not decoded */
-    int n = ctc_greedy_decode(m->logp, T, B, m->arch.num_classes, b, ids);
+    int K = m->arch.num_classes;
+    int n = ctc_greedy_decode(m->logp, T, B, K, b, ids);
     alphabet_decode(a, ids, n, out, cap);
+    return best_path_confidence(m->logp, T, B, K, b);
+}
+
+/* TSV field: tab, newline, CR and backslash escaped so a row stays a row. */
+void tsv_write_field(FILE *f, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '\t':
+            fputs("\\t", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        case '\r':
+            fputs("\\r", f);
+            break;
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        default:
+            fputc(*s, f);
+        }
+    }
 }
 
 int evaluate_pass(Crnn *m, Loader *l, int case_insensitive, EvalCounts *c, Err *err) {
+    return evaluate_pass_errors(m, l, case_insensitive, c, NULL, NULL, err);
+}
+
+int evaluate_pass_errors(Crnn *m, Loader *l, int case_insensitive, EvalCounts *c, FILE *errors,
+                         const char *data_name, Err *err) {
     const Alphabet *alpha = loader_alphabet(l);
     char text[4 * MAX_TEXT];
     for (;;) {
@@ -93,8 +134,14 @@ int evaluate_pass(Crnn *m, Loader *l, int case_insensitive, EvalCounts *c, Err *
         crnn_forward(m, batch->images, batch->B, 0, UPTO_LOGITS);
         c->v[EVAL_SECONDS] += now_seconds() - t0;
         for (int b = 0; b < batch->B; b++) {
-            decode_sample(m, alpha, batch->B, b, text, sizeof text);
-            eval_add(c, text, batch->texts[b], case_insensitive);
+            double conf = decode_sample(m, alpha, batch->B, b, text, sizeof text);
+            if (eval_add(c, text, batch->texts[b], case_insensitive) || !errors) continue;
+            tsv_write_field(errors, data_name);
+            fprintf(errors, "\t%ld\t", batch->index[b]);
+            tsv_write_field(errors, batch->texts[b]);
+            fputc('\t', errors);
+            tsv_write_field(errors, text);
+            fprintf(errors, "\t%.6f\n", conf);
         }
     }
 }

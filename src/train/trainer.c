@@ -680,7 +680,7 @@ static void evaluate_teacher(Trainer *t) {
     Err err = {0};
     fail_if(loader_seek(t->val, 0, 0, &err), &err);
     EvalCounts c = {0};
-    fail_if(evaluate_pass(t->teacher, t->val, 0, &c, &err), &err);
+    fail_if(evaluate_pass(t->teacher, t->val, t->cfg->eval_case_insensitive, &c, &err), &err);
     dist_allreduce_sum_f64(c.v, EVAL_COUNT);
     EvalResult r = eval_result(&c);
     t->teacher_acc = r.word_acc;
@@ -698,7 +698,7 @@ static void evaluate_val(Trainer *t) {
     average_bn_buffers(t->student);
     fail_if(loader_seek(t->val, 0, 0, &err), &err);
     EvalCounts c = {0};
-    fail_if(evaluate_pass(t->student, t->val, 0, &c, &err), &err);
+    fail_if(evaluate_pass(t->student, t->val, t->cfg->eval_case_insensitive, &c, &err), &err);
     dist_allreduce_sum_f64(c.v, EVAL_COUNT);
     EvalResult r = eval_result(&c);
     end_progress_line(t);
