@@ -73,6 +73,10 @@ static void check_decoded(const char *name, const char *path, const uint8_t *wan
     CHECK(rc == 0, "%s: decode failed: %s", name, err.msg);
     if (rc) return;
     CHECK(gw == w && gh == h, "%s: size %dx%d, want %dx%d", name, gw, gh, w, h);
+    int pw = 0, ph = 0;
+    rc = image_probe_size(path, &pw, &ph, &err);
+    CHECK(rc == 0 && pw == w && ph == h, "%s: header probe %dx%d (%s), want %dx%d", name, pw, ph,
+          rc ? err.msg : "ok", w, h);
     int worst = 0;
     for (int i = 0; i < w * h && gw == w && gh == h; i++)
         worst = MAX(worst, abs(pix[i] - want[i]));

@@ -33,6 +33,11 @@ void dist_bcast_string(char **s, int root);
 /* The ranks' strings concatenated in rank order, malloc'd, on root (other
  * ranks get NULL). Collective. */
 char *dist_gather_string(const char *s, int root);
+/* The same for n bytes of each rank (a NUL is appended on root);
+ * *total_out (if not NULL) gets the byte count on root. */
+void *dist_gather_bytes(const void *mine, size_t n, int root, size_t *total_out);
+/* The largest v over ranks, on every rank. */
+long dist_max_long(long v);
 /* 1 if every rank passed the same value. */
 int dist_all_equal_u64(uint64_t v);
 void dist_barrier(void);

@@ -14,6 +14,10 @@
  * a missing, unreadable or undecodable file, naming it. */
 int image_load_grey(const char *path, uint8_t **pix, int *w, int *h, Err *err);
 
+/* The size of a PNG or JPEG from its header, without decoding the pixels
+ * (same checks and messages as image_load_grey for what it reads). */
+int image_probe_size(const char *path, int *w, int *h, Err *err);
+
 /* Width an image of sw x sh gets when scaled to height H, aspect kept (>= 1). */
 int image_scaled_width(int sw, int sh, int H);
 

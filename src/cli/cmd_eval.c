@@ -317,13 +317,18 @@ static void dump_open(LogitDump *d, const char *path, long n, int T, int K) {
     if (d->logits < 0 || d->texts < 0) fatal(EXIT_USAGE, "cannot write %s: %s", path, h5_last_error());
 }
 
-/* Writes samples [at, at+B) of the last forward: (T,B,K) -> rows (B,T,K). */
-static void dump_batch(LogitDump *d, const Crnn *m, long at, int B, char **texts, float *rows) {
-    int T = d->T, K = d->K;
+/* Samples [0, B) of the last forward: (T,B,K) -> rows (B,T,K). */
+static void rows_from_logits(const Crnn *m, int B, float *rows) {
+    int T = m->T, K = m->arch.num_classes;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             memcpy(rows + ((size_t)b * T + t) * K, m->logp + ((size_t)t * B + b) * K,
                    (size_t)K * sizeof(float));
+}
+
+/* Writes rows (B,T,K) and texts as samples [at, at+B). */
+static void dump_rows(LogitDump *d, long at, int B, char **texts, const float *rows) {
+    int T = d->T, K = d->K;
     hsize_t start[3] = {(hsize_t)at, 0, 0}, count[3] = {(hsize_t)B, (hsize_t)T, (hsize_t)K};
     hid_t fs = H5Dget_space(d->logits);
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
@@ -377,12 +382,16 @@ static void predict_dataset(const EvalArgs *a, const CkptMeta *meta) {
         if (!b) break;
         crnn_forward(m, b->images, b->B, 0, UPTO_LOGITS);
         for (int i = 0; i < b->B; i++) {
-            decode_sample(m, alpha, b->B, i, texts[i], TEXT_CAP);
-            printf("%ld\t%s\n", b->index[i], texts[i]);
+            double conf = decode_sample(m, alpha, b->B, i, texts[i], TEXT_CAP);
+            if (a->scores)
+                printf("%ld\t%s\t%.6f\n", b->index[i], texts[i], conf);
+            else
+                printf("%ld\t%s\n", b->index[i], texts[i]);
         }
         if (a->dump) {
             dataset_hdf5_lock(); /* the loader's prefetch thread reads HDF5 */
-            dump_batch(&d, m, at, b->B, texts, rows);
+            rows_from_logits(m, b->B, rows);
+            dump_rows(&d, at, b->B, texts, rows);
             dataset_hdf5_unlock();
         }
         at += b->B;
@@ -392,45 +401,115 @@ static void predict_dataset(const EvalArgs *a, const CkptMeta *meta) {
     crnn_free(m);
 }
 
-static void predict_images(const EvalArgs *a, const CkptMeta *meta) {
-    int n = a->nimages, W = 4;
+/* This rank's part of a round: the ranks take consecutive batches of B, so
+ * gathering in rank order keeps the input order. Returns the count. */
+static int round_part(int n, int B, long round, int *from) {
+    long start = (round * dist_world() + dist_rank()) * (long)B;
+    *from = (int)MIN(start, (long)n);
+    return start >= n ? 0 : (int)MIN((long)B, n - start);
+}
+
+/* The model is sized for the widest image: from the headers only, the
+ * ranks sharing the files. */
+static int widest_scaled(char **paths, int n) {
+    long W = 4;
     Err err = {0};
-    /* decode everything first: the model is sized for the widest image */
-    uint8_t **pix = xcalloc((size_t)n, sizeof(uint8_t *));
-    int *w = xcalloc((size_t)n, sizeof(int)), *h = xcalloc((size_t)n, sizeof(int));
-    for (int i = 0; i < n; i++) {
-        if (image_load_grey(a->images[i], &pix[i], &w[i], &h[i], &err)) fatal_err(&err);
-        W = MAX(W, image_scaled_width(w[i], h[i], IMAGE_H));
+    for (int i = dist_rank(); i < n; i += dist_world()) {
+        int w, h;
+        if (image_probe_size(paths[i], &w, &h, &err)) fatal_err(&err);
+        W = MAX(W, image_scaled_width(w, h, IMAGE_H));
     }
-    int B = MIN(a->batch, n);
+    return (int)dist_max_long(W);
+}
+
+/* Decodes, fits and scales images [from, from+nb) into img (nb,1,H,W). */
+static void load_batch(char **paths, int from, int nb, int W, float *img, uint8_t *fit) {
+    Err err = {0};
+    for (int i = 0; i < nb; i++) {
+        uint8_t *pix;
+        int w, h, used;
+        if (image_load_grey(paths[from + i], &pix, &w, &h, &err)) fatal_err(&err);
+        image_fit(pix, w, h, IMAGE_H, W, fit, &used);
+        free(pix);
+        for (int p = 0; p < IMAGE_H * W; p++)
+            img[(size_t)i * IMAGE_H * W + p] = fit[p] / 255.0f;
+    }
+}
+
+/* Rank 0 writes the gathered rows and NUL-separated texts of one round. */
+static void dump_round(LogitDump *d, long at, const float *rows, int nb, const char *texts,
+                       size_t texts_len) {
+    size_t row_bytes = (size_t)d->T * d->K * sizeof(float), got = 0, tlen = 0;
+    float *all = dist_gather_bytes(rows, (size_t)nb * row_bytes, 0, &got);
+    char *tx = dist_gather_bytes(texts, texts_len, 0, &tlen);
+    if (dist_rank() == 0 && got > 0) {
+        int count = (int)(got / row_bytes);
+        char **t = xcalloc((size_t)count, sizeof(char *));
+        char *p = tx;
+        for (int i = 0; i < count; i++, p += strlen(p) + 1)
+            t[i] = p;
+        dump_rows(d, at, count, t, all);
+        free(t);
+    }
+    free(all);
+    free(tx);
+}
+
+static void predict_images(const EvalArgs *a, const CkptMeta *meta) {
+    int n;
+    char **paths = image_list_expand(a->images, a->nimages, &n);
+    int W = widest_scaled(paths, n), B = MIN(a->batch, n);
     Crnn *m = load_model(a->model, B, W, NULL);
+    int T = m->T, K = m->arch.num_classes;
+    Err err = {0};
     Alphabet alpha;
     if (alphabet_init(&alpha, meta->alphabet, &err)) fatal_err(&err);
     float *img = xalloc_floats((size_t)B * IMAGE_H * W);
     uint8_t *fit = xmalloc((size_t)IMAGE_H * W);
-    char **texts = alloc_texts(B);
+    char text[TEXT_CAP];
     LogitDump d = {0};
     float *rows = NULL;
     if (a->dump) {
-        dump_open(&d, a->dump, n, m->T, m->arch.num_classes);
-        rows = xalloc_floats((size_t)B * m->T * m->arch.num_classes);
+        if (dist_rank() == 0) dump_open(&d, a->dump, n, T, K);
+        d.T = T;
+        d.K = K;
+        rows = xalloc_floats((size_t)B * T * K);
     }
-    for (int at = 0; at < n; at += B) {
-        int nb = MIN(B, n - at);
-        for (int i = 0; i < nb; i++) {
-            int used;
-            image_fit(pix[at + i], w[at + i], h[at + i], IMAGE_H, W, fit, &used);
-            for (int p = 0; p < IMAGE_H * W; p++)
-                img[(size_t)i * IMAGE_H * W + p] = fit[p] / 255.0f;
+    long per_round = (long)B * dist_world(), rounds = (n + per_round - 1) / per_round;
+    for (long r = 0; r < rounds; r++) {
+        int from, nb = round_part(n, B, r, &from);
+        char *out = NULL, *tx = NULL;
+        size_t out_len = 0, tx_len = 0;
+        FILE *o = open_memstream(&out, &out_len), *t = open_memstream(&tx, &tx_len);
+        if (!o || !t) fatal(1, "out of memory formatting predictions");
+        if (nb > 0) {
+            load_batch(paths, from, nb, W, img, fit);
+            crnn_forward(m, img, nb, 0, UPTO_LOGITS);
         }
-        crnn_forward(m, img, nb, 0, UPTO_LOGITS);
         for (int i = 0; i < nb; i++) {
-            decode_sample(m, &alpha, nb, i, texts[i], TEXT_CAP);
-            printf("%s\t%s\n", a->images[at + i], texts[i]);
+            double conf = decode_sample(m, &alpha, nb, i, text, sizeof text);
+            fprintf(o, "%s\t%s", paths[from + i], text);
+            if (a->scores) fprintf(o, "\t%.6f", conf);
+            fputc('\n', o);
+            fwrite(text, 1, strlen(text) + 1, t);
         }
-        if (a->dump) dump_batch(&d, m, at, nb, texts, rows);
+        if (a->dump && nb > 0) rows_from_logits(m, nb, rows);
+        fclose(o);
+        fclose(t);
+        char *all = dist_gather_string(out, 0);
+        if (dist_rank() == 0) fputs(all, stdout);
+        free(all);
+        if (a->dump) dump_round(&d, r * per_round, rows, nb, tx, tx_len);
+        free(out);
+        free(tx);
     }
-    if (a->dump) dump_close(&d);
+    if (a->dump && dist_rank() == 0) dump_close(&d);
+    for (int i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+    free(img);
+    free(fit);
+    free(rows);
     crnn_free(m);
 }
 
@@ -440,17 +519,16 @@ int cmd_predict(int argc, char **argv) {
     if (rc) return rc;
     dist_init(&argc, &argv);
     h5_quiet();
-    if (dist_rank() == 0) { /* rank 0 does the work; other ranks stay quiet */
-        CkptMeta meta;
-        Err err = {0};
-        if (ckpt_read_meta(a.model, &meta, &err)) fatal_err(&err);
-        if (a.ndata)
-            predict_dataset(&a, &meta);
-        else
-            predict_images(&a, &meta);
-        fflush(stdout);
-        ckpt_meta_free(&meta);
+    CkptMeta meta;
+    Err err = {0};
+    if (ckpt_read_meta(a.model, &meta, &err)) fatal_err(&err);
+    if (a.ndata) {
+        if (dist_rank() == 0) predict_dataset(&a, &meta); /* other ranks stay quiet */
+    } else {
+        predict_images(&a, &meta); /* the ranks share the images; rank 0 prints */
     }
+    fflush(stdout);
+    ckpt_meta_free(&meta);
     dist_finalize();
     return 0;
 }

@@ -77,6 +77,7 @@ typedef struct {
     png_infop info;
     uint8_t *pix, *colour;
     png_bytep *rows;
+    int header_only; /* stop after the size */
 } PngState;
 
 /* Sets the transforms that turn any PNG into 8-bit grey / grey+alpha / RGB /
@@ -109,6 +110,7 @@ static int png_decode(FILE *f, const char *path, PngState *s, PngErrCtx *ctx, in
     *h = (int)png_get_image_height(s->png, s->info);
     if (*w < 1 || *h < 1 || (long)*w * *h > IMAGE_MAX_PIXELS)
         return err_set(err, EXIT_DATA, "%s: PNG of %d x %d pixels is not supported", path, *w, *h);
+    if (s->header_only) return 0;
     int channels = png_normalize(s->png, s->info);
     size_t rowbytes = png_get_rowbytes(s->png, s->info);
     s->colour = xmalloc(rowbytes * *h);
@@ -123,13 +125,13 @@ static int png_decode(FILE *f, const char *path, PngState *s, PngErrCtx *ctx, in
 }
 
 static int png_load(FILE *f, const char *path, uint8_t **pix, int *w, int *h, Err *err) {
-    PngState s = {0};
+    PngState s = {.header_only = pix == NULL};
     PngErrCtx ctx = {.msg = ""};
     int rc = png_decode(f, path, &s, &ctx, w, h, err);
     png_destroy_read_struct(&s.png, &s.info, NULL);
     free(s.colour);
     free(s.rows);
-    if (rc) {
+    if (rc || !pix) {
         free(s.pix);
         return rc;
     }
@@ -166,6 +168,7 @@ typedef struct {
     struct jpeg_decompress_struct cinfo;
     JpegErr jerr;
     uint8_t *pix;
+    int header_only; /* stop after the size */
 } JpegState;
 
 static int jpeg_decode(FILE *f, const char *path, JpegState *s, int *w, int *h, Err *err) {
@@ -178,6 +181,14 @@ static int jpeg_decode(FILE *f, const char *path, JpegState *s, int *w, int *h, 
     jpeg_create_decompress(ci);
     jpeg_stdio_src(ci, f);
     jpeg_read_header(ci, TRUE);
+    if (s->header_only) {
+        *w = (int)ci->image_width;
+        *h = (int)ci->image_height;
+        if (*w < 1 || *h < 1 || (long)*w * *h > IMAGE_MAX_PIXELS)
+            return err_set(err, EXIT_DATA, "%s: JPEG of %d x %d pixels is not supported", path, *w,
+                           *h);
+        return 0;
+    }
     if (ci->jpeg_color_space == JCS_CMYK || ci->jpeg_color_space == JCS_YCCK)
         return err_set(err, EXIT_DATA, "%s: CMYK JPEG is not supported (convert it to RGB)", path);
     /* libjpeg's grey output is the Y channel: the same 601 weights. */
@@ -201,9 +212,10 @@ static int jpeg_decode(FILE *f, const char *path, JpegState *s, int *w, int *h, 
 
 static int jpeg_load(FILE *f, const char *path, uint8_t **pix, int *w, int *h, Err *err) {
     JpegState *s = xcalloc(1, sizeof *s); /* on the heap: nothing in it is clobbered by longjmp */
+    s->header_only = pix == NULL;
     int rc = jpeg_decode(f, path, s, w, h, err);
     jpeg_destroy_decompress(&s->cinfo);
-    if (rc)
+    if (rc || !pix)
         free(s->pix);
     else
         *pix = s->pix;
@@ -213,8 +225,9 @@ static int jpeg_load(FILE *f, const char *path, uint8_t **pix, int *w, int *h, E
 
 /* ---- dispatch ---- */
 
-int image_load_grey(const char *path, uint8_t **pix, int *w, int *h, Err *err) {
-    *pix = NULL;
+/* pix == NULL: read the header only (the size). */
+static int image_read(const char *path, uint8_t **pix, int *w, int *h, Err *err) {
+    if (pix) *pix = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(err, EXIT_DATA, "%s: cannot open image: %s", path, strerror(errno));
     uint8_t magic[8] = {0};
@@ -230,6 +243,14 @@ int image_load_grey(const char *path, uint8_t **pix, int *w, int *h, Err *err) {
                      got == 0 ? " (empty)" : "");
     fclose(f);
     return rc;
+}
+
+int image_load_grey(const char *path, uint8_t **pix, int *w, int *h, Err *err) {
+    return image_read(path, pix, w, h, err);
+}
+
+int image_probe_size(const char *path, int *w, int *h, Err *err) {
+    return image_read(path, NULL, w, h, err);
 }
 
 /* ---- resizing ---- */

@@ -106,29 +106,47 @@ void dist_bcast_string(char **s, int root) {
     bcast_chunked(*s, (size_t)len, 1, MPI_CHAR, root);
 }
 
-char *dist_gather_string(const char *s, int root) {
-    int len = (int)strlen(s), world = dist_world(), rank = dist_rank();
-    if (world == 1) return xstrdup(s);
-    int *lens = NULL, *offs = NULL;
+void *dist_gather_bytes(const void *mine, size_t n, int root, size_t *total_out) {
+    int world = dist_world(), rank = dist_rank();
+    if (n > INT_MAX) fatal(1, "gathering %zu bytes from one rank: too large", n);
+    int len = (int)n, *lens = NULL, *offs = NULL;
     char *all = NULL;
+    size_t total = 0;
+    if (world == 1) {
+        all = xmalloc(n + 1);
+        memcpy(all, mine, n);
+        all[n] = 0;
+        if (total_out) *total_out = n;
+        return all;
+    }
     if (rank == root) {
         lens = xcalloc((size_t)world, sizeof(int));
         offs = xcalloc((size_t)world, sizeof(int));
     }
     MPI_Gather(&len, 1, MPI_INT, lens, 1, MPI_INT, root, MPI_COMM_WORLD);
     if (rank == root) {
-        long total = 0;
         for (int r = 0; r < world; r++) {
             offs[r] = (int)total;
-            total += lens[r];
+            total += (size_t)lens[r];
         }
-        if (total > INT_MAX) fatal(1, "gathering %ld bytes of text: too large", total);
-        all = xcalloc((size_t)total + 1, 1);
+        if (total > INT_MAX) fatal(1, "gathering %zu bytes: too large", total);
+        all = xcalloc(total + 1, 1);
     }
-    MPI_Gatherv(s, len, MPI_CHAR, all, lens, offs, MPI_CHAR, root, MPI_COMM_WORLD);
+    MPI_Gatherv(mine, len, MPI_BYTE, all, lens, offs, MPI_BYTE, root, MPI_COMM_WORLD);
     free(lens);
     free(offs);
+    if (total_out) *total_out = total;
     return all;
+}
+
+char *dist_gather_string(const char *s, int root) {
+    return dist_gather_bytes(s, strlen(s), root, NULL);
+}
+
+long dist_max_long(long v) {
+    if (dist_world() == 1) return v;
+    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_LONG, MPI_MAX, MPI_COMM_WORLD);
+    return v;
 }
 
 int dist_all_equal_u64(uint64_t v) {

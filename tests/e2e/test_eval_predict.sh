@@ -61,4 +61,67 @@ expect_grep '^  total +50 ' "$TMP/out" "text table has a total row"
 expect_code 2 "--errors into a missing directory" -- "$BIN/ocrkd" eval --model "$CK" --data "$A" --errors "$TMP/no/such/e.tsv"
 expect_grep 'no/such/e.tsv' "$TMP/err" "the error names the file"
 expect_code 3 "a missing second set" -- "$BIN/ocrkd" eval --model "$CK" --data "$A" --data "$TMP/nope.h5"
+
+# -- predict: files, directories, @LIST; order, --scores, 2 ranks ----------
+$PY - "$TMP/data/test.h5" "$TMP/img" >"$TMP/export.log" 2>&1 <<'PY'
+import os, sys, h5py
+from PIL import Image
+f = h5py.File(sys.argv[1], "r"); out = sys.argv[2]
+# PNGs hold the dataset's pixels exactly (same height and width as the set)
+names = ["b/x/%02d.png", "a/%02d.PNG", "c/%02d.png"]
+for i in range(12):
+    rel = names[i % 3] % i
+    os.makedirs(os.path.dirname(os.path.join(out, rel)), exist_ok=True)
+    Image.fromarray(f["images"][i]).save(os.path.join(out, rel))
+    print(i, rel)
+open(os.path.join(out, "notes.txt"), "w").write("not an image\n")
+PY
+[ $? -eq 0 ] && pass "exported 12 test images as PNG" || { fail "export"; cat "$TMP/export.log"; }
+expect_code 0 "predict --data for reference" -- "$BIN/ocrkd" predict --model "$CK" --data "$B"
+head -n 12 "$TMP/out" >"$TMP/ref.tsv"
+expect_code 0 "predict a directory" -- "$BIN/ocrkd" predict --model "$CK" "$TMP/img" --batch 5
+cp "$TMP/out" "$TMP/dir.tsv"
+[ "$(wc -l <"$TMP/dir.tsv")" -eq 12 ] && pass "directory: 12 images, notes.txt ignored" || fail "directory gave $(wc -l <"$TMP/dir.tsv") lines"
+cut -f1 "$TMP/dir.tsv" >"$TMP/dir.paths"; LC_ALL=C sort "$TMP/dir.paths" >"$TMP/sorted.paths"
+cmp -s "$TMP/dir.paths" "$TMP/sorted.paths" && pass "directory: sorted by path" || fail "directory order"
+$PY - "$TMP/export.log" "$TMP/ref.tsv" "$TMP/dir.tsv" "$TMP/img" >"$TMP/same.log" 2>&1 <<'PY'
+import sys
+rel = dict(l.split() for l in open(sys.argv[1]))
+ref = dict(l.rstrip("\n").split("\t") for l in open(sys.argv[2]))
+got = dict(l.rstrip("\n").split("\t") for l in open(sys.argv[3]))
+bad = [i for i, r in rel.items() if got[sys.argv[4] + "/" + r] != ref[i]]
+print("differ:", bad); sys.exit(1 if bad else 0)
+PY
+[ $? -eq 0 ] && pass "images read the same as the dataset rows they came from" || { fail "image vs dataset"; cat "$TMP/same.log"; }
+sort -r "$TMP/dir.paths" >"$TMP/list.txt"; printf '# a comment\n\n' >>"$TMP/list.txt"
+expect_code 0 "predict @LIST plus a file" -- "$BIN/ocrkd" predict --model "$CK" "@$TMP/list.txt" "$TMP/img/c/02.png" --batch 4
+{ sort -r "$TMP/dir.paths"; echo "$TMP/img/c/02.png"; } >"$TMP/want.paths"
+cut -f1 "$TMP/out" | cmp -s - "$TMP/want.paths" && pass "output order is the input order" || fail "@LIST order"
+expect_code 0 "predict --scores" -- "$BIN/ocrkd" predict --model "$CK" "$TMP/img" --scores --batch 5
+awk -F'\t' 'NF != 3 || $3 < 0 || $3 > 1 { bad = 1 } END { exit bad }' "$TMP/out" && pass "--scores: a third column in [0, 1]" || fail "--scores column"
+cut -f1,2 "$TMP/out" | cmp -s - "$TMP/dir.tsv" && pass "--scores leaves the texts alone" || fail "--scores changed texts"
+expect_code 0 "predict on 2 ranks with --dump-logits" -- $MPI "$BIN/ocrkd" predict --model "$CK" "$TMP/img" --batch 2 --dump-logits "$TMP/l2.h5"
+cmp -s "$TMP/out" "$TMP/dir.tsv" && pass "2 ranks: the same lines in the same order" || fail "2-rank predict differs"
+expect_code 0 "predict on 1 rank with --dump-logits" -- "$BIN/ocrkd" predict --model "$CK" "$TMP/img" --batch 5 --dump-logits "$TMP/l1.h5"
+$PY -c "import h5py, numpy as np, sys; a, b = h5py.File('$TMP/l1.h5')['logits'][()], h5py.File('$TMP/l2.h5')['logits'][()]; sys.exit(0 if a.shape == b.shape == (12, 16, a.shape[2]) and np.allclose(a, b, atol=1e-5) else 1)" \
+  && pass "2-rank logits dump equals the 1-rank one" || fail "logits dumps differ"
+# streaming: an image whose header reads but whose pixels do not (cut after
+# IHDR), in the third batch, fails after the first two batches were printed
+cp "$TMP/img/c/02.png" "$TMP/one.png"; head -c 60 "$TMP/one.png" >"$TMP/cut.png"
+printf '%s\n' "$TMP/one.png" "$TMP/one.png" "$TMP/one.png" "$TMP/one.png" "$TMP/cut.png" >"$TMP/stream.txt"
+expect_code 3 "an undecodable image" -- "$BIN/ocrkd" predict --model "$CK" "@$TMP/stream.txt" --batch 2
+expect_grep 'cut.png: cannot decode PNG' "$TMP/err" "the error names the image"
+[ "$(wc -l <"$TMP/out")" -eq 4 ] && pass "streamed: the batches before it were printed" || fail "printed $(wc -l <"$TMP/out") lines before the error"
+echo junk >"$TMP/junk.png"
+expect_code 3 "a file that is no image" -- "$BIN/ocrkd" predict --model "$CK" "$TMP/one.png" "$TMP/junk.png"
+expect_grep 'junk.png: not a PNG or JPEG' "$TMP/err" "the error names it (found by the header pass, before any output)"
+[ ! -s "$TMP/out" ] && pass "nothing printed when a header is bad" || fail "printed before the header check"
+mkdir -p "$TMP/empty/sub"; touch "$TMP/empty/sub/readme.txt"
+expect_code 3 "a directory without images" -- "$BIN/ocrkd" predict --model "$CK" "$TMP/empty"
+expect_grep 'empty: no PNG or JPEG images' "$TMP/err" "the error names the directory"
+expect_code 3 "a missing @LIST" -- "$BIN/ocrkd" predict --model "$CK" "@$TMP/nolist.txt"
+expect_grep 'nolist.txt: cannot open the list' "$TMP/err" "the error names the list"
+printf '%s\n' "$TMP/one.png" "$TMP/gone.png" >"$TMP/gone.txt"
+expect_code 3 "a list naming a missing image" -- "$BIN/ocrkd" predict --model "$CK" "@$TMP/gone.txt"
+expect_grep 'gone.png \(listed in .*gone.txt\)' "$TMP/err" "the error names the image and the list"
 e2e_end
