@@ -10,20 +10,16 @@ Not for: training (ocrkd does that), data loading, decoding.
                  enc_layers=2, enc_hidden=256, num_classes=37)
     logp, enc = model(images)   # images (B,1,32,W) -> logp (T,B,K), enc (T,B,2H)
 """
-import re
+import os
+import sys
 
 import torch.nn as nn
 import torch.nn.functional as F
 
-DEPTHS = {
-    18: ("basic", [2, 2, 2, 2]),
-    34: ("basic", [3, 4, 6, 3]),
-    50: ("bottleneck", [3, 4, 6, 3]),
-    101: ("bottleneck", [3, 4, 23, 3]),
-    152: ("bottleneck", [3, 8, 36, 3]),
-}
-# First-block stride of layer1..layer4, (height, width).
-STAGE_STRIDES = [(2, 2), (2, 2), (2, 1), (2, 1)]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the names, shapes and architecture inference live in the torch-free module
+from crnn_names import DEPTHS, STAGE_STRIDES, arch_from_state_dict, expected_shapes  # noqa: E402,F401
+
 IMAGE_H = 32
 
 
@@ -144,32 +140,3 @@ def time_steps(width):
     for _ in range(2):
         width = (width - 1) // 2 + 1
     return width
-
-
-def arch_from_state_dict(sd):
-    """Infers CRNN(**arch) keyword arguments from tensor names and shapes.
-    Raises ValueError naming what is missing."""
-    def get(name):
-        if name not in sd:
-            raise ValueError("state_dict has no tensor %r" % name)
-        return sd[name]
-
-    width = get("extractor.conv1.weight").shape[0]
-    block = "bottleneck" if "extractor.layer1.0.conv3.weight" in sd else "basic"
-    blocks = []
-    for i in range(1, 5):
-        pat = re.compile(r"^extractor\.layer%d\.(\d+)\." % i)
-        idx = {int(m.group(1)) for m in map(pat.match, sd) if m}
-        if not idx or idx != set(range(len(idx))):
-            raise ValueError("state_dict: blocks of extractor.layer%d missing or not 0..n-1" % i)
-        blocks.append(len(idx))
-    layers = 0
-    while "encoder.weight_ih_l%d" % layers in sd:
-        layers += 1
-    if layers == 0:
-        raise ValueError("state_dict has no tensor 'encoder.weight_ih_l0'")
-    return dict(blocks=blocks, block=block, width=int(width),
-                feature_dim=int(get("extractor.neck.weight").shape[0]),
-                enc_layers=layers,
-                enc_hidden=int(get("encoder.weight_hh_l0").shape[1]),
-                num_classes=int(get("classifier.weight").shape[0]))

@@ -3,10 +3,20 @@
 -> an ocrkd checkpoint (SPEC "Checkpoint file").
 
     /usr/bin/python3 data-tools/torch2ocrkd.py model.pt out.h5 --alphabet 0123456789 \
-        [--kind teacher|student] [--step N] [--epoch N]
+        [--kind teacher|student] [--step N] [--epoch N] \
+        [--map OLD_PREFIX=NEW_PREFIX]... [--drop PREFIX]... [--dry-run]
 
 The architecture is inferred from tensor names and shapes (crnn_torch.py
 naming); the alphabet must have exactly K-1 symbols (class 0 is the blank).
+A model built in other code (say a torchvision ResNet as `backbone`, an
+nn.LSTM as `rnn`, a Linear as `fc`) is renamed with --map rules, tried in the
+order given, the first whose OLD_PREFIX starts the name winning:
+    --map backbone.=extractor. --map rnn.=encoder. --map fc.=classifier.
+--drop PREFIX leaves tensors out (e.g. --drop backbone.fc. for torchvision's
+own classifier). --dry-run prints how every tensor maps and each one that
+does not fit ocrkd's network (unknown, missing, or a shape mismatch with both
+shapes) and writes nothing; it exits 1 if anything does not fit. The input
+may also be a NumPy .npz of named arrays (needs no torch).
 For: bringing weights trained elsewhere into ocrkd (a teacher, an init).
 Not for: optimizer state or resume data (the file has no /optim or /state,
 so it can start a run or be a teacher, not be resumed).
@@ -71,7 +81,12 @@ def write_checkpoint(path, tensors, arch, alphabet, kind="student", step=0, epoc
 
 
 def load_state_dict(path):
-    """A .pt holding a state_dict, {'state_dict': ...}, or a pickled module."""
+    """A .pt holding a state_dict, {'state_dict': ...}, or a pickled module;
+    or a .npz of named arrays."""
+    if path.endswith(".npz"):
+        with np.load(path) as z:
+            obj = {k: z[k].astype(np.float32) for k in z.files}
+        return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
     import torch
     obj = torch.load(path, map_location="cpu")
     if isinstance(obj, torch.nn.Module):
@@ -84,37 +99,114 @@ def load_state_dict(path):
             for k, v in obj.items() if hasattr(v, "detach")}
 
 
+def parse_map(rule):
+    if "=" not in rule:
+        raise argparse.ArgumentTypeError("--map wants OLD_PREFIX=NEW_PREFIX, got %r" % rule)
+    old, new = rule.split("=", 1)
+    if not old:
+        raise argparse.ArgumentTypeError("--map %r: OLD_PREFIX is empty" % rule)
+    return old, new
+
+
+def rename(name, rules, drops):
+    """The ocrkd name for a source tensor, or None when dropped."""
+    if any(name.startswith(d) for d in drops):
+        return None
+    for old, new in rules:
+        if name.startswith(old):
+            return new + name[len(old):]
+    return name
+
+
+def plan(sd, rules, drops):
+    """Maps every source tensor and checks the result against the network
+    inferred from it. Returns (rows, mapped, arch, problems): rows are
+    (source, target or None, shape, note) in source order."""
+    import crnn_names
+    rows, mapped, problems, seen = [], {}, [], {}
+    for src, v in sd.items():
+        if src.endswith("num_batches_tracked"):
+            continue
+        dst = rename(src, rules, drops)
+        if dst is not None and dst in seen:
+            problems.append("%s and %s both map to %s" % (seen[dst], src, dst))
+        if dst is not None:
+            seen[dst] = src
+            mapped[dst] = v
+        rows.append([src, dst, tuple(v.shape), "dropped" if dst is None else ""])
+    try:
+        arch = crnn_names.arch_from_state_dict(mapped)
+    except ValueError as e:
+        problems.append("cannot infer the network: %s (add --map rules)" % e)
+        return rows, mapped, None, problems
+    want = crnn_names.expected_shapes(arch)
+    for row in rows:
+        src, dst, shape, note = row
+        if dst is None:
+            continue
+        if dst not in want:
+            row[3] = "NOT IN ocrkd's network"
+            problems.append("%s -> %s: not a tensor of ocrkd's network" % (src, dst))
+        elif tuple(want[dst]) != shape:
+            row[3] = "SHAPE MISMATCH: %s, ocrkd needs %s" % (shape, tuple(want[dst]))
+            problems.append("%s -> %s: shape %s, ocrkd's network needs %s"
+                            % (src, dst, shape, tuple(want[dst])))
+        else:
+            row[3] = "ok"
+    for dst, shape in want.items():
+        if dst not in mapped:
+            rows.append([None, dst, tuple(shape), "MISSING from the input"])
+            problems.append("%s %s: missing from the input" % (dst, tuple(shape)))
+    return rows, mapped, arch, problems
+
+
+def print_plan(rows, arch, problems, out=sys.stdout):
+    width = max([len(r[0] or "(missing)") for r in rows] + [10])
+    for src, dst, shape, note in rows:
+        print("%-*s -> %-40s %-18s %s" % (width, src or "(missing)", dst or "-",
+                                            "x".join(str(d) for d in shape) or "scalar", note),
+              file=out)
+    if arch:
+        print("network: %s" % json.dumps(arch), file=out)
+    for p in problems:
+        print("problem: %s" % p, file=out)
+    print("%d tensors, %d problems" % (len(rows), len(problems)), file=out)
+
+
 def main():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import crnn_torch
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("model", help="PyTorch .pt: state_dict or pickled CRNN module")
-    ap.add_argument("out", help="ocrkd checkpoint to write (.h5)")
-    ap.add_argument("--alphabet", required=True, help="the K-1 symbols of classes 1..K-1")
+    ap.add_argument("model", help="PyTorch .pt (state_dict or pickled CRNN module) or .npz")
+    ap.add_argument("out", nargs="?", help="ocrkd checkpoint to write (.h5); not with --dry-run")
+    ap.add_argument("--alphabet", help="the K-1 symbols of classes 1..K-1 (needed to write)")
     ap.add_argument("--kind", default="teacher", choices=["teacher", "student"])
     ap.add_argument("--step", type=int, default=0)
     ap.add_argument("--epoch", type=int, default=0)
+    ap.add_argument("--map", type=parse_map, action="append", default=[],
+                    metavar="OLD_PREFIX=NEW_PREFIX", help="rename tensors (repeatable)")
+    ap.add_argument("--drop", action="append", default=[], metavar="PREFIX",
+                    help="leave out tensors whose name starts with PREFIX (repeatable)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="list how every tensor maps and what does not fit; write nothing")
     a = ap.parse_args()
+    if not a.dry_run and (not a.out or a.alphabet is None):
+        ap.error("OUT and --alphabet are required unless --dry-run")
     try:
         sd = load_state_dict(a.model)
-        arch = crnn_torch.arch_from_state_dict(sd)
-        want = crnn_torch.CRNN(**arch).state_dict()
-        for k, v in want.items():
-            if k.endswith("num_batches_tracked"):
-                continue
-            if k not in sd:
-                raise ValueError("tensor %r missing from %s" % (k, a.model))
-            if tuple(sd[k].shape) != tuple(v.shape):
-                raise ValueError("tensor %r has shape %s, the inferred architecture needs %s"
-                                 % (k, tuple(sd[k].shape), tuple(v.shape)))
-        extra = sorted(k for k in sd if k not in want)
-        if extra:
-            raise ValueError("tensors not in a CRNN: %s" % ", ".join(extra[:5]))
-        write_checkpoint(a.out, {k: sd[k] for k in want if k in sd}, arch, a.alphabet,
-                         a.kind, a.step, a.epoch)
-    except (ValueError, OSError, RuntimeError) as e:
+        rows, mapped, arch, problems = plan(sd, a.map, a.drop)
+        if a.dry_run:
+            print_plan(rows, arch, problems)
+            sys.exit(1 if problems else 0)
+        if problems:
+            raise ValueError("%d tensors do not fit ocrkd's network (see --dry-run): %s"
+                             % (len(problems), "; ".join(problems[:5])))
+        import crnn_names
+        order = crnn_names.expected_shapes(arch)  # state_dict order
+        write_checkpoint(a.out, {k: mapped[k] for k in order}, arch, a.alphabet, a.kind,
+                         a.step, a.epoch)
+    except (ValueError, OSError, RuntimeError, KeyError) as e:
         sys.exit("torch2ocrkd: %s: %s" % (a.model, e))
-    print("wrote %s: %s, %d tensors" % (a.out, json.dumps(arch), len(want)))
+    print("wrote %s: %s, %d tensors" % (a.out, json.dumps(arch), len(mapped)))
 
 
 if __name__ == "__main__":
