@@ -12,8 +12,13 @@
 # Environment: OCRKD_BIN (default bin/ocrkd next to this script),
 #   OCRKD_THREADS (default cores / RANKS), OCRKD_MAX_RESTARTS (default 20),
 #   OCRKD_MPIRUN_ARGS (extra mpirun options, split on blanks).
-# Ctrl-C, SIGTERM or SIGUSR1 to this script make ocrkd checkpoint and stop
-# (exit 75) without a re-launch; resume later with the same command.
+# Ctrl-C, SIGTERM, SIGHUP or SIGUSR1 to this script (or its process group)
+# make ocrkd checkpoint and stop (exit 75) without a re-launch; resume later
+# with the same command. SIGUSR1 to mpirun is forwarded to the ranks: they
+# checkpoint and exit 75, and this script re-launches. SIGTERM to mpirun
+# itself: mpirun aborts the job, the ranks get OCRKD_TERM_GRACE seconds
+# (default 10) to write the checkpoint, and the exit is ocrkd's 75 (see
+# jobs/signals.sh).
 # Exit status: ocrkd's (0 finished, 2 config, 3 data, 4 checkpoint,
 # 5 numerical, 75 stopped after a checkpoint).
 
@@ -63,34 +68,19 @@ else # more threads than cores: binding would fail, so let the OS place them
 fi
 # OCRKD_MPIRUN_ARGS is split on blanks on purpose.
 # shellcheck disable=SC2206
-mpirun_args=(-np "$ranks" "${binding[@]}" -x OCRKD_THREADS -x OPENBLAS_NUM_THREADS ${OCRKD_MPIRUN_ARGS:-})
+mpirun_args=(-np "$ranks" "${binding[@]}" -x OCRKD_THREADS -x OPENBLAS_NUM_THREADS
+    -x OCRKD_EXIT_FILE ${OCRKD_MPIRUN_ARGS:-})
 
-stopping=0
-# shellcheck disable=SC2317  # called from the trap below
-on_signal() {
-    stopping=1
-    trapped=1
-    echo "run.sh: got SIG$1, asking ocrkd to checkpoint and stop" >&2
-    [ -n "${step_pid:-}" ] && kill -USR1 "$step_pid" 2>/dev/null
-}
-for sig in INT TERM USR1; do
-    # shellcheck disable=SC2064  # expand $sig now
-    trap "on_signal $sig" "$sig"
-done
+# signals to this script become SIGUSR1 to mpirun; `signalled` says one came
+# shellcheck source=jobs/signals.sh
+. "$root/jobs/signals.sh"
 
 restarts=0
 while :; do
     echo "run.sh: mpirun ${mpirun_args[*]} $bin $command $config ${extra[*]} --resume auto"
-    mpirun "${mpirun_args[@]}" "$bin" "$command" "$config" "${extra[@]}" --resume auto &
-    step_pid=$!
-    while :; do # `wait` returns early when a trap runs: wait until mpirun ends
-        trapped=0
-        wait "$step_pid"
-        rc=$?
-        [ "$trapped" = 1 ] || break
-    done
-    step_pid=
-    if [ "$rc" -ne 75 ] || [ "$stopping" = 1 ] || [ "$requeue" = 0 ]; then
+    start_step run.sh mpirun "${mpirun_args[@]}" "$bin" "$command" "$config" "${extra[@]}" --resume auto
+    wait_step
+    if [ "$rc" -ne 75 ] || [ "$signalled" = 1 ] || [ "$requeue" = 0 ]; then
         break
     fi
     if [ "$restarts" -ge "${OCRKD_MAX_RESTARTS:-20}" ]; then

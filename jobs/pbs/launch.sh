@@ -27,6 +27,12 @@
 # shellcheck shell=bash
 
 cd "${PBS_O_WORKDIR:-.}" || exit 2
+# Signals to this shell (the timer's USR1, TERM from qdel or the walltime)
+# become SIGUSR1 to mpirun; OCRKD_EXIT_FILE in the submit directory, which
+# every node sees (jobs/signals.sh).
+exit_dir=$PWD
+# shellcheck source=jobs/signals.sh
+. jobs/signals.sh
 
 ocrkd_config=${OCRKD_CONFIG:-$OCRKD_DEFAULT_CONFIG}
 # OCRKD_ARGS is split on blanks on purpose: it carries several --set options.
@@ -66,10 +72,10 @@ walltime_seconds() {
 echo "pbs job ${PBS_JOBID:-?} on $nodes node(s): $OCRKD_COMMAND $ocrkd_config ${ocrkd_args[*]}," \
     "$ranks rank(s) x $threads thread(s), $(date -u '+%F %T') UTC"
 
-mpirun -np "$ranks" --hostfile "$nodefile" --map-by "ppr:$((ranks / nodes)):node:PE=$threads" \
-    --bind-to core -x OCRKD_THREADS -x OPENBLAS_NUM_THREADS \
-    "$ocrkd_bin" "$OCRKD_COMMAND" "$ocrkd_config" "${ocrkd_args[@]}" --resume auto &
-step_pid=$!
+start_step "pbs job" mpirun -np "$ranks" --hostfile "$nodefile" \
+    --map-by "ppr:$((ranks / nodes)):node:PE=$threads" --bind-to core \
+    -x OCRKD_THREADS -x OPENBLAS_NUM_THREADS -x OCRKD_EXIT_FILE \
+    "$ocrkd_bin" "$OCRKD_COMMAND" "$ocrkd_config" "${ocrkd_args[@]}" --resume auto
 
 timer_pid=
 wall=$(walltime_seconds)
@@ -88,9 +94,7 @@ else
     echo "pbs job: walltime unknown, no early checkpoint (set PBS_WALLTIME to enable it)" >&2
 fi
 
-# shellcheck source=jobs/signals.sh
-. jobs/signals.sh
-wait_step "$step_pid" "pbs job"
+wait_step
 [ -n "$timer_pid" ] && kill "$timer_pid" 2>/dev/null
 
 # Continue in a new job: qrerun puts this job back in the queue (PBS Pro and

@@ -14,6 +14,12 @@
 # shellcheck shell=bash
 
 cd "${SLURM_SUBMIT_DIR:-.}" || exit 2
+# Signals to this shell (B:USR1 before the time limit, TERM from scancel)
+# become SIGUSR1 to the step; OCRKD_EXIT_FILE in the submit directory, which
+# every node sees (jobs/signals.sh).
+exit_dir=$PWD
+# shellcheck source=jobs/signals.sh
+. jobs/signals.sh
 
 ocrkd_config=${OCRKD_CONFIG:-$OCRKD_DEFAULT_CONFIG}
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
@@ -42,26 +48,24 @@ echo "slurm job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLUR
 case ${OCRKD_LAUNCHER:-srun} in
 srun)
     # srun no longer inherits --cpus-per-task from sbatch (Slurm >= 22.05): pass it.
-    srun --cpu-bind=cores --cpus-per-task="$threads" --kill-on-bad-exit=1 \
-        "$ocrkd_bin" "$OCRKD_COMMAND" "$ocrkd_config" "${ocrkd_args[@]}" --resume auto &
+    start_step "slurm job" srun --cpu-bind=cores --cpus-per-task="$threads" --kill-on-bad-exit=1 \
+        "$ocrkd_bin" "$OCRKD_COMMAND" "$ocrkd_config" "${ocrkd_args[@]}" --resume auto
     ;;
 mpirun)
-    mpirun --bind-to core --map-by "slot:PE=$threads" -x OCRKD_THREADS -x OPENBLAS_NUM_THREADS \
-        "$ocrkd_bin" "$OCRKD_COMMAND" "$ocrkd_config" "${ocrkd_args[@]}" --resume auto &
+    start_step "slurm job" mpirun --bind-to core --map-by "slot:PE=$threads" -x OCRKD_THREADS \
+        -x OPENBLAS_NUM_THREADS -x OCRKD_EXIT_FILE \
+        "$ocrkd_bin" "$OCRKD_COMMAND" "$ocrkd_config" "${ocrkd_args[@]}" --resume auto
     ;;
 *)
     echo "slurm job: OCRKD_LAUNCHER must be srun or mpirun, not '$OCRKD_LAUNCHER'" >&2
     exit 2
     ;;
 esac
-step_pid=$!
 
-# --signal=B:USR1@120 warns only this shell: pass it on to the step, whose
-# ranks then write a checkpoint and exit 75. A TERM here means scancel or the
-# hard time limit: forward it too, but do not requeue afterwards.
-# shellcheck source=jobs/signals.sh
-. jobs/signals.sh
-wait_step "$step_pid" "slurm job"
+# --signal=B:USR1@120 warns only this shell: it is passed on to the step,
+# whose ranks then write a checkpoint and exit 75. A TERM here means scancel
+# or the hard time limit: passed on too, but no requeue afterwards.
+wait_step
 
 if [ "$rc" -eq 75 ] && [ "$cancelled" = 0 ] && [ "${OCRKD_REQUEUE:-1}" = 1 ]; then
     echo "slurm job: ocrkd stopped after a checkpoint (exit 75): requeueing job $SLURM_JOB_ID" >&2

@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_jobs.sh - the job scripts' signal and requeue logic, without a
 # scheduler: fake srun/scontrol/qstat/qrerun/qsub and a fake ocrkd that exits
-# 75 when signalled record what they were asked to do.
+# 75 when signalled record what they were asked to do. (jobs/local/run.sh
+# with the real mpirun and ocrkd: tests/e2e/test_faults.sh.)
 . tests/e2e/lib.sh
 mock=$TMP/mock
 mkdir -p "$mock"
@@ -9,7 +10,10 @@ log=$TMP/calls.log
 cat >"$mock/fake-ocrkd" <<'EOF'
 #!/bin/bash
 echo "ocrkd $* threads=$OCRKD_THREADS" >>"$FAKE_LOG"
+echo "step pgid=$(ps -o pgid= $$ | tr -d ' ') exitfile=$OCRKD_EXIT_FILE grace=$OMPI_MCA_odls_base_sigkill_timeout" >>"$FAKE_LOG"
 trap 'echo "ocrkd signalled" >>"$FAKE_LOG"; exit 75' USR1 TERM
+# FAKE_OWN: rank 0's own exit code, hidden by a launcher that exits FAKE_RC
+[ -n "$FAKE_OWN" ] && echo "$FAKE_OWN" >"$OCRKD_EXIT_FILE"
 [ -n "$FAKE_RC" ] && exit "$FAKE_RC"
 for _ in $(seq 100); do sleep 0.1; done
 exit 9
@@ -33,7 +37,8 @@ printf '#!/bin/sh\necho "qrerun $*" >>"$FAKE_LOG"; exit 1\n' >"$mock/qrerun"
 printf '#!/bin/sh\necho "    Resource_List.walltime = 01:00:00"\n' >"$mock/qstat"
 chmod +x "$mock"/*
 printf 'n1\nn1\nn2\nn2\n' >"$TMP/nodefile"
-unset OCRKD_REQUEUE OCRKD_CONFIG OCRKD_ARGS OCRKD_THREADS OCRKD_LAUNCHER OCRKD_RANKS PBS_WALLTIME
+unset OCRKD_REQUEUE OCRKD_CONFIG OCRKD_ARGS OCRKD_THREADS OCRKD_LAUNCHER OCRKD_RANKS PBS_WALLTIME \
+  OCRKD_TERM_GRACE OCRKD_EXIT_FILE
 export PATH="$mock:$PATH" FAKE_LOG="$log" OCRKD_BIN="$mock/fake-ocrkd"
 export SLURM_SUBMIT_DIR="$PWD" SLURM_JOB_ID=42 SLURM_CPUS_PER_TASK=3
 export PBS_O_WORKDIR="$PWD" PBS_JOBID=7.pbs PBS_NODEFILE="$TMP/nodefile" OMP_NUM_THREADS=8
@@ -65,9 +70,29 @@ expect_grep 'threads=3' "$log" "slurm: OCRKD_THREADS from SLURM_CPUS_PER_TASK"
 expect_grep '^ocrkd signalled' "$log" "slurm: USR1 forwarded to the step"
 expect_grep '^scontrol requeue 42$' "$log" "slurm: requeue on exit 75"
 
+script_pgid=$(ps -o pgid= $$ | tr -d ' ')
+if grep -q "^step pgid=$script_pgid " "$log"; then fail "slurm: the step shares the script's process group"
+else pass "slurm: the step runs in its own process group"; fi
+expect_grep "exitfile=$PWD/.ocrkd-exit.[0-9]+ grace=5$" "$log" "slurm: OCRKD_EXIT_FILE in the submit dir, mpirun's kill delay"
+
 signal_run TERM jobs/slurm/teacher.sbatch
 check_eq "$rc" 75 "slurm: TERM (scancel) -> exit 75"
 if grep -q scontrol "$log"; then fail "slurm: requeued after scancel"; else pass "slurm: no requeue after scancel"; fi
+
+signal_run HUP jobs/slurm/distill.sbatch
+check_eq "$rc" 0 "slurm: HUP -> checkpoint and requeue"
+expect_grep '^ocrkd signalled' "$log" "slurm: HUP passed on to the step as USR1"
+
+: >"$log"
+FAKE_RC=1 FAKE_OWN=75 bash jobs/slurm/distill.sbatch >"$TMP/out" 2>&1; rc=$?
+check_eq "$rc" 0 "slurm: launcher exit 1 but ocrkd's own 75 -> requeue"
+expect_grep 'the launcher exited with 1 after a signal, but ocrkd had finished with 75' "$TMP/out" "slurm: says so"
+expect_grep '^scontrol requeue 42$' "$log" "slurm: requeued"
+[ -z "$(ls -A "$PWD"/.ocrkd-exit.* 2>/dev/null)" ] && pass "slurm: exit file removed" || fail "slurm: exit file left behind"
+
+: >"$log"
+FAKE_RC=1 bash jobs/slurm/distill.sbatch >"$TMP/out" 2>&1; rc=$?
+check_eq "$rc" 1 "slurm: a real failure (no exit file) stays 1"
 
 : >"$log"
 FAKE_RC=3 bash jobs/slurm/teacher.sbatch >"$TMP/out" 2>&1; rc=$?
@@ -87,6 +112,8 @@ check_eq "$rc" 5 "pbs: numerical exit 5 propagated"
 
 signal_run USR1 jobs/local/run.sh train conf/demo-teacher.yaml -n 2 -- --set x=1
 check_eq "$rc" 75 "local: USR1 -> exit 75, no re-launch"
+expect_grep "exitfile=${TMPDIR:-/tmp}/.ocrkd-exit.[0-9]+ grace=5$" "$log" "local: OCRKD_EXIT_FILE, mpirun's kill delay"
+expect_grep '^mpirun .* -x OCRKD_EXIT_FILE ' "$log" "local: mpirun passes OCRKD_EXIT_FILE on"
 check_eq "$(grep -c '^mpirun' "$log")" 1 "local: launched once"
 expect_grep '^mpirun -np 2 .*fake-ocrkd train conf/demo-teacher.yaml --set x=1 --resume auto$' "$log" "local: mpirun line"
 
