@@ -7,11 +7,41 @@
 #   make deps     install the Debian packages (as root; prints the apt line otherwise)
 #   make refs     regenerate tests/ref/*.h5 with PyTorch (python3-torch)
 
-PKGS      := ompi-c openblas hdf5 yaml-0.1 libpng libjpeg
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-FT_CFLAGS  := $(shell pkg-config --cflags freetype2 2>/dev/null)
-FT_LIBS    := $(shell pkg-config --libs freetype2 2>/dev/null)
+#   make install  PREFIX=/usr/local (and DESTDIR=) / make uninstall
+#
+# Each library's flags are NAME_CFLAGS / NAME_LIBS for NAME in MPI OPENBLAS
+# HDF5 YAML PNG JPEG FREETYPE LMDB. By default they come from pkg-config under
+# Debian's module names; set any of them by hand (command line or environment)
+# where pkg-config does not know the library, e.g. under a module system:
+#   make CC=mpicc HDF5_CFLAGS=-I$HDF5_ROOT/include HDF5_LIBS="-L$HDF5_ROOT/lib -lhdf5"
+# When CC is an MPI compiler wrapper (mpicc of Open MPI, MPICH or Intel MPI,
+# mpiicc, mpiicx, ...) it brings MPI's flags itself, so MPI_* default to empty.
+PKG_CONFIG ?= pkg-config
+# $(call pkg_flags,NAME,pkg-config module,LIBS when pkg-config does not know it)
+define pkg_flags
+ifeq ($$(origin $(1)_CFLAGS),undefined)
+$(1)_CFLAGS := $$(shell $$(PKG_CONFIG) --cflags $(2) 2>/dev/null)
+endif
+ifeq ($$(origin $(1)_LIBS),undefined)
+$(1)_LIBS := $$(or $$(shell $$(PKG_CONFIG) --libs $(2) 2>/dev/null),$(3))
+endif
+endef
+ifneq ($(filter mpi%,$(notdir $(firstword $(CC)))),)
+MPI_CFLAGS ?=
+MPI_LIBS   ?=
+endif
+$(eval $(call pkg_flags,MPI,ompi-c,-lmpi))
+$(eval $(call pkg_flags,OPENBLAS,openblas,-lopenblas))
+$(eval $(call pkg_flags,HDF5,hdf5,-lhdf5))
+$(eval $(call pkg_flags,YAML,yaml-0.1,-lyaml))
+$(eval $(call pkg_flags,PNG,libpng,-lpng))
+$(eval $(call pkg_flags,JPEG,libjpeg,-ljpeg))
+$(eval $(call pkg_flags,FREETYPE,freetype2,-lfreetype))
+$(eval $(call pkg_flags,LMDB,lmdb,-llmdb))
+PKG_CFLAGS := $(strip $(MPI_CFLAGS) $(OPENBLAS_CFLAGS) $(HDF5_CFLAGS) $(YAML_CFLAGS) $(PNG_CFLAGS) $(JPEG_CFLAGS))
+PKG_LIBS   := $(strip $(MPI_LIBS) $(OPENBLAS_LIBS) $(HDF5_LIBS) $(YAML_LIBS) $(PNG_LIBS) $(JPEG_LIBS))
+FT_CFLAGS  := $(FREETYPE_CFLAGS)
+FT_LIBS    := $(FREETYPE_LIBS)
 
 CC      ?= cc
 OPT     ?= -O2
@@ -89,6 +119,37 @@ demo: deps
 experiment: deps
 	@$(MAKE) --no-print-directory all
 	@sh jobs/local/experiment.sh
+
+# ---- install: bin/, share/ocrkd/{conf,jobs,data-tools}, share/doc/ocrkd ----
+PREFIX     ?= /usr/local
+INSTALL    ?= install
+INST_BIN   := $(DESTDIR)$(PREFIX)/bin
+INST_SHARE := $(DESTDIR)$(PREFIX)/share/ocrkd
+INST_DOC   := $(DESTDIR)$(PREFIX)/share/doc/ocrkd
+INST_PROGS := ocrkd $(notdir $(TOOLS))
+# under share/ocrkd with their paths kept; executables stay executable
+INST_DATA  := $(sort $(wildcard conf/*.yaml data-tools/*.py) \
+                $(shell find jobs -type f ! -name '.*' ! -name '*~' 2>/dev/null))
+INST_DOCS  := $(wildcard README.md doc/*.md)
+
+.PHONY: install uninstall
+install: all
+	$(INSTALL) -d $(INST_BIN) $(INST_DOC)
+	$(INSTALL) -m 755 $(addprefix $(BIN)/,$(INST_PROGS)) $(INST_BIN)
+	$(INSTALL) -m 644 $(INST_DOCS) $(INST_DOC)
+	@set -e; for f in $(INST_DATA); do \
+	  m=644; [ -x "$$f" ] && m=755; \
+	  $(INSTALL) -d "$(INST_SHARE)/$${f%/*}"; \
+	  $(INSTALL) -m $$m "$$f" "$(INST_SHARE)/$$f"; \
+	done; echo "installed $(words $(INST_DATA)) files under $(INST_SHARE)"
+
+# Removes exactly what install put there, then the directories of ocrkd's own
+# that are left empty (never bin/ or share/ themselves).
+uninstall:
+	rm -f $(addprefix $(INST_BIN)/,$(INST_PROGS)) $(addprefix $(INST_DOC)/,$(notdir $(INST_DOCS)))
+	rm -f $(addprefix $(INST_SHARE)/,$(INST_DATA))
+	@if [ -d $(INST_SHARE) ]; then find $(INST_SHARE) -depth -type d -empty -delete; fi
+	@rmdir $(INST_DOC) 2>/dev/null || true
 
 refs:
 	cd tests/ref && /usr/bin/python3 make_refs.py
