@@ -47,9 +47,10 @@ typedef struct {
     int height, width;
     char *alphabet; /* the file's alphabet attribute (malloc'd) */
     int has_widths;
+    int labeled; /* 1: /labels present; 0: an unlabeled file (only distill's data.train) */
 } DatasetMeta;
 /* Opens read-only (file locking off), checks format, version, dtypes and
- * shapes. */
+ * shapes. /labels may be absent (m->labeled = 0). */
 int dataset_read_meta(const char *path, DatasetMeta *m, Err *err);
 void dataset_meta_free(DatasetMeta *m);
 /* EXIT_DATA, naming the file and both heights, unless path's images are
@@ -67,6 +68,10 @@ typedef struct DatasetWriter DatasetWriter;
 int dswriter_open(DatasetWriter **w, const char *path, int height, int width, const char *alphabet,
                   int gzip, Err *err);
 /* img (height,width) uint8; used_width <= width. */
+/* An unlabeled file: no /labels; dswriter_add then takes label NULL. The
+ * alphabet attribute is still written (SPEC), for the record only. */
+int dswriter_open_unlabeled(DatasetWriter **w, const char *path, int height, int width,
+                            const char *alphabet, int gzip, Err *err);
 int dswriter_add(DatasetWriter *w, const uint8_t *img, int used_width, const char *label, Err *err);
 int dswriter_close(DatasetWriter *w, Err *err);
 void dswriter_abort(DatasetWriter *w); /* removes the temporary file */
@@ -80,7 +85,9 @@ typedef struct {
     int *label_lens; /* (B) */
     long *index;     /* (B) sample index within its file */
     int *file;       /* (B) index of the file in the loader's list */
-    char **texts;    /* (B) the UTF-8 labels as stored */
+    char **texts;    /* (B) the UTF-8 labels as stored ("" when unlabeled) */
+    unsigned char *labeled; /* (B) 1: the sample has a label; NULL: all have */
+    int n_labeled;          /* samples with a label (B when labeled is NULL) */
 } Batch;
 
 /* ---- loader: SPEC "Data sharding" ---- */
@@ -99,6 +106,11 @@ typedef struct {
                                  0: one pass over the shard in index order, last batch partial */
     int prefetch;             /* 1: a background reader thread (HDF5 only on that thread) */
     size_t chunk_cache_bytes; /* 0 = a sensible default */
+    /* Unlabeled files (no /labels): 0 refuses them (EXIT_DATA naming the file
+     * and labels_for, what the caller needs labels for); 1 accepts them, their
+     * samples with label_len 0 and labeled[k] = 0. */
+    int allow_unlabeled;
+    const char *labels_for;
 } LoaderConf;
 
 typedef struct Loader Loader;
@@ -112,6 +124,7 @@ void loader_close(Loader *l);
 long loader_steps_per_epoch(const Loader *l);
 long loader_shard_size(const Loader *l); /* samples this rank owns */
 long loader_skipped(const Loader *l);    /* labels skipped so far (skip_bad) */
+long loader_unlabeled(const Loader *l);  /* samples of this rank's shard without a label */
 int loader_height(const Loader *l);
 int loader_width(const Loader *l);
 const Alphabet *loader_alphabet(const Loader *l);

@@ -45,7 +45,10 @@ void loss_scratch_free(LossScratch *w);
  *   sum_d w_d D_d(E_t, E_s) + sum_d f_d D_d(F_t, F_s)
  *   + logit_kl * tau^2 KL(P_t || P_s) + ctc_weight * CTC,
  * F the extractor outputs and P the CTC posteriors at temperature tau;
- * LossTerms.distance holds every teacher term. */
+ * LossTerms.distance holds every teacher term. The distances are means over
+ * the whole batch; CTC is the mean over its labeled samples only (b->labeled;
+ * NULL: all), unlabeled ones having no CTC term and no CTC gradient, and 0
+ * when the batch has no labeled sample (ctc_loss_labeled). */
 LossTerms student_gradients(Crnn *student, const TeacherView *tv, const Batch *b,
                             const LossConf *lc, LossScratch *w);
 

@@ -150,6 +150,15 @@ size_t ctc_workspace_doubles(int T, int B, int Lmax);
  * softmax - posterior, per sample scaled by 1/(B*max(len,1))). */
 double ctc_loss(const float *logp, int T, int B, int K, const int *labels, const int *label_lens,
                 double *losses, float *dlogits, float scale, double *ws);
+/* ctc_loss on the labeled subset of the batch: samples with labeled[b] == 0
+ * (unlabeled data) are not part of the loss at all (losses[b] = 0, no
+ * gradient, label_lens[b] symbols of labels skipped, normally 0) and the
+ * mean is over the n labeled samples: sum over them of loss_b / max(len_b, 1),
+ * divided by n, as CTCLoss(reduction='mean') on that subset; 0 when n = 0.
+ * labeled NULL: every sample is labeled (= ctc_loss). */
+double ctc_loss_labeled(const float *logp, int T, int B, int K, const int *labels,
+                        const int *label_lens, const unsigned char *labeled, double *losses,
+                        float *dlogits, float scale, double *ws);
 /* Greedy decoding of sample b: argmax per step, collapse repeats, drop
  * blanks. out receives at most T class ids; returns their count. */
 int ctc_greedy_decode(const float *logp, int T, int B, int K, int b, int *out);

@@ -12,9 +12,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 
-/* predict's IMAGE|DIR|@LIST arguments as image paths in input order
- * (directories recursive and sorted); exits with EXIT_DATA naming a missing
- * path, an unreadable list or a directory without images. */
-char **image_list_expand(char **args, int nargs, int *n_out);
+/* predict's IMAGE|DIR|@LIST arguments: image_list_expand */
+#include "ocrkd/image_list.h"
 
 #endif

@@ -113,9 +113,10 @@ static int parse(int argc, char **argv, int predict, EvalArgs *a) {
 }
 
 /* The data must fit the model's input height (checked before anything is
- * sized from the file), then one pass over this rank's shard. */
+ * sized from the file), then one pass over this rank's shard. eval needs
+ * labels (an unlabeled file is refused, exit 3); predict does not. */
 static Loader *open_eval_loader(const char *data, const char *alphabet, int batch, int rank,
-                                int world) {
+                                int world, int need_labels) {
     Err err = {0};
     if (dataset_check_height(data, IMAGE_H, &err)) fatal_err(&err);
     const char *files[1] = {data};
@@ -128,6 +129,8 @@ static Loader *open_eval_loader(const char *data, const char *alphabet, int batc
     lc.alphabet = alphabet;
     lc.skip_bad = 1; /* labels outside the model's alphabet cannot be scored */
     lc.prefetch = 1;
+    lc.allow_unlabeled = !need_labels;
+    lc.labels_for = "`ocrkd eval` (it scores predictions against labels)";
     Loader *l;
     if (loader_open(&l, &lc, &err)) fatal_err(&err);
     return l;
@@ -185,7 +188,7 @@ static char *split_name(const char *data) {
 static double eval_one_set(const EvalArgs *a, const CkptMeta *meta, const char *data, FILE *errf,
                            EvalCounts *c) {
     Err err = {0};
-    Loader *l = open_eval_loader(data, meta->alphabet, a->batch, dist_rank(), dist_world());
+    Loader *l = open_eval_loader(data, meta->alphabet, a->batch, dist_rank(), dist_world(), 1);
     Crnn *m = load_model(a->model, a->batch, loader_width(l), NULL);
     char *rows = NULL;
     size_t rows_len = 0;
@@ -364,7 +367,7 @@ static char **alloc_texts(int n) {
 }
 
 static void predict_dataset(const EvalArgs *a, const CkptMeta *meta) {
-    Loader *l = open_eval_loader(a->data[0], meta->alphabet, a->batch, 0, 1);
+    Loader *l = open_eval_loader(a->data[0], meta->alphabet, a->batch, 0, 1, 0);
     Crnn *m = load_model(a->model, a->batch, loader_width(l), NULL);
     const Alphabet *alpha = loader_alphabet(l);
     LogitDump d = {0};

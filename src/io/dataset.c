@@ -294,7 +294,8 @@ int ds_check_open(hid_t f, const char *path, DatasetMeta *m, Err *err) {
     memset(m, 0, sizeof *m);
     int rc = check_attrs(f, path, m, err);
     if (!rc) rc = check_images(f, path, m, err);
-    if (!rc) rc = check_vector(f, path, "/labels", H5T_STRING, m->n, err);
+    m->labeled = !rc && H5Lexists(f, "/labels", H5P_DEFAULT) > 0; /* absent: unlabeled */
+    if (!rc && m->labeled) rc = check_vector(f, path, "/labels", H5T_STRING, m->n, err);
     if (!rc && H5Lexists(f, "/widths", H5P_DEFAULT) > 0) {
         rc = check_vector(f, path, "/widths", H5T_INTEGER, m->n, err);
         m->has_widths = 1;
@@ -519,7 +520,8 @@ static int describe_open(hid_t f, const char *path, FILE *out, Err *err) {
     DatasetMeta m;
     int rc = ds_check_open(f, path, &m, err);
     if (rc) return rc;
-    fprintf(out, "%s: %s version %d\n", path, DATASET_FORMAT, DATASET_VERSION);
+    fprintf(out, "%s: %s version %d%s\n", path, DATASET_FORMAT, DATASET_VERSION,
+            m.labeled ? "" : ", unlabeled");
     fprintf(out, "  samples   %ld\n", m.n);
     fprintf(out, "  images    %d x %d uint8 (height x width)\n", m.height, m.width);
     if (m.height != IMAGE_H)
@@ -530,9 +532,14 @@ static int describe_open(hid_t f, const char *path, FILE *out, Err *err) {
     describe_layout(f, out);
     fprintf(out, "  alphabet  %ld symbols: \"%s\"\n", utf8_count(m.alphabet), m.alphabet);
     if (m.has_widths) rc = describe_widths(f, path, m.n, out, err);
-    LabelStats s = {0};
-    if (!rc) rc = ds_walk_labels(f, path, 0, m.n, stats_label, &s, err);
-    print_label_stats(&s, out);
+    if (!m.labeled) {
+        fprintf(out, "  labels    none: unlabeled (only `ocrkd distill` reads it, in data.train; "
+                     "the alphabet is not used)\n");
+    } else {
+        LabelStats s = {0};
+        if (!rc) rc = ds_walk_labels(f, path, 0, m.n, stats_label, &s, err);
+        print_label_stats(&s, out);
+    }
     dataset_meta_free(&m);
     return rc;
 }

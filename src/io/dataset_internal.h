@@ -18,7 +18,8 @@ int utf8_put(uint32_t cp, char *out);
 const char *ds_cp_show(uint32_t cp, char *buf, size_t cap);
 
 /* Checks the root attributes and the /images, /labels, /widths datasets of an
- * open file, filling m (m->alphabet malloc'd). EXIT_DATA naming path. */
+ * open file, filling m (m->alphabet malloc'd); /labels may be absent (an
+ * unlabeled file, m->labeled = 0). EXIT_DATA naming path. */
 int ds_check_open(hid_t f, const char *path, DatasetMeta *m, Err *err);
 
 /* Calls fn(ctx, index, text) for every label in [start, start + count) of

@@ -7,7 +7,9 @@
  * thread, or the caller when prefetch = 0) reads images, and it does so
  * holding dataset_hdf5_lock(), because Debian's HDF5 is not thread-safe.
  * Labels are read once at open (that is how skip_bad can drop samples) and
- * kept in memory, so a batch is one HDF5 read of its images.
+ * kept in memory, so a batch is one HDF5 read of its images. A file without
+ * /labels (unlabeled, only when allow_unlabeled) gives samples with label
+ * length 0 and labeled[k] = 0.
  * Not for the file format checks (dataset.c) or MPI (the loader never
  * communicates). */
 #include <pthread.h>
@@ -40,8 +42,9 @@ struct Loader {
     int H, W;
     Alphabet alpha;
     hid_t *file, *images, *space; /* (nfiles); -1 for files this rank does not read */
+    unsigned char *file_labeled;  /* (nfiles) 1: the file has /labels */
     /* the shard in (file, index) order, bad labels dropped */
-    long M, raw, skipped, steps;
+    long M, raw, skipped, steps, unlabeled;
     int max_len;
     int *s_file;
     long *s_index;
@@ -110,6 +113,14 @@ static int check_same(const Loader *l, int i, const DatasetMeta *m, const Datase
     return 0;
 }
 
+static int check_labeled(const Loader *l, int i, Err *err) {
+    if (l->file_labeled[i] || l->c.allow_unlabeled) return 0;
+    return err_set(err, EXIT_DATA,
+                   "%s: an unlabeled file (no /labels): %s needs labels; only `ocrkd distill` "
+                   "reads unlabeled files, in data.train",
+                   l->paths[i], l->c.labels_for ? l->c.labels_for : "this command");
+}
+
 static int init_alphabet(Loader *l, const DatasetMeta *m0, Err *err) {
     Err e;
     if (l->c.alphabet && l->c.alphabet[0]) {
@@ -139,11 +150,14 @@ static int open_files(Loader *l, long *n, Err *err) {
             break;
         }
         rc = ds_check_open(f, l->paths[i], i == 0 ? &m0 : &m, err);
-        if (!rc) n[i] = i == 0 ? m0.n : m.n;
-        if (!rc && i > 0) {
-            rc = check_same(l, i, &m, &m0, err);
-            dataset_meta_free(&m);
+        if (!rc) {
+            const DatasetMeta *mi = i == 0 ? &m0 : &m;
+            n[i] = mi->n;
+            l->file_labeled[i] = (unsigned char)mi->labeled;
+            rc = check_labeled(l, i, err);
         }
+        if (!rc && i > 0) rc = check_same(l, i, &m, &m0, err);
+        if (i > 0) dataset_meta_free(&m);
         if (!rc && owns_file(l, i))
             l->file[i] = f;
         else
@@ -218,6 +232,12 @@ static int scan_shard(Loader *l, const long *n, Err *err) {
         if (l->c.nfiles == 1) {
             lo = n[0] * l->c.rank / l->c.world;
             hi = n[0] * (l->c.rank + 1) / l->c.world;
+        }
+        if (!l->file_labeled[i]) {
+            for (long k = lo; k < hi; k++)
+                shard_append(l, i, k, "");
+            l->unlabeled += hi - lo;
+            continue;
         }
         ScanCtx sc = {l, i};
         rc = ds_walk_labels(l->file[i], l->paths[i], lo, hi - lo, scan_label, &sc, err);
@@ -301,6 +321,7 @@ static void batch_alloc(Batch *b, int cap, int H, int W, int max_len) {
     b->index = xcalloc((size_t)cap, sizeof *b->index);
     b->file = xcalloc((size_t)cap, sizeof *b->file);
     b->texts = xcalloc((size_t)cap, sizeof *b->texts);
+    b->labeled = xcalloc((size_t)cap, sizeof *b->labeled);
 }
 
 static void batch_free(Batch *b) {
@@ -310,6 +331,7 @@ static void batch_free(Batch *b) {
     free(b->index);
     free(b->file);
     free(b->texts);
+    free(b->labeled);
 }
 
 /* The epoch's order of shard positions: seeded Fisher-Yates, or identity. */
@@ -417,9 +439,12 @@ static void fill_batch(Loader *l, Batch *b, const Pick *p, int n, long epoch, lo
         b->texts[p[i].k] = l->pool + l->s_text[p[i].pos];
     }
     int off = 0;
+    b->n_labeled = 0;
     for (int k = 0; k < n; k++) {
+        b->labeled[k] = l->file_labeled[b->file[k]];
+        b->n_labeled += b->labeled[k];
         int len = alphabet_encode(&l->alpha, b->texts[k], b->labels + off, l->max_len, NULL);
-        b->label_lens[k] = MAX(len, 0); /* checked at open, so never negative */
+        b->label_lens[k] = MAX(len, 0); /* checked at open, so never negative; "" if unlabeled */
         off += b->label_lens[k];
     }
     if (l->c.augment && l->c.train) {
@@ -627,6 +652,7 @@ static Loader *loader_new(const LoaderConf *c) {
     l->file = xmalloc((size_t)c->nfiles * sizeof *l->file);
     l->images = xmalloc((size_t)c->nfiles * sizeof *l->images);
     l->space = xmalloc((size_t)c->nfiles * sizeof *l->space);
+    l->file_labeled = xcalloc((size_t)c->nfiles, 1);
     for (int i = 0; i < c->nfiles; i++) {
         l->paths[i] = xstrdup(c->files[i]);
         l->file[i] = l->images[i] = l->space[i] = -1;
@@ -703,6 +729,7 @@ void loader_close(Loader *l) {
     free(l->file);
     free(l->images);
     free(l->space);
+    free(l->file_labeled);
     free(l->s_file);
     free(l->s_index);
     free(l->s_text);
@@ -725,6 +752,9 @@ long loader_shard_size(const Loader *l) {
 }
 long loader_skipped(const Loader *l) {
     return l->skipped;
+}
+long loader_unlabeled(const Loader *l) {
+    return l->unlabeled;
 }
 int loader_height(const Loader *l) {
     return l->H;

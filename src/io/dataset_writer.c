@@ -1,8 +1,9 @@
 /* dataset_writer.c - writes dataset files as SPEC "Dataset file" fixes them:
  * /images uint8 [N,H,W] chunked along N (optionally gzip), /labels UTF-8
- * vlen strings, /widths int32, the root attributes; to PATH.tmp, renamed at
- * close. Samples are buffered and written one chunk at a time, so writing
- * 100k images is a few hundred HDF5 calls. Not for reading (dataset.c). */
+ * vlen strings (none in an unlabeled file), /widths int32, the root
+ * attributes; to PATH.tmp, renamed at close. Samples are buffered and
+ * written one chunk at a time, so writing 100k images is a few hundred HDF5
+ * calls. Not for reading (dataset.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ static int chunk_rows(int height, int width, int gzip) {
 struct DatasetWriter {
     char *path, *tmp;
     int height, width, rows; /* rows = images per chunk = per buffered block */
+    int unlabeled;           /* no /labels dataset */
     hid_t file, images, labels, widths, str_type;
     long n_written;     /* samples already in the file */
     int n_buf;          /* samples buffered */
@@ -69,9 +71,10 @@ static int create_all(DatasetWriter *w, const char *alphabet, int gzip) {
         return -1;
     w->images =
         create_extendible(w->file, "/images", H5T_STD_U8LE, 3, w->rows, w->height, w->width, gzip);
-    w->labels = create_extendible(w->file, "/labels", w->str_type, 1, w->rows, 0, 0, gzip);
+    if (!w->unlabeled)
+        w->labels = create_extendible(w->file, "/labels", w->str_type, 1, w->rows, 0, 0, gzip);
     w->widths = create_extendible(w->file, "/widths", H5T_STD_I32LE, 1, w->rows, 0, 0, gzip);
-    return w->images < 0 || w->labels < 0 || w->widths < 0 ? -1 : 0;
+    return w->images < 0 || (!w->unlabeled && w->labels < 0) || w->widths < 0 ? -1 : 0;
 }
 
 static void close_handles(DatasetWriter *w) {
@@ -93,8 +96,8 @@ static void writer_free(DatasetWriter *w) {
     free(w);
 }
 
-int dswriter_open(DatasetWriter **out, const char *path, int height, int width,
-                  const char *alphabet, int gzip, Err *err) {
+static int writer_open(DatasetWriter **out, const char *path, int height, int width,
+                       const char *alphabet, int gzip, int unlabeled, Err *err) {
     *out = NULL;
     Alphabet a;
     Err aerr;
@@ -109,6 +112,7 @@ int dswriter_open(DatasetWriter **out, const char *path, int height, int width,
     w->tmp = xmalloc(strlen(path) + 5);
     sprintf(w->tmp, "%s.tmp", path);
     w->height = height, w->width = width, w->rows = chunk_rows(height, width, gzip);
+    w->unlabeled = unlabeled;
     w->file = w->images = w->labels = w->widths = w->str_type = -1;
     w->img_buf = xmalloc((size_t)w->rows * (size_t)height * (size_t)width);
     w->width_buf = xmalloc((size_t)w->rows * sizeof *w->width_buf);
@@ -126,6 +130,16 @@ int dswriter_open(DatasetWriter **out, const char *path, int height, int width,
     }
     *out = w;
     return 0;
+}
+
+int dswriter_open(DatasetWriter **out, const char *path, int height, int width,
+                  const char *alphabet, int gzip, Err *err) {
+    return writer_open(out, path, height, width, alphabet, gzip, 0, err);
+}
+
+int dswriter_open_unlabeled(DatasetWriter **out, const char *path, int height, int width,
+                            const char *alphabet, int gzip, Err *err) {
+    return writer_open(out, path, height, width, alphabet, gzip, 1, err);
 }
 
 /* Grows dataset d to new_n along N and writes count rows of buf at off. */
@@ -152,7 +166,8 @@ static int flush_block(DatasetWriter *w, Err *err) {
     int bad =
         append_rows(w->images, H5T_NATIVE_UINT8, 3, w->n_written, w->n_buf, w->height, w->width,
                     w->img_buf) ||
-        append_rows(w->labels, w->str_type, 1, w->n_written, w->n_buf, 0, 0, texts) ||
+        (!w->unlabeled &&
+         append_rows(w->labels, w->str_type, 1, w->n_written, w->n_buf, 0, 0, texts)) ||
         append_rows(w->widths, H5T_NATIVE_INT32, 1, w->n_written, w->n_buf, 0, 0, w->width_buf);
     if (bad)
         err_set(err, EXIT_DATA, "%s: writing samples %ld..%ld: %s", w->tmp, w->n_written,
@@ -171,6 +186,10 @@ int dswriter_add(DatasetWriter *w, const uint8_t *img, int used_width, const cha
     if (used_width < 0 || used_width > w->width)
         return err_set(err, EXIT_DATA, "%s: sample %ld: used width %d is outside 0..%d", w->path,
                        index, used_width, w->width);
+    if (w->unlabeled != !label)
+        return err_set(err, EXIT_USAGE, "%s: sample %ld: %s", w->path, index,
+                       label ? "a label for an unlabeled file" : "no label for a labeled file");
+    if (!label) label = ""; /* buffered like a label, never written */
     const char *p = label;
     uint32_t cp;
     int r;

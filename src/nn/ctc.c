@@ -136,10 +136,24 @@ static void ctc_grad(const float *logp, int T, int B, int K, int b, const int *l
 
 double ctc_loss(const float *logp, int T, int B, int K, const int *labels, const int *label_lens,
                 double *losses, float *dlogits, float scale, double *ws) {
+    return ctc_loss_labeled(logp, T, B, K, labels, label_lens, NULL, losses, dlogits, scale, ws);
+}
+
+double ctc_loss_labeled(const float *logp, int T, int B, int K, const int *labels,
+                        const int *label_lens, const unsigned char *labeled, double *losses,
+                        float *dlogits, float scale, double *ws) {
+    int n = 0;
+    for (int b = 0; b < B; b++)
+        n += !labeled || labeled[b];
     double mean = 0.0;
     const int *lab = labels;
     for (int b = 0; b < B; b++) {
         int L = label_lens[b], S = 2 * L + 1;
+        if (labeled && !labeled[b]) { /* not in the loss: no term, no gradient */
+            if (losses) losses[b] = 0;
+            lab += L;
+            continue;
+        }
         CtcScratch w = {ws, ws + (size_t)T * S, ws + (size_t)(T + 1) * S, ws + (size_t)(T + 2) * S,
                         ws + (size_t)(T + 3) * S};
         double logz = -INFINITY;
@@ -147,7 +161,7 @@ double ctc_loss(const float *logp, int T, int B, int K, const int *labels, const
         double nll = -logz;
         if (losses) losses[b] = nll;
         if (isfinite(nll)) {
-            double per = 1.0 / ((double)B * MAX(L, 1));
+            double per = 1.0 / ((double)n * MAX(L, 1));
             mean += nll * per;
             if (dlogits) ctc_grad(logp, T, B, K, b, lab, S, logz, w, scale * per, dlogits);
         }

@@ -2,7 +2,8 @@
  * trained from scratch): forward, CTC, distances to the teacher's encoder
  * outputs (the method), optionally to its extractor outputs and a KL
  * between the CTC posteriors (options beyond it), backward. The teacher forward happens in the
- * caller (trainer.c keeps a cache of it). */
+ * caller (trainer.c keeps a cache of it). Unlabeled samples get the
+ * teacher terms only; CTC is averaged over the labeled samples. */
 #include "ocrkd/distill.h"
 
 #include <stdlib.h>
@@ -52,8 +53,10 @@ LossTerms student_gradients(Crnn *s, const TeacherView *tv, const Batch *b, cons
     crnn_forward(s, b->images, B, 1, UPTO_LOGITS);
     crnn_zero_grad(s);
     memset(w->dlogits, 0, (size_t)N * K * sizeof(float));
-    r.ctc = ctc_loss(s->logp, T, B, K, b->labels, b->label_lens, NULL, w->dlogits, lc->ctc_weight,
-                     w->ctc_ws);
+    /* unlabeled samples (b->labeled[i] == 0) have no CTC term at all; the
+     * mean is over the labeled ones (doc/distill.md "Unlabeled data") */
+    r.ctc = ctc_loss_labeled(s->logp, T, B, K, b->labels, b->label_lens, b->labeled, NULL,
+                             w->dlogits, lc->ctc_weight, w->ctc_ws);
     const float *denc = NULL, *dfeat = NULL;
     if (tv) {
         r.distance = distances(lc->dist_weight, tv->enc, s->enc, N, C, lc->temperature, w->denc);

@@ -103,7 +103,19 @@ int converge_add(Converge *c, double loss) {
 enum { TM_DATA = 0, TM_TEACHER, TM_STUDENT, TM_ALLREDUCE, TM_OPTIM, TM_COUNT };
 static const char *tm_name[TM_COUNT] = {"data (wait)", "teacher forward",
                                         "student forward+backward", "allreduce", "optimizer"};
-enum { F_LOSS = 0, F_DIST, F_CTC, F_BAD, F_SIGNAL, F_TIME_CKPT, F_TIME_STOP, F_IMAGES, F_COUNT };
+enum {
+    F_LOSS = 0,
+    F_DIST,
+    F_CTC,
+    F_BAD,
+    F_SIGNAL,
+    F_TIME_CKPT,
+    F_TIME_STOP,
+    F_IMAGES,
+    F_LABELED,
+    F_UNLABELED,
+    F_COUNT
+};
 
 typedef struct {
     TrainMode mode;
@@ -111,6 +123,7 @@ typedef struct {
     const TrainOptions *opt;
     Alphabet alpha;
     Loader *train, *val;
+    double unlabeled_total; /* samples without a label in data.train, all ranks */
     Crnn *student, *teacher;
     Optim optim;
     LossConf loss_conf;
@@ -375,7 +388,12 @@ static void open_loaders(Trainer *t) {
     lc.skip_bad = c->skip_bad_labels;
     lc.train = 1;
     lc.prefetch = 1;
+    lc.allow_unlabeled = t->mode == MODE_DISTILL; /* distance terms alone for those samples */
+    lc.labels_for = "`ocrkd train` (CTC from scratch)";
     fail_if(loader_open(&t->train, &lc, &err), &err);
+    double unl[1] = {(double)loader_unlabeled(t->train)};
+    dist_allreduce_sum_f64(unl, 1);
+    t->unlabeled_total = unl[0];
     if (!t->alpha.utf8) fail_if(alphabet_init(&t->alpha, loader_alphabet(t->train)->utf8, &err), &err);
     if (loader_steps_per_epoch(t->train) < 1)
         fatal(EXIT_DATA, "%s: rank %d's shard has %ld samples, fewer than one batch of %d",
@@ -389,6 +407,8 @@ static void open_loaders(Trainer *t) {
         vc.augment = 0;
         vc.train = 0;
         vc.alphabet = t->alpha.utf8;
+        vc.allow_unlabeled = 0;
+        vc.labels_for = "data.val (validation scores the student against labels)";
         fail_if(loader_open(&t->val, &vc, &err), &err);
     }
 }
@@ -633,12 +653,16 @@ static void log_progress(Trainer *t, float lr) {
         snprintf(eta, sizeof eta, " eta %02d:%02d:%02d", (int)(left / 3600),
                  (int)fmod(left / 60, 60), (int)fmod(left, 60));
     }
+    double lab = t->log_sum[F_LABELED], unl = t->log_sum[F_UNLABELED];
     if (dist_rank() == 0) {
-        char line[512];
+        char line[512], mix[64] = "";
+        if (t->unlabeled_total > 0) /* the samples the logged steps had, all ranks */
+            snprintf(mix, sizeof mix, " (%.0f lab + %.0f unl)", lab, unl);
         if (t->mode == MODE_DISTILL)
             snprintf(line, sizeof line,
-                     "step %7ld  epoch %3ld  loss %.4f  dist %.4f  ctc %.4f  lr %.2e  %.0f img/s%s",
-                     t->step, epoch, loss, dist, ctc, lr, ips, eta);
+                     "step %7ld  epoch %3ld  loss %.4f  dist %.4f  ctc %.4f%s  lr %.2e  %.0f "
+                     "img/s%s",
+                     t->step, epoch, loss, dist, ctc, mix, lr, ips, eta);
         else
             snprintf(line, sizeof line, "step %7ld  epoch %3ld  loss %.4f  lr %.2e  %.0f img/s%s",
                      t->step, epoch, loss, lr, ips, eta);
@@ -648,10 +672,16 @@ static void log_progress(Trainer *t, float lr) {
             printf("%s\n", line);
         fflush(stdout);
     }
-    log_json(t,
-             "{\"step\":%ld,\"epoch\":%ld,\"loss\":%.6g,\"distance\":%.6g,\"ctc\":%.6g,"
-             "\"lr\":%.6g,\"img_per_s\":%.1f}",
-             t->step, epoch, loss, dist, ctc, lr, ips);
+    if (t->mode == MODE_DISTILL)
+        log_json(t,
+                 "{\"step\":%ld,\"epoch\":%ld,\"loss\":%.6g,\"distance\":%.6g,\"ctc\":%.6g,"
+                 "\"lr\":%.6g,\"img_per_s\":%.1f,\"labeled\":%.0f,\"unlabeled\":%.0f}",
+                 t->step, epoch, loss, dist, ctc, lr, ips, lab, unl);
+    else
+        log_json(t,
+                 "{\"step\":%ld,\"epoch\":%ld,\"loss\":%.6g,\"distance\":%.6g,\"ctc\":%.6g,"
+                 "\"lr\":%.6g,\"img_per_s\":%.1f}",
+                 t->step, epoch, loss, dist, ctc, lr, ips);
     memset(t->log_sum, 0, sizeof t->log_sum);
     t->log_steps = 0;
     t->t_log = now_seconds();
@@ -765,6 +795,8 @@ static void compute_gradients(Trainer *t, double *flags) {
     flags[F_CTC] = r.ctc;
     flags[F_BAD] = bad;
     flags[F_IMAGES] = b->B;
+    flags[F_LABELED] = b->n_labeled;
+    flags[F_UNLABELED] = b->B - b->n_labeled;
 }
 
 /* Returns the stop reason (NULL = go on) and sets *code. */
@@ -805,6 +837,8 @@ static const char *train_step(Trainer *t, int *code) {
         t->log_sum[F_DIST] += f[F_DIST] / P;
         t->log_sum[F_CTC] += f[F_CTC] / P;
         t->log_sum[F_IMAGES] += f[F_IMAGES];
+        t->log_sum[F_LABELED] += f[F_LABELED];
+        t->log_sum[F_UNLABELED] += f[F_UNLABELED];
         t->log_steps++;
     }
     t->step++;
@@ -873,6 +907,10 @@ static void print_start(const Trainer *t) {
             "per epoch, alphabet of %d\n",
             loader_shard_size(t->train), dist_world(), t->cfg->batch_size,
             t->cfg->batch_size * dist_world(), loader_steps_per_epoch(t->train), t->alpha.n);
+    if (t->unlabeled_total > 0)
+        printf0("data     %.0f unlabeled samples (all ranks): distance terms alone for them, CTC "
+                "averaged over each batch's labeled samples\n",
+                t->unlabeled_total);
 }
 
 /* Every file the job reads must hold images of the model's input height:

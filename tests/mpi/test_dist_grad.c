@@ -3,80 +3,17 @@
  * the trainable slice) must equal the mean of the P single-rank gradients
  * computed on the same shards, as PyTorch DDP does; and an optimizer step
  * on that slice must leave every frozen tensor bit-identical to the
- * teacher's. */
+ * teacher's. With shards that mix labeled and unlabeled samples (rank 1's
+ * having none labeled when P = 2) the allreduced gradient must equal the
+ * mean of the hand-computed mixes (distances on all samples + CTC over the
+ * labeled ones only; distill_fixture.h). Also run with -np 1. */
 #include <mpi.h>
 #include <string.h>
 
+#include "../distill_fixture.h"
 #include "../test.h"
 #include "ocrkd/dist.h"
-#include "ocrkd/distill.h"
 #include "ocrkd/optim.h"
-
-#define NB 3
-#define WIDTH 20
-#define LMAX 4
-
-static ModelArch tiny(int width) {
-    ModelArch a = {{1, 1, 1, 1}, 0, width, 8, 2, 6, 6};
-    return a;
-}
-
-/* Shard r: B images and labels, the same on every rank that asks. */
-typedef struct {
-    float img[NB * IMAGE_H * WIDTH];
-    int labels[NB * LMAX], lens[NB];
-    long index[NB];
-    int file[NB];
-    Batch b;
-} Shard;
-
-static void make_shard(Shard *s, int r) {
-    Rng g;
-    rng_seed(&g, 1000 + (uint64_t)r);
-    for (int i = 0; i < NB * IMAGE_H * WIDTH; i++) s->img[i] = (float)rng_uniform(&g);
-    int n = 0;
-    for (int b = 0; b < NB; b++) {
-        s->lens[b] = 1 + (int)rng_below(&g, LMAX);
-        for (int k = 0; k < s->lens[b]; k++) s->labels[n++] = 1 + (int)rng_below(&g, 5);
-        s->index[b] = r * NB + b;
-        s->file[b] = 0;
-    }
-    memset(&s->b, 0, sizeof s->b);
-    s->b.B = NB;
-    s->b.H = IMAGE_H;
-    s->b.W = WIDTH;
-    s->b.images = s->img;
-    s->b.labels = s->labels;
-    s->b.label_lens = s->lens;
-    s->b.index = s->index;
-    s->b.file = s->file;
-}
-
-static Crnn *make_teacher(void) {
-    ModelArch a = tiny(6);
-    Crnn *t = crnn_create(&a, NB, WIDTH, 0);
-    crnn_init_params(t, 1);
-    /* non-trivial running stats so inference-mode BN matters */
-    for (int i = 0; i < t->ntensors; i++) {
-        TensorInfo *ti = &t->tensors[i];
-        float *p = crnn_tensor(t, ti);
-        if (strstr(ti->name, "running_var"))
-            for (size_t k = 0; k < ti->numel; k++) p[k] = 0.5f + 0.1f * (float)(k % 7);
-        if (strstr(ti->name, "running_mean"))
-            for (size_t k = 0; k < ti->numel; k++) p[k] = 0.05f * (float)(k % 5);
-    }
-    return t;
-}
-
-static Crnn *make_student(const Crnn *teacher) {
-    ModelArch a = tiny(4);
-    Crnn *s = crnn_create(&a, NB, WIDTH, 1);
-    crnn_init_params(s, 2);
-    Err err = {0};
-    if (crnn_copy_part(s, teacher, PART_ENCODER | PART_CLASSIFIER, &err)) fatal_err(&err);
-    crnn_set_trainable(s, PART_EXTRACTOR);
-    return s;
-}
 
 /* Gradient of shard r on a fresh student into out (n_trainable). */
 static void shard_gradient(Crnn *teacher, int r, const LossConf *lc, float *out) {
@@ -89,6 +26,49 @@ static void shard_gradient(Crnn *teacher, int r, const LossConf *lc, float *out)
     TeacherView tv = {teacher->enc, teacher->feat, teacher->logp};
     student_gradients(s, &tv, &sh.b, lc, &w);
     memcpy(out, s->grads, s->n_trainable * sizeof(float));
+    loss_scratch_free(&w);
+    crnn_free(s);
+}
+
+/* Shard q's labeled mask: shard 0 mixed (2 labeled, 1 not), shard 1 none
+ * labeled (its CTC term is 0), shard 2 all labeled, ... */
+static const unsigned char *mask_of(int q) {
+    static const unsigned char masks[3][NB] = {{1, 0, 1}, {0, 0, 0}, {1, 1, 1}};
+    return masks[q % 3];
+}
+
+/* The mixed shards: the distributed step against the hand-computed mixes. */
+static void check_mixed(Crnn *teacher, const LossConf *lc) {
+    int P = dist_world(), r = dist_rank();
+    Crnn *s = make_student(teacher);
+    size_t n = s->n_trainable;
+    Shard sh;
+    make_shard_mixed(&sh, r, mask_of(r));
+    LossScratch w;
+    loss_scratch_init(&w, s, LMAX);
+    crnn_forward(teacher, sh.img, NB, 0, UPTO_LOGITS);
+    TeacherView tv = {teacher->enc, teacher->feat, teacher->logp};
+    LossTerms lt = student_gradients(s, &tv, &sh.b, lc, &w);
+    if (sh.b.n_labeled == 0)
+        CHECK(lt.ctc == 0, "rank %d: no labeled sample, CTC 0 (%g)", r, lt.ctc);
+    dist_allreduce_mean_f32(s->grads, n);
+    float *ref = xalloc_floats(n), *g = xalloc_floats(n);
+    for (int q = 0; q < P; q++) {
+        Crnn *sq = make_student(teacher);
+        Shard shq;
+        make_shard_mixed(&shq, q, mask_of(q));
+        crnn_forward(teacher, shq.img, NB, 0, UPTO_LOGITS);
+        TeacherView tvq = {teacher->enc, teacher->feat, teacher->logp};
+        hand_mixed_gradient(sq, &tvq, &shq.b, lc, g);
+        for (size_t i = 0; i < n; i++)
+            ref[i] += g[i] / (float)P;
+        crnn_free(sq);
+    }
+    char what[80];
+    snprintf(what, sizeof what, "mixed labeled/unlabeled gradient (rank %d of %d)", r, P);
+    CHECK_CLOSE(what, s->grads, ref, n, 1e-6, 1e-5);
+    free(ref);
+    free(g);
     loss_scratch_free(&w);
     crnn_free(s);
 }
@@ -159,6 +139,7 @@ int main(int argc, char **argv) {
     optim_free(&o);
     loss_scratch_free(&w);
     crnn_free(s);
+    check_mixed(teacher, &lc);
     crnn_free(teacher);
     /* every rank reports; the runner reads rank 0's line */
     int fails = t_failed;

@@ -1,7 +1,7 @@
-/* image_list.c - the inputs of `ocrkd predict IMAGE|DIR|@LIST...` expanded
- * into one ordered list of image paths: files as given, directories searched
- * recursively for PNG/JPEG names (sorted by path), @LIST files read one path
- * per line. Only names are handled here; decoding is image.c's. */
+/* image_list.c - the inputs of `ocrkd predict IMAGE|DIR|@LIST...` and of
+ * `ocrkd-pack --images` expanded into one ordered list of image paths: files
+ * as given, directories searched recursively for PNG/JPEG names (sorted by
+ * path), @LIST files read one path per line. Only names are handled here; decoding is image.c's. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -9,8 +9,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "cli.h"
 #include "ocrkd/common.h"
+#include "ocrkd/image_list.h"
 
 typedef struct {
     char **v;
