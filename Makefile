@@ -88,9 +88,12 @@ $(BIN)/ocrkd-synth: $(BUILD)/data-tools/synth.o $(BUILD)/data-tools/tool_util.o 
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(FT_LIBS) $(LDLIBS)
 
-$(BIN)/ocrkd-pack: $(BUILD)/data-tools/pack.o $(BUILD)/data-tools/tool_util.o $(LIB)
+$(BUILD)/data-tools/pack_lmdb.o: CFLAGS += $(LMDB_CFLAGS)
+
+$(BIN)/ocrkd-pack: $(BUILD)/data-tools/pack.o $(BUILD)/data-tools/pack_lmdb.o \
+                   $(BUILD)/data-tools/tool_util.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LMDB_LIBS) $(LDLIBS)
 
 $(BIN)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	@mkdir -p $(dir $@)

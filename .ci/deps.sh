@@ -2,7 +2,7 @@
 # Installs the Debian packages ocrkd needs to build, test and run its demo.
 # As root it runs apt-get; otherwise it prints the command to run.
 PKGS="build-essential pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools
-libyaml-dev libpng-dev libjpeg-dev libfreetype-dev wamerican python3 python3-numpy python3-h5py procps
+libyaml-dev libpng-dev libjpeg-dev libfreetype-dev liblmdb-dev python3-lmdb wamerican python3 python3-numpy python3-h5py procps
 fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf fonts-urw-base35
 fonts-croscore fonts-crosextra-carlito fonts-crosextra-caladea fonts-noto-core fonts-cantarell
 fonts-go fonts-hack fonts-inconsolata fonts-linuxlibertine fonts-sil-gentiumplus fonts-sil-charis

@@ -355,7 +355,8 @@ static void pack_entry(Packer *p, const Entry *e) {
 
 static void report_skips(const Packer *p, long total) {
     long skipped = total - p->written;
-    fprintf(stderr, "ocrkd-pack: skipped %ld of %ld lines", skipped, total);
+    fprintf(stderr, "ocrkd-pack: skipped %ld of %ld %s", skipped, total,
+            p->db ? "samples" : "lines");
     for (int r = 0; r < BAD_COUNT; r++)
         if (p->bad[r]) fprintf(stderr, "; %ld %s", p->bad[r], BAD_NAME[r]);
     fprintf(stderr, "\n");

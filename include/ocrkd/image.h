@@ -5,6 +5,7 @@
 #ifndef OCRKD_IMAGE_H
 #define OCRKD_IMAGE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ocrkd/common.h"
@@ -13,6 +14,11 @@
  * weights, alpha composited on white). *pix is malloc'd (h*w). EXIT_DATA on
  * a missing, unreadable or undecodable file, naming it. */
 int image_load_grey(const char *path, uint8_t **pix, int *w, int *h, Err *err);
+
+/* As image_load_grey, for the len bytes of a PNG or JPEG file held in memory
+ * (an LMDB value); name (e.g. "DIR: image-000000001") names it in messages. */
+int image_decode_grey(const void *bytes, size_t len, const char *name, uint8_t **pix, int *w,
+                      int *h, Err *err);
 
 /* The size of a PNG or JPEG from its header, without decoding the pixels
  * (same checks and messages as image_load_grey for what it reads). */

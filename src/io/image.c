@@ -225,22 +225,35 @@ static int jpeg_load(FILE *f, const char *path, uint8_t **pix, int *w, int *h, E
 
 /* ---- dispatch ---- */
 
-/* pix == NULL: read the header only (the size). */
+/* pix == NULL: read the header only (the size). name names f in messages. */
+static int image_read_stream(FILE *f, const char *name, uint8_t **pix, int *w, int *h, Err *err) {
+    uint8_t magic[8] = {0};
+    size_t got = fread(magic, 1, sizeof magic, f);
+    rewind(f);
+    if (got == 8 && png_sig_cmp(magic, 0, 8) == 0) return png_load(f, name, pix, w, h, err);
+    if (got >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF)
+        return jpeg_load(f, name, pix, w, h, err);
+    return err_set(err, EXIT_DATA, "%s: not a PNG or JPEG file%s", name,
+                   got == 0 ? " (empty)" : "");
+}
+
 static int image_read(const char *path, uint8_t **pix, int *w, int *h, Err *err) {
     if (pix) *pix = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(err, EXIT_DATA, "%s: cannot open image: %s", path, strerror(errno));
-    uint8_t magic[8] = {0};
-    size_t got = fread(magic, 1, sizeof magic, f);
-    rewind(f);
-    int rc;
-    if (got == 8 && png_sig_cmp(magic, 0, 8) == 0)
-        rc = png_load(f, path, pix, w, h, err);
-    else if (got >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF)
-        rc = jpeg_load(f, path, pix, w, h, err);
-    else
-        rc = err_set(err, EXIT_DATA, "%s: not a PNG or JPEG file%s", path,
-                     got == 0 ? " (empty)" : "");
+    int rc = image_read_stream(f, path, pix, w, h, err);
+    fclose(f);
+    return rc;
+}
+
+int image_decode_grey(const void *bytes, size_t len, const char *name, uint8_t **pix, int *w,
+                      int *h, Err *err) {
+    *pix = NULL;
+    if (!len) return err_set(err, EXIT_DATA, "%s: not a PNG or JPEG file (empty)", name);
+    FILE *f = fmemopen((void *)bytes, len, "rb");
+    if (!f)
+        return err_set(err, EXIT_DATA, "%s: cannot read image bytes: %s", name, strerror(errno));
+    int rc = image_read_stream(f, name, pix, w, h, err);
     fclose(f);
     return rc;
 }
