@@ -67,12 +67,18 @@ esac
 # or the hard time limit: passed on too, but no requeue afterwards.
 wait_step
 
+# A task of an array job (a sweep: sbatch --array) requeues only itself,
+# as ARRAYJOB_TASK; the array's job id would requeue every task.
+requeue_id=$SLURM_JOB_ID
+if [ -n "${SLURM_ARRAY_JOB_ID:-}" ] && [ -n "${SLURM_ARRAY_TASK_ID:-}" ]; then
+    requeue_id=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}
+fi
 if [ "$rc" -eq 75 ] && [ "$cancelled" = 0 ] && [ "${OCRKD_REQUEUE:-1}" = 1 ]; then
-    echo "slurm job: ocrkd stopped after a checkpoint (exit 75): requeueing job $SLURM_JOB_ID" >&2
-    if scontrol requeue "$SLURM_JOB_ID"; then
+    echo "slurm job: ocrkd stopped after a checkpoint (exit 75): requeueing job $requeue_id" >&2
+    if scontrol requeue "$requeue_id"; then
         exit 0
     fi
-    echo "slurm job: scontrol requeue $SLURM_JOB_ID failed; resubmit this script to continue (--resume auto)" >&2
+    echo "slurm job: scontrol requeue $requeue_id failed; resubmit this script to continue (--resume auto)" >&2
 fi
 echo "slurm job: ocrkd exited with $rc at $(date -u '+%F %T') UTC"
 exit "$rc"

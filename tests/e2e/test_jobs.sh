@@ -91,6 +91,11 @@ expect_grep '^scontrol requeue 42$' "$log" "slurm: requeued"
 [ -z "$(ls -A "$PWD"/.ocrkd-exit.* 2>/dev/null)" ] && pass "slurm: exit file removed" || fail "slurm: exit file left behind"
 
 : >"$log"
+SLURM_ARRAY_JOB_ID=40 SLURM_ARRAY_TASK_ID=3 FAKE_RC=75 bash jobs/slurm/distill.sbatch >"$TMP/out" 2>&1; rc=$?
+check_eq "$rc" 0 "slurm array task: exit 75 -> requeue"
+expect_grep '^scontrol requeue 40_3$' "$log" "slurm array task: requeues only its own task (ARRAYJOB_TASK)"
+
+: >"$log"
 FAKE_RC=1 bash jobs/slurm/distill.sbatch >"$TMP/out" 2>&1; rc=$?
 check_eq "$rc" 1 "slurm: a real failure (no exit file) stays 1"
 
