@@ -13,7 +13,9 @@
 # exits 1. So:
 # - USR1, TERM, INT or HUP to this shell becomes USR1 to the step. TERM also
 #   sets `cancelled` (scancel, qdel or a hard limit: the callers do not
-#   requeue); any of them sets `signalled`.
+#   requeue); any of them sets `signalled`. USR1 is sent again every
+#   OCRKD_RESEND seconds (default 10) until the step ends, because mpirun
+#   drops a signal that arrives before it has started the ranks.
 # - The step runs in its own process group with stdin from /dev/null, so a
 #   signal sent to this shell's process group (Ctrl-C in a terminal,
 #   kill -- -PGID) reaches only this shell, which converts it.
@@ -32,13 +34,19 @@ cancelled=0
 trapped=0
 step_pid=
 step_label=step
+resender=
 # shellcheck disable=SC2317  # called from the traps below
 on_signal() {
     trapped=1
     signalled=1
     [ "$1" = TERM ] && cancelled=1
     echo "$step_label: got SIG$1 at $(date -u '+%T') UTC, asking ocrkd to checkpoint and stop" >&2
-    [ -n "$step_pid" ] && kill -USR1 "$step_pid" 2>/dev/null
+    [ -n "$step_pid" ] || return
+    kill -USR1 "$step_pid" 2>/dev/null
+    if [ -z "$resender" ]; then # until the step has ended (the kill fails)
+        (while sleep "${OCRKD_RESEND:-10}"; do kill -USR1 "$step_pid" 2>/dev/null || exit 0; done) &
+        resender=$!
+    fi
 }
 for sig in USR1 TERM INT HUP; do
     # shellcheck disable=SC2064  # expand $sig now
@@ -68,6 +76,8 @@ wait_step() {
         [ "$trapped" = 1 ] || break
     done
     step_pid=
+    [ -n "$resender" ] && kill "$resender" 2>/dev/null
+    resender=
     if [ "$rc" -ne 0 ] && [ -s "$OCRKD_EXIT_FILE" ]; then
         own=$(cat "$OCRKD_EXIT_FILE")
         case $own in '' | *[!0-9]*) ;; *)

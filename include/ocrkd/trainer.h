@@ -13,8 +13,8 @@ typedef struct {
     long bench_steps;   /* > 0: `ocrkd bench`: time this many steps, no files written */
 } TrainOptions;
 
-/* SIGTERM, SIGUSR1 and SIGINT only set a flag from here on; the trainer
- * acts on it at the next agreement point (a step, or a phase of the
+/* SIGTERM, SIGUSR1, SIGUSR2 and SIGINT only set a flag from here on; the
+ * trainer acts on it at the next agreement point (a step, or a phase of the
  * start-up). Call it first thing, before MPI_Init, so that no signal of the
  * start-up kills the job. */
 void trainer_install_signals(void);

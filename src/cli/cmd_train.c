@@ -24,8 +24,9 @@ static const char *train_help =
     "Without --resume, a run.dir that already holds checkpoints is refused (exit 2).\n"
     "\n"
     "Launch under `mpirun -np N` for N data-parallel ranks (batch_size is per rank).\n"
-    "SIGTERM, SIGUSR1 or SIGINT to a rank (mpirun forwards SIGUSR1, not SIGTERM):\n"
-    "checkpoint at the next step, exit 75; during start-up: exit 75, nothing written.\n"
+    "SIGTERM, SIGUSR1, SIGUSR2 or SIGINT to a rank (mpirun forwards SIGUSR1 and SIGUSR2,\n"
+    "not SIGTERM): checkpoint at the next step, exit 75; during start-up: exit 75,\n"
+    "nothing written.\n"
     "OCRKD_EXIT_FILE=PATH: rank 0 also writes its exit code there (for job scripts).\n";
 
 static const char *bench_help =

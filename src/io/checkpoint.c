@@ -69,10 +69,14 @@ static const char *attr_text(const CkptMeta *m, int i, char *num, size_t cap) {
     return s ? s : "";
 }
 
+/* FNV-1a 64 with its standard offset basis, so that any writer can
+ * reproduce it (doc/checkpoint.md has it in Python). */
+#define FNV64_BASIS 14695981039346656037ULL
+
 static uint64_t attr_hash(const CkptMeta *m, int i) {
     char num[32];
     const char *s = attr_text(m, i, num, sizeof num);
-    return hash_bytes(HASH_SEED, s, strlen(s));
+    return hash_bytes(FNV64_BASIS, s, strlen(s));
 }
 
 static int has_run_id(const CkptMeta *m) {

@@ -46,6 +46,7 @@ void trainer_install_signals(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL); /* mpirun forwards it too; by default it would kill the rank */
     sigaction(SIGINT, &sa, NULL);
 }
 
@@ -916,13 +917,17 @@ static void print_start(const Trainer *t) {
 /* Every file the job reads must hold images of the model's input height:
  * SPEC lets a reader resize or refuse, and ocrkd refuses (doc/data.md).
  * Rank 0 reads the metadata before anything is sized from the files; the
- * other ranks wait in the next collective for its verdict. */
+ * other ranks wait for its verdict. */
 static void check_data_heights(const Config *c) {
-    if (dist_rank() != 0) return;
     Err err = {0};
-    for (int k = 0; k < c->n_train; k++)
-        fail_if(dataset_check_height(c->train[k], IMAGE_H, &err), &err);
-    if (c->val && c->val[0]) fail_if(dataset_check_height(c->val, IMAGE_H, &err), &err);
+    int rc = 0;
+    for (int k = 0; k < c->n_train && !rc && dist_rank() == 0; k++)
+        rc = dataset_check_height(c->train[k], IMAGE_H, &err);
+    if (!rc && c->val && c->val[0] && dist_rank() == 0)
+        rc = dataset_check_height(c->val, IMAGE_H, &err);
+    char buf[OCRKD_ERR_LEN];
+    snprintf(buf, sizeof buf, "%s", err.msg);
+    share_verdict(rc, buf, sizeof buf);
 }
 
 /* A signal before step 1 (every rank agrees at these points): the job ends

@@ -102,6 +102,18 @@ for name, value in (("kind", "xyz"), ("step", -5), ("world_size", 0)):
 shutil.copy(ck, tmp + "/legacy.h5")
 with h5py.File(tmp + "/legacy.h5", "r+") as f:           # as written before attr_checksums
     del f.attrs["attr_checksums"], f.attrs["run_id"]
+def fnv1a64(text):                                    # as doc/checkpoint.md gives it
+    h = 14695981039346656037
+    for b in text.encode("utf-8"):
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return "%016x" % h
+shutil.copy(ck, tmp + "/edited.h5")
+with h5py.File(tmp + "/edited.h5", "r+") as f:           # an edit on purpose, checksums redone
+    f.attrs["kind"] = "student"
+    names = ["kind", "config", "alphabet", "step", "epoch", "world_size", "run_id"]
+    text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+    f.attrs["attr_checksums"] = "fnv1a64 " + " ".join(
+        "%s=%s" % (n, fnv1a64(text(f.attrs[n]))) for n in names)
 shutil.copy(ck, tmp + "/state.h5")
 with h5py.File(tmp + "/state.h5", "r") as f:
     off = f["state/values"].id.get_chunk_info(0).byte_offset
@@ -123,6 +135,9 @@ expect_code 4 "a teacher with a flipped alphabet" -- "$BIN/ocrkd" distill "$TMP/
   --set run.dir="$TMP/d3" --set teacher.checkpoint="$TMP/alpha.h5"
 expect_code 4 "info of a checkpoint whose /state fails its checksum" -- "$BIN/ocrkd" info "$TMP/state.h5"
 expect_grep "state/values is corrupt" "$TMP/out" "info says what failed"
+expect_code 0 "an attribute edited with its checksums redone (doc/checkpoint.md) loads" -- \
+  "$BIN/ocrkd" info "$TMP/edited.h5"
+expect_grep '^kind +student' "$TMP/out" "with the edited value"
 expect_code 0 "a checkpoint written before attr_checksums still loads" -- "$BIN/ocrkd" eval --model "$TMP/legacy.h5" --data "$TMP/data/test.h5"
 expect_grep "legacy.h5 has no 'attr_checksums' attribute" "$TMP/err" "with a warning"
 
@@ -163,9 +178,15 @@ expect_grep 'resume +.*ckpt-00000008.h5: step 8' "$TMP/out" "from step 8"
 # foreground job), signal it once the first step is logged, rc in $rc. Few
 # log lines: once mpirun aborts it stops reading the ranks' output, and a
 # rank that fills the pipe blocks before it can write the checkpoint.
-export OCRKD_MPIRUN_ARGS=--oversubscribe OCRKD_TERM_GRACE=2
+# OCRKD_TERM_GRACE: how long mpirun waits before it passes on, then enforces,
+# the end of the job when it was signalled itself; it also delays every
+# exit 75, so short except where it matters.
+export OCRKD_MPIRUN_ARGS=--oversubscribe
 signal_job() {
   rm -rf "$TMP/job" "$TMP/job.log" # wait_for must not see the last run's log
+  OCRKD_TERM_GRACE=1
+  [ "$1" = TERM-to-mpirun ] && OCRKD_TERM_GRACE=5
+  export OCRKD_TERM_GRACE
   # a background job of this shell ignores SIGINT: undo that, as a terminal would not
   OCRKD_BIN="$BIN/ocrkd" $PY -c 'import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_DFL); os.setpgid(0, 0); os.execvp("bash", ["bash"] + sys.argv[1:])' \

@@ -11,6 +11,8 @@ cat >"$mock/fake-ocrkd" <<'EOF'
 #!/bin/bash
 echo "ocrkd $* threads=$OCRKD_THREADS" >>"$FAKE_LOG"
 echo "step pgid=$(ps -o pgid= $$ | tr -d ' ') exitfile=$OCRKD_EXIT_FILE grace=$OMPI_MCA_odls_base_sigkill_timeout" >>"$FAKE_LOG"
+# FAKE_DEAF: a USR1 before the ranks exist is lost, as mpirun loses it
+if [ -n "$FAKE_DEAF" ]; then trap '' USR1; sleep 2; fi
 trap 'echo "ocrkd signalled" >>"$FAKE_LOG"; exit 75' USR1 TERM
 # FAKE_OWN: rank 0's own exit code, hidden by a launcher that exits FAKE_RC
 [ -n "$FAKE_OWN" ] && echo "$FAKE_OWN" >"$OCRKD_EXIT_FILE"
@@ -126,6 +128,10 @@ expect_grep '^mpirun -np 2 .*fake-ocrkd train conf/demo-teacher.yaml --set x=1 -
 FAKE_RC=75 OCRKD_MAX_RESTARTS=2 bash jobs/local/run.sh distill conf/demo-distill.yaml >"$TMP/out" 2>&1; rc=$?
 check_eq "$rc" 75 "local: exit 75 after the last re-launch"
 check_eq "$(grep -c '^mpirun' "$log")" 3 "local: re-launched twice on exit 75"
+
+FAKE_DEAF=1 OCRKD_RESEND=1 signal_run TERM jobs/local/run.sh train conf/demo-teacher.yaml
+check_eq "$rc" 75 "local: a USR1 mpirun lost (ranks not started yet) is sent again"
+expect_grep '^ocrkd signalled' "$log" "local: the repeated USR1 reached the step"
 
 expect_code 2 "local: bad -n" -- bash jobs/local/run.sh train conf/demo-teacher.yaml -n x
 expect_code 2 "local: bad command" -- bash jobs/local/run.sh eval conf/demo-teacher.yaml
