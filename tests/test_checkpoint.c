@@ -351,6 +351,8 @@ static void test_attr_checksums(void) {
           "ckpt_load_model refuses it: %s", err.msg);
     CHECK(ckpt_verify(bad, &err) == EXIT_CKPT && strstr(err.msg, "alphabet"),
           "ckpt_verify refuses it: %s", err.msg);
+    CHECK(ckpt_read_params(bad, m, PART_ALL, 0, &err) == EXIT_CKPT && strstr(err.msg, "alphabet"),
+          "ckpt_read_params (model.init) refuses it: %s", err.msg);
     /* and of the config */
     copy_file(good, bad, -1);
     at = find_bytes(bad, "feature_dim: 4", 14);

@@ -55,7 +55,8 @@ int ckpt_write(const char *path, const Crnn *m, const CkptMeta *meta, const Ckpt
  * 0..CKPT_MAX_STEP, world_size in 1..CKPT_MAX_WORLD, the alphabet non-empty
  * valid UTF-8 without repeats. EXIT_CKPT naming the file and the attribute. */
 int ckpt_read_meta(const char *path, CkptMeta *meta, Err *err);
-/* Loads /params into m by name with shape checks. strict: every tensor of m
+/* Loads /params into m by name with shape checks, from a file whose
+ * attributes pass ckpt_read_meta's checks. strict: every tensor of m
  * must be in the file. parts: mask of PART_* to load (buffers of those parts
  * included). Tensors of the file that m lacks are ignored unless strict. */
 int ckpt_read_params(const char *path, Crnn *m, int parts, int strict, Err *err);

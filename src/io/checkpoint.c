@@ -525,6 +525,9 @@ static int check_no_extra(hid_t g, const Crnn *m, const char *path, Err *err) {
 }
 
 int ckpt_read_params(const char *path, Crnn *m, int parts, int strict, Err *err) {
+    CkptMeta meta; /* tensors only from a file whose attributes verify (model.init too) */
+    if (read_meta(path, &meta, 0, err)) return EXIT_CKPT;
+    ckpt_meta_free(&meta);
     hid_t f = open_ckpt(path, err);
     if (f < 0) return EXIT_CKPT;
     hid_t g = H5Gopen2(f, "params", H5P_DEFAULT);

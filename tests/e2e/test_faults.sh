@@ -131,6 +131,8 @@ expect_code 4 "info of a flipped alphabet" -- "$BIN/ocrkd" info "$TMP/alpha.h5"
 expect_code 4 "predict with a flipped alphabet" -- "$BIN/ocrkd" predict --model "$TMP/alpha.h5" --data "$TMP/data/test.h5"
 expect_code 4 "resume from a flipped alphabet" -- "$BIN/ocrkd" train "$TMP/t.yaml" \
   --set run.dir="$TMP/r3" --resume "$TMP/alpha.h5"
+expect_code 4 "model.init from a flipped alphabet" -- "$BIN/ocrkd" train "$TMP/t.yaml" \
+  --set run.dir="$TMP/i3" --set model.init="$TMP/alpha.h5"
 expect_code 4 "a teacher with a flipped alphabet" -- "$BIN/ocrkd" distill "$TMP/t.yaml" \
   --set run.dir="$TMP/d3" --set teacher.checkpoint="$TMP/alpha.h5"
 expect_code 4 "info of a checkpoint whose /state fails its checksum" -- "$BIN/ocrkd" info "$TMP/state.h5"
