@@ -18,4 +18,17 @@ expect_code() {
 expect_grep() {
   if grep -qE -- "$1" "$2"; then pass "$3"; else fail "$3: no /$1/ in $2"; sed 's/^/    /' "$2" | head -n 20; fi
 }
+# dataset_digest FILE: a hash of a dataset's /images, /labels and /widths
+# (not of the HDF5 bytes, which carry timestamps).
+dataset_digest() {
+  "$PY" - "$1" <<'EOF'
+import hashlib, sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    h = hashlib.sha256(f["images"][:].tobytes())
+    for s in f["labels"][:]:
+        h.update(s if isinstance(s, bytes) else s.encode()); h.update(b"\0")
+    h.update(f["widths"][:].tobytes())
+    print(h.hexdigest())
+EOF
+}
 e2e_end() { echo "$E2E_PASSED passed, $E2E_FAILED failed"; [ "$E2E_FAILED" -eq 0 ]; }

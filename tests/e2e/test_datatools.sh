@@ -18,17 +18,7 @@ if ! "$PY" -c 'import numpy, h5py, PIL, matplotlib' 2>"$TMP/err"; then
 fi
 
 # digest FILE: a hash of /images, /labels and /widths
-digest() {
-  "$PY" - "$1" <<'EOF'
-import hashlib, sys, h5py
-with h5py.File(sys.argv[1], "r") as f:
-    h = hashlib.sha256(f["images"][:].tobytes())
-    for s in f["labels"][:]:
-        h.update(s if isinstance(s, bytes) else s.encode()); h.update(b"\0")
-    h.update(f["widths"][:].tobytes())
-    print(h.hexdigest())
-EOF
-}
+digest() { dataset_digest "$1"; }
 
 # ---- heldout_render.py: usage and errors ----
 expect_code 0 "heldout_render --help" -- "$PY" "$HR" --help

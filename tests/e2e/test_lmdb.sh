@@ -33,17 +33,7 @@ with env.begin(write=True) as txn:
 env.close()
 EOF
 }
-digest() {
-  $PY - "$1" <<'EOF'
-import hashlib, sys, h5py
-with h5py.File(sys.argv[1], "r") as f:
-    h = hashlib.sha256(f["images"][:].tobytes())
-    for s in f["labels"][:]:
-        h.update(s if isinstance(s, bytes) else s.encode()); h.update(b"\0")
-    h.update(f["widths"][:].tobytes())
-    print(h.hexdigest())
-EOF
-}
+digest() { dataset_digest "$1"; }
 same() { if [ "$(digest "$1")" = "$(digest "$2")" ]; then pass "$3"; else fail "$3"; fi; }
 h5labels() { $PY -c 'import sys,h5py; f=h5py.File(sys.argv[1],"r"); print("|".join(s.decode() if isinstance(s,bytes) else s for s in f["labels"][:]), f["images"].shape)' "$1"; }
 no_output() { if [ ! -e "$1" ] && [ ! -e "$1.tmp" ]; then pass "$2: no output left"; else fail "$2: output left"; fi; }

@@ -13,17 +13,7 @@ FIX=$(cd "$(dirname "$0")/../data/pack" && pwd)
 
 # digest FILE: a hash of /images, /labels and /widths (not of the HDF5 bytes,
 # which carry timestamps).
-digest() {
-  $PY - "$1" <<'EOF'
-import hashlib, sys, h5py
-with h5py.File(sys.argv[1], "r") as f:
-    h = hashlib.sha256(f["images"][:].tobytes())
-    for s in f["labels"][:]:
-        h.update(s if isinstance(s, bytes) else s.encode()); h.update(b"\0")
-    h.update(f["widths"][:].tobytes())
-    print(h.hexdigest())
-EOF
-}
+digest() { dataset_digest "$1"; }
 same() { if [ "$(digest "$1")" = "$(digest "$2")" ]; then pass "$3"; else fail "$3"; fi; }
 
 # ---- usage ----
