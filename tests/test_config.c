@@ -71,6 +71,7 @@ static const char *config_diff(const Config *a, const Config *b) {
     SAME(shuffle);
     SAME(augment);
     SAME(skip_bad_labels);
+    SAME(train_limit);
     SAME(depth);
     SAME(blocks[0]);
     SAME(blocks[1]);
@@ -244,6 +245,7 @@ static const char *ALL_FIELDS =
     "  shuffle: no\n"
     "  augment: yes\n"
     "  skip_bad_labels: true\n"
+    "  train_limit: 12345\n"
     "augment: {prob: 0.75, stretch: 0.125, perspective: 0.25, rotate: 4.5, crop: 0.2,\n"
     "          blur: 2, lowres: 0.3, noise: 0.1, contrast: 0.25, brightness: 0.05, invert: 0.5}\n"
     "model:\n"
@@ -280,7 +282,9 @@ static void test_all_fields(void) {
     CHECK(same_str(c.run_dir, "r/x y") && c.seed == 7 && c.threads == 3, "run");
     CHECK(c.n_train == 3 && same_str(c.train[1], "b \"q\".h5") && same_str(c.test, "t.h5"),
           "train list");
-    CHECK(c.batch_size == 5 && !c.shuffle && c.augment && c.skip_bad_labels, "data scalars");
+    CHECK(c.batch_size == 5 && !c.shuffle && c.augment && c.skip_bad_labels &&
+              c.train_limit == 12345,
+          "data scalars");
     CHECK(c.depth == 0 && c.blocks[0] == 1 && c.blocks[3] == 4 && c.bottleneck && c.width == 8,
           "custom blocks");
     CHECK(same_str(c.alphabet, "\xc3\xa4\xc3\xb6\\ \"#: x"), "alphabet escapes + UTF-8: '%s'",

@@ -430,6 +430,56 @@ static void test_sharding(void) {
         free((void *)f4[f]), free((void *)f4b[f]);
 }
 
+/* data.train_limit: the first `limit` samples of each file and no other,
+ * sharded as if the file held only those; a limit above the size is a no-op. */
+static void test_limit(void) {
+    Raw o = raw_default();
+    char(*lab)[16] = make_labels(40, 0);
+    const char *path = tmp_path("limit.h5");
+    write_raw(path, &o, 40, lab, 0);
+    free(lab);
+    const char *files[] = {path};
+    for (int P = 1; P <= 2; P++) {
+        long seen[40] = {0}, total = 0, bad = 0;
+        for (int r = 0; r < P; r++) {
+            LoaderConf c = {.files = files, .nfiles = 1, .rank = r, .world = P, .batch_size = 2,
+                            .seed = 5, .train = 1, .limit = 13};
+            Loader *l = NULL;
+            Err err = {0};
+            CHECK(loader_open(&l, &c, &err) == 0, "limit 13, rank %d of %d: %s", r, P, err.msg);
+            if (!l) continue;
+            long want = 13L * (r + 1) / P - 13L * r / P;
+            CHECK(loader_shard_size(l) == want, "limit 13, rank %d of %d: shard %ld, want %ld", r,
+                  P, loader_shard_size(l), want);
+            for (long s = 0; s < 3 * loader_steps_per_epoch(l); s++) {
+                const Batch *b;
+                if (loader_next(l, &b, &err) || !b) break;
+                for (int k = 0; k < b->B; k++) {
+                    long i = b->index[k];
+                    if (i < 0 || i >= 13)
+                        bad++;
+                    else if (!seen[i]++)
+                        total++;
+                }
+            }
+            loader_close(l);
+        }
+        /* index order, full batches of 2: sample 12 (P = 1) or each shard's
+         * last odd one out (P = 2) is never drawn, 12 distinct in all */
+        CHECK(bad == 0 && total == 12,
+              "limit 13 on %d rank(s): %ld distinct samples below 13 seen (want 12), %ld at "
+              "or above it",
+              P, total, bad);
+    }
+    LoaderConf c = {.files = files, .nfiles = 1, .world = 1, .batch_size = 4, .train = 1,
+                    .limit = 1000};
+    Loader *l = NULL;
+    Err err = {0};
+    CHECK(loader_open(&l, &c, &err) == 0 && loader_shard_size(l) == 40,
+          "a limit above the file's size changes nothing (%ld)", l ? loader_shard_size(l) : -1L);
+    loader_close(l);
+}
+
 /* ---- order, resume, prefetch ---- */
 
 /* Runs nb train batches from the loader's position, recording the indices
@@ -645,6 +695,7 @@ int main(void) {
     test_round_trip();
     test_foreign();
     test_sharding();
+    test_limit();
     test_order_and_resume();
     test_prefetch_equal();
     test_errors();

@@ -30,6 +30,7 @@ typedef struct {
     int augment;       /* default 0 */
     AugmentConf aug;   /* section `augment`: the ranges used when augment is on */
     int skip_bad_labels; /* data.skip_bad_labels, default 0 */
+    long train_limit;  /* data.train_limit: only the first N samples of each training file; 0 = all */
 
     /* model */
     int depth;         /* 18|34|50|101|152, or 0 when blocks is given */

@@ -102,6 +102,7 @@ typedef struct {
     uint64_t seed;
     const char *alphabet;     /* NULL or "" = the first file's */
     int skip_bad;             /* skip labels with characters outside the alphabet (counted) */
+    long limit;               /* > 0: only the first `limit` samples of each file exist (0 = all) */
     int train;                /* 1: full batches only, equal steps on all ranks, epochs wrap;
                                  0: one pass over the shard in index order, last batch partial */
     int prefetch;             /* 1: a background reader thread (HDF5 only on that thread) */

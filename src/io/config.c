@@ -381,6 +381,7 @@ static const Key KEYS[] = {
     {"augment.brightness", T_FLOAT, F(aug.brightness), 0, 0.5, 0, 0, NULL},
     {"augment.invert", T_FLOAT, F(aug.invert), 0, 1, 0, 0, NULL},
     {"data.skip_bad_labels", T_BOOL, F(skip_bad_labels), 0, 0, 0, 0, NULL},
+    {"data.train_limit", T_LONG, F(train_limit), 0, BIG, 0, 0, NULL},
     {"model.extractor.depth", T_SPECIAL, 0, 0, 0, 0, 0, apply_depth},
     {"model.extractor.blocks", T_SPECIAL, 0, 0, 0, 0, 0, apply_blocks},
     {"model.extractor.block", T_SPECIAL, 0, 0, 0, 0, 0, apply_block},
@@ -837,6 +838,7 @@ static void write_run_data(FILE *f, const Config *c) {
     fprintf(f, "  batch_size: %d\n  shuffle: %s\n  augment: %s\n  skip_bad_labels: %s\n",
             c->batch_size, bool_name(c->shuffle), bool_name(c->augment),
             bool_name(c->skip_bad_labels));
+    if (c->train_limit) fprintf(f, "  train_limit: %ld\n", c->train_limit);
 }
 
 static void write_model(FILE *f, const Config *c) {

@@ -286,6 +286,7 @@ static void setup_cache(Trainer *t) {
         DatasetMeta dm;
         Err err = {0};
         fail_if(dataset_read_meta(c->train[k], &dm, &err), &err);
+        if (c->train_limit > 0 && dm.n > c->train_limit) dm.n = c->train_limit;
         if (c->n_train == 1) {
             t->shard_start = (long)((long long)r * dm.n / P);
             slots = (long)((long long)(r + 1) * dm.n / P) - t->shard_start;
@@ -387,6 +388,7 @@ static void open_loaders(Trainer *t) {
     lc.seed = (uint64_t)c->seed;
     lc.alphabet = t->alpha.utf8 ? t->alpha.utf8 : c->alphabet;
     lc.skip_bad = c->skip_bad_labels;
+    lc.limit = c->train_limit;
     lc.train = 1;
     lc.prefetch = 1;
     lc.allow_unlabeled = t->mode == MODE_DISTILL; /* distance terms alone for those samples */
@@ -404,6 +406,7 @@ static void open_loaders(Trainer *t) {
         LoaderConf vc = lc;
         vc.files = vf;
         vc.nfiles = 1;
+        vc.limit = 0;
         vc.shuffle = 0;
         vc.augment = 0;
         vc.train = 0;
@@ -908,6 +911,9 @@ static void print_start(const Trainer *t) {
             "per epoch, alphabet of %d\n",
             loader_shard_size(t->train), dist_world(), t->cfg->batch_size,
             t->cfg->batch_size * dist_world(), loader_steps_per_epoch(t->train), t->alpha.n);
+    if (t->cfg->train_limit > 0)
+        printf0("data     data.train_limit: only the first %ld samples of each training file\n",
+                t->cfg->train_limit);
     if (t->unlabeled_total > 0)
         printf0("data     %.0f unlabeled samples (all ranks): distance terms alone for them, CTC "
                 "averaged over each batch's labeled samples\n",
