@@ -14,6 +14,10 @@
 #   HELDOUT_ARGS    heldout_render.py arguments after --out (count, width, seed)
 #   CONF_TEACHER, CONF_DISTILL, CONF_SCRATCH   the three configs
 #   TARGET_MINUTES  the whole pipeline's budget, printed beside the time taken
+#   CONF_UNLABELED, UNLABELED_ARGS   optional (issue 12): a fourth row, the
+#                   student distilled with unlabeled images of the held-out
+#                   renderer's domain (heldout_render.py UNLABELED_ARGS, packed
+#                   without labels into data/$NAME-unlabeled/unlabeled.h5)
 # Environment: NP (ranks, default 2), OCRKD_THREADS (default 1),
 #   TESSERACT_N (held-out images Tesseract reads, default 400; 0 = skip).
 set -eu
@@ -46,6 +50,15 @@ if [ ! -f "$HELD/test.h5" ]; then
 else
     say "reusing the held-out test set in $HELD"
 fi
+UNL=data/$NAME-unlabeled
+if [ -n "${CONF_UNLABELED:-}" ] && [ ! -f "$UNL/unlabeled.h5" ]; then
+    say "unlabeled images of the held-out domain (other seed, labels thrown away): $UNL"
+    mkdir -p "$UNL"
+    # shellcheck disable=SC2086
+    $PY data-tools/heldout_render.py --out "$UNL/rendered.h5" --png-dir "$UNL/png" $UNLABELED_ARGS
+    bin/ocrkd-pack --images "$UNL/png" --out "$UNL/unlabeled.h5"
+    rm -rf "$UNL/png" "$UNL/rendered.h5"
+fi
 
 # ---- the three runs ----
 say "teacher: $MPIRUN bin/ocrkd train $CONF_TEACHER"
@@ -72,6 +85,10 @@ read -r steps minutes <"$SCRATCH_DIR/budget.txt"
 say "same student from scratch for the distilled run's ${wall} s (~$steps steps): $CONF_SCRATCH"
 $MPIRUN bin/ocrkd train "$CONF_SCRATCH" --resume auto --set stop.max_steps="$steps" \
     --set stop.max_minutes="$minutes"
+if [ -n "${CONF_UNLABELED:-}" ]; then
+    say "distilled with unlabeled held-out-domain images: $MPIRUN bin/ocrkd distill $CONF_UNLABELED"
+    $MPIRUN bin/ocrkd distill "$CONF_UNLABELED" --resume auto
+fi
 
 # ---- evaluation ----
 say "evaluating on $DATA/test.h5 (in-domain) and $HELD/test.h5 (held-out renderer, fonts, words)"
@@ -91,6 +108,10 @@ row() { # name checkpoint
 row teacher "$TEACHER_DIR/best.h5" "$TEACHER_DIR"
 row distilled "$DISTILL_DIR/best.h5" "$DISTILL_DIR"
 row scratch "$SCRATCH_DIR/best.h5" "$SCRATCH_DIR"
+if [ -n "${CONF_UNLABELED:-}" ]; then
+    UNL_DIR=$(run_dir "$CONF_UNLABELED")
+    row unlabeled "$UNL_DIR/best.h5" "$UNL_DIR"
+fi
 TESSERACT_N=${TESSERACT_N:-400}
 tess=""
 if [ "$TESSERACT_N" -gt 0 ] && command -v tesseract >/dev/null 2>&1; then
@@ -111,6 +132,8 @@ fi
             printf "\nstudent extractor / teacher extractor = %.1f%%; student eval %.2fx the teacher'"'"'s images/s\n", 100 * x["distilled"] / x["teacher"], ips["distilled"] / ips["teacher"]
             printf "distilled - teacher: %+.2f points in-domain, %+.2f held-out\n", 100 * (acc["distilled"] - acc["teacher"]), 100 * (held["distilled"] - held["teacher"])
             printf "distilled - scratch (same wall time): %+.2f points in-domain, %+.2f held-out\n", 100 * (acc["distilled"] - acc["scratch"]), 100 * (held["distilled"] - held["scratch"])
+            if ("unlabeled" in acc)
+                printf "unlabeled - distilled (+ unlabeled held-out-domain images): %+.2f points in-domain, %+.2f held-out\n", 100 * (acc["unlabeled"] - acc["distilled"]), 100 * (held["unlabeled"] - held["distilled"])
             printf "took %d s (budget %d min)\n", secs, target }' "$rows"
 } >"$OUT/table.txt"
 awk -F'\t' 'BEGIN { printf "[" } { printf "%s{\"model\":\"%s\",\"params\":%s,\"extractor\":%s,\"in_domain\":%s,\"held_out\":%s,\"held_out_cer\":%s,\"img_per_s\":%s,\"train_s\":%s}", (NR > 1 ? "," : ""), $1, $2, $3, $4, $5, $6, $7, $8 } END { print "]" }' "$rows" >"$OUT/table.json"
