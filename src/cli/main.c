@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ocrkd/blas_core.h"
 #include "ocrkd/common.h"
 
 static const char *usage_text =
@@ -29,13 +30,16 @@ static const char *usage_text =
 void cli_usage(FILE *out) { fputs(usage_text, out); }
 
 int main(int argc, char **argv) {
+    blas_core_fix(argv); /* may re-execute: first, before MPI and threads */
     if (argc < 2) {
         cli_usage(stderr);
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-        printf("ocrkd %s\n", OCRKD_VERSION);
+        char blas[256];
+        blas_core_describe(blas, sizeof blas);
+        printf("ocrkd %s\n%s\n", OCRKD_VERSION, blas);
         return 0;
     }
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ocrkd/blas_core.h"
 #include "ocrkd/checkpoint.h"
 #include "ocrkd/dataset.h"
 #include "ocrkd/dist.h"
@@ -901,6 +902,9 @@ static void print_start(const Trainer *t) {
     char desc[256];
     arch_describe(&s->arch, desc, sizeof desc);
     printf0("model    %s\n", desc);
+    char blas[256];
+    blas_core_describe(blas, sizeof blas);
+    printf0("blas     %s\n", blas);
     printf0("params   extractor %zu, encoder %zu, classifier %zu; trainable %zu (%s)\n",
             s->count[PART_EXTRACTOR], s->count[PART_ENCODER], s->count[PART_CLASSIFIER],
             s->n_trainable,
