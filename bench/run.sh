@@ -125,14 +125,28 @@ table() { # TAG TITLE
         "$(torch_rate distill_student)"
 }
 version=$("$bin/ocrkd" --version 2>/dev/null | head -n 1)
-table ocrkd "$version vs PyTorch $(torch_rate torch), batch $(torch_rate batch), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+kernels() { "$bin/ocrkd" --version 2>/dev/null | sed -n 2p; }
+table ocrkd "$version vs PyTorch $(torch_rate torch), batch $(torch_rate batch), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}
+  $(kernels)"
 
-# OpenBLAS picks its kernels by CPU detection unless OPENBLAS_CORETYPE forces
-# them: when it is set, show what detection alone would give.
+# The other OpenBLAS setting, so both are always reported: with the variable
+# set, the same runs with it unset (OpenBLAS's CPU detection, which ocrkd
+# corrects when it falls back to old kernels: src/util/blas_core.c); with it
+# unset, the same runs with OPENBLAS_CORETYPE=Haswell (AVX2 kernels, as some
+# clusters set it). The PyTorch column does not change: its convolutions do
+# not go through OpenBLAS.
 if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
     (
         unset OPENBLAS_CORETYPE
-        run_ocrkd_tagged nocore "$@"
+        run_ocrkd_tagged other "$@"
     ) || exit 1
-    table nocore "the same, ocrkd with OPENBLAS_CORETYPE unset (PyTorch column as above)"
+    table other "the same, ocrkd with OPENBLAS_CORETYPE unset (PyTorch column as above)
+  $(unset OPENBLAS_CORETYPE; kernels)"
+else
+    (
+        export OPENBLAS_CORETYPE=Haswell
+        run_ocrkd_tagged other "$@"
+    ) || exit 1
+    table other "the same, ocrkd with OPENBLAS_CORETYPE=Haswell (PyTorch column as above)
+  $(export OPENBLAS_CORETYPE=Haswell; kernels)"
 fi
