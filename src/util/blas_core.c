@@ -56,8 +56,15 @@ void blas_core_fix(char **argv) {
     char was[64];
     snprintf(was, sizeof was, "%s", detected);
     if (setenv("OPENBLAS_CORETYPE", pick, 1) || setenv(REPLACED_ENV, was, 1)) return;
-    fflush(NULL);
-    execv("/proc/self/exe", argv);
+    /* exec the binary by its own path, not /proc/self/exe: the process
+     * name (comm, what ps, pgrep and top show) comes from that path */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = 0;
+        fflush(NULL);
+        execv(self, argv);
+    }
     /* exec failed (no /proc?): carry on with OpenBLAS's own choice */
     unsetenv("OPENBLAS_CORETYPE");
     unsetenv(REPLACED_ENV);

@@ -147,9 +147,9 @@ expect_code 0 "--version" -- "$BIN/ocrkd" --version
 # OpenBLAS kernels: a set OPENBLAS_CORETYPE is kept as it is; OCRKD_BLAS_CORE=keep
 # keeps OpenBLAS's own detection; unset, ocrkd may replace a fallback (blas_core.c)
 expect_code 0 "--version, OPENBLAS_CORETYPE=Haswell" -- env OPENBLAS_CORETYPE=Haswell "$BIN/ocrkd" --version
-expect_grep "^OpenBLAS Haswell kernels (OPENBLAS_CORETYPE=Haswell)" "$TMP/out" "a set OPENBLAS_CORETYPE is kept"
+expect_grep "^OpenBLAS Haswell kernels \\(OPENBLAS_CORETYPE=Haswell\\)" "$TMP/out" "a set OPENBLAS_CORETYPE is kept"
 expect_code 0 "--version, OCRKD_BLAS_CORE=keep" -- env -u OPENBLAS_CORETYPE OCRKD_BLAS_CORE=keep "$BIN/ocrkd" --version
-expect_grep "(its CPU detection)" "$TMP/out" "OCRKD_BLAS_CORE=keep keeps the detection"
+expect_grep "\\(its CPU detection\\)" "$TMP/out" "OCRKD_BLAS_CORE=keep keeps the detection"
 expect_code 0 "--version, unset" -- env -u OPENBLAS_CORETYPE "$BIN/ocrkd" --version
 expect_grep "its CPU detection|set by ocrkd" "$TMP/out" "unset: the detection or ocrkd's replacement, said"
 e2e_end
