@@ -65,7 +65,7 @@ MPI_SRC  := $(sort $(wildcard tests/mpi/test_*.c))
 TEST_BIN := $(UNIT_SRC:tests/%.c=$(BIN)/tests/%) $(MPI_SRC:tests/mpi/%.c=$(BIN)/tests/mpi/%)
 TOOLS    := $(if $(wildcard data-tools/synth.c),$(BIN)/ocrkd-synth) $(if $(wildcard data-tools/pack.c),$(BIN)/ocrkd-pack)
 
-.PHONY: all test tests demo experiment asan deps refs clean format bench
+.PHONY: all test tests demo experiment asan deps refs clean format bench bench-gemm
 # keep intermediate objects (no trailing "rm" after the test summary)
 .SECONDARY:
 all: $(BIN)/ocrkd $(TOOLS)
@@ -159,6 +159,13 @@ refs:
 
 bench: all
 	@sh bench/run.sh
+
+# gemm_f32 vs cblas_sgemm on ocrkd's GEMM shapes; how to run: bench/gemm_bench.c
+bench-gemm: $(BIN)/bench_gemm
+
+$(BIN)/bench_gemm: $(BUILD)/bench/gemm_bench.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 format:
 	clang-format -i $$(find src include tests data-tools -name '*.[ch]')

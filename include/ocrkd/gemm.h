@@ -1,0 +1,30 @@
+/* gemm.h - ocrkd's own single-precision GEMM (src/nn/gemm.c), so the
+ * speed of the convolutions and the LSTM does not depend on which OpenBLAS
+ * kernels a cluster forces (OPENBLAS_CORETYPE=Haswell on an AVX-512 node).
+ *
+ * Row-major, alpha 1, beta 0 or 1 - exactly what conv.c, lstm.c and ops.c
+ * need, nothing more:
+ *   C (M,N) = beta * C + op(A) (M,K) . op(B) (K,N)
+ * op(A) is A (M,K) with row stride lda, or with transA A^T for A (K,M);
+ * op(B) likewise. beta 0 never reads C (it may hold NaN). Single-threaded.
+ * Not for: alpha != 1, other betas, column-major, threads, double.
+ */
+#ifndef OCRKD_GEMM_H
+#define OCRKD_GEMM_H
+
+void gemm_f32(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B,
+              int ldb, float beta, float *C, int ldc);
+
+/* The implementations gemm_f32 can run. GEMM_AUTO: the best this CPU
+ * supports (AVX-512 > AVX2 > cblas), chosen once at the first call. */
+typedef enum { GEMM_AUTO, GEMM_AVX512, GEMM_AVX2, GEMM_CBLAS } GemmPath;
+
+/* For tests and benchmarks: makes gemm_f32 use `path` from now on.
+ * Returns 0, or -1 (nothing changed) when this CPU cannot run it. */
+int gemm_force_path(GemmPath path);
+/* The path gemm_f32 runs now (never GEMM_AUTO) and its name
+ * ("avx512 8x32", "avx2 6x16", "cblas"). */
+GemmPath gemm_path(void);
+const char *gemm_path_name(GemmPath path);
+
+#endif

@@ -1,0 +1,252 @@
+/* gemm.c - gemm_f32 (gemm.h): cache-blocked, packed single-precision GEMM
+ * with an AVX-512 and an AVX2 micro-kernel, cblas_sgemm as the fallback.
+ *
+ * For: the row-major, alpha 1, beta 0/1 products of conv.c, lstm.c, ops.c,
+ * one thread. Not for: threads, alpha, column-major callers.
+ *
+ * The scheme is the textbook Goto/BLIS one. C (M,N) is cut into column
+ * panels of NC, K into blocks of KC, rows into blocks of MC:
+ *   for jc (NC):  for pc (KC):  pack op(B)[pc:+KC, jc:+NC]   -> bpack (L2/L3)
+ *                                for ic (MC): pack op(A)[ic:+MC, pc:+KC] -> apack (L2)
+ *                                  for jr (NR): for ir (MR): micro-kernel
+ * The micro-kernel multiplies an MR x KC sliver of apack (stored k-major:
+ * MR consecutive rows per k) by a KC x NR sliver of bpack (NR consecutive
+ * columns per k, in L1 while ir sweeps the block), holding the MR x NR tile
+ * of C in registers: each k is NR/W vector loads of B, MR broadcasts of A
+ * and MR*NR/W FMAs. Packing pads partial slivers with zeros, so the kernel
+ * always runs full tiles; a partial tile of C goes through a small buffer.
+ * Both operands are packed whatever their transposes, so one kernel serves
+ * NN, NT, TN and TT; packing is where the layouts differ.
+ *
+ * The AVX kernels are compiled with target attributes, so the rest of the
+ * build keeps its flags; which one runs is decided once, at the first call,
+ * with __builtin_cpu_supports (which also checks the OS saves the registers).
+ *
+ * Summation order: within a KC block each C element is one FMA chain in k
+ * order; blocks are added in order. Rounding differs from OpenBLAS's only
+ * in the order of those additions (error bound of any order: K u sum|ab|).
+ */
+#include "ocrkd/gemm.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <immintrin.h>
+
+#include "ocrkd/common.h"
+
+/* C tile (MR,NR) at c (row stride ldc) = (accumulate ? c : 0) + a . b, with
+ * a an MR x kc sliver (k-major) and b a kc x NR sliver (k-major). */
+typedef void (*MicroKernel)(int kc, const float *a, const float *b, float *c, size_t ldc,
+                            int accumulate);
+
+typedef struct {
+    const char *name;
+    MicroKernel fn;
+    int mr, nr;     /* tile */
+    int kc, mc, nc; /* block caps (mc a multiple of mr, nc of nr) */
+} Kernel;
+
+#define MR_MAX 16
+#define NR_MAX 64
+
+/* One micro-kernel per (ISA, MR, NV vectors of W floats): the accumulators
+ * are a 2-D array the unrolled loops turn into registers (MR*NV of them). */
+#define DEFINE_KERNEL(fname, ISA, VEC, W, MR, NV, LOAD, STORE, SET1, FMA, ADD, ZERO)               \
+    __attribute__((target(ISA))) static void fname(int kc, const float *a, const float *b,         \
+                                                   float *c, size_t ldc, int accumulate) {         \
+        VEC acc[MR][NV];                                                                           \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                      \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[i][v] = ZERO();               \
+        for (int k = 0; k < kc; k++) {                                                             \
+            VEC bv[NV];                                                                            \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) bv[v] = LOAD(b + W * v);          \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                \
+                VEC ai = SET1(a[i]);                                                               \
+                _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[i][v] =                   \
+                    FMA(ai, bv[v], acc[i][v]);                                                     \
+            }                                                                                      \
+            a += MR;                                                                               \
+            b += W * NV;                                                                           \
+        }                                                                                          \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                      \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {                                 \
+            float *p = c + i * ldc + W * v;                                                        \
+            STORE(p, accumulate ? ADD(LOAD(p), acc[i][v]) : acc[i][v]);                            \
+        }                                                                                          \
+    }
+
+#define MR512 8
+#define NV512 2
+DEFINE_KERNEL(kernel_avx512, "avx512f,fma", __m512, 16, MR512, NV512, _mm512_loadu_ps,
+              _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_setzero_ps)
+#define MR256 6
+#define NV256 2
+DEFINE_KERNEL(kernel_avx2, "avx2,fma", __m256, 8, MR256, NV256, _mm256_loadu_ps, _mm256_storeu_ps,
+              _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_setzero_ps)
+
+/* kc: B sliver (kc x NR) stays in L1 (48 KB here) beside two A slivers;
+ * mc x kc of A fits L2 many times over; kc x nc of B stays in L2. */
+static const Kernel KERNELS[] = {
+    [GEMM_AVX512] = {"avx512 8x32", kernel_avx512, MR512, 16 * NV512, 256, 192, 2048},
+    [GEMM_AVX2] = {"avx2 6x16", kernel_avx2, MR256, 8 * NV256, 256, 144, 2048},
+    [GEMM_CBLAS] = {"cblas", NULL, 0, 0, 0, 0, 0},
+};
+
+static int path_supported(GemmPath p) {
+    __builtin_cpu_init();
+    switch (p) {
+    case GEMM_AVX512:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+    case GEMM_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case GEMM_CBLAS:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static GemmPath current = GEMM_AUTO;
+
+static GemmPath best_path(void) {
+    if (path_supported(GEMM_AVX512)) return GEMM_AVX512;
+    if (path_supported(GEMM_AVX2)) return GEMM_AVX2;
+    return GEMM_CBLAS;
+}
+
+GemmPath gemm_path(void) {
+    if (current == GEMM_AUTO) current = best_path();
+    return current;
+}
+
+int gemm_force_path(GemmPath path) {
+    if (path == GEMM_AUTO) path = best_path();
+    if (!path_supported(path)) return -1;
+    current = path;
+    return 0;
+}
+
+const char *gemm_path_name(GemmPath path) {
+    if (path == GEMM_AUTO) path = best_path();
+    return KERNELS[path].name;
+}
+
+/* ---- packing ---- */
+
+/* Packs rows [r0, r0+rows) x k [k0, k0+kc) of a matrix X into slivers of
+ * w rows, each k-major (w consecutive rows per k), rows past `rows` zero.
+ * Element (r, k) is X[r*ld + k] when rk_layout, else X[k*ld + r]: A is
+ * rk_layout unless transposed, B (as rows j of op(B)^T) only when it is. */
+static void pack(const float *X, int ld, int rk_layout, int r0, int rows, int k0, int kc, int w,
+                 float *dst) {
+    for (int p = 0; p < rows; p += w) {
+        const int n = MIN(w, rows - p);
+        float *d = dst + (size_t)p * kc;
+        if (rk_layout) {
+            for (int r = 0; r < n; r++) {
+                const float *s = X + (size_t)(r0 + p + r) * ld + k0;
+                for (int k = 0; k < kc; k++)
+                    d[(size_t)k * w + r] = s[k];
+            }
+            if (n < w)
+                for (int k = 0; k < kc; k++)
+                    memset(d + (size_t)k * w + n, 0, (size_t)(w - n) * sizeof(float));
+        } else {
+            for (int k = 0; k < kc; k++) {
+                const float *s = X + (size_t)(k0 + k) * ld + r0 + p;
+                float *dk = d + (size_t)k * w;
+                memcpy(dk, s, (size_t)n * sizeof(float));
+                if (n < w) memset(dk + n, 0, (size_t)(w - n) * sizeof(float));
+            }
+        }
+    }
+}
+
+/* Packing buffers, grown once to the largest blocks seen (per thread, so
+ * threads can come later); never freed. */
+static _Thread_local float *apack, *bpack;
+static _Thread_local size_t apack_cap, bpack_cap;
+
+static float *grow(float **buf, size_t *cap, size_t floats) {
+    if (floats > *cap) {
+        free(*buf);
+        size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
+        *buf = aligned_alloc(64, bytes);
+        if (!*buf) fatal(1, "gemm_f32: out of memory for %zu packing floats", floats);
+        *cap = floats;
+    }
+    return *buf;
+}
+
+/* Block length for a dimension of n with cap `cap`: as many blocks as the
+ * cap needs, made equal (so K = 300 is 2 x 150, not 256 + 44), rounded up
+ * to a multiple of unit. */
+static int block_len(int n, int cap, int unit) {
+    int nblocks = (n + cap - 1) / cap;
+    int len = (n + nblocks - 1) / nblocks;
+    return (len + unit - 1) / unit * unit;
+}
+
+/* c (m,n) (row stride ldc) = (accumulate ? c : 0) + t (m,n) (row stride nr) */
+static void store_partial(float *c, size_t ldc, const float *t, int nr, int m, int n,
+                          int accumulate) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+            c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i * nr + j] : t[i * nr + j];
+}
+
+static void gemm_blocked(const Kernel *kr, int transA, int transB, int M, int N, int K,
+                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                         int ldc) {
+    const int mr = kr->mr, nr = kr->nr;
+    const int kc = block_len(K, kr->kc, 1), mc = block_len(M, kr->mc, mr),
+              nc = block_len(N, kr->nc, nr);
+    float *ap = grow(&apack, &apack_cap, (size_t)mc * kc);
+    float *bp = grow(&bpack, &bpack_cap, (size_t)kc * nc);
+    _Alignas(64) float tile[MR_MAX * NR_MAX];
+    for (int jc = 0; jc < N; jc += nc) {
+        const int n = MIN(nc, N - jc);
+        for (int pc = 0; pc < K; pc += kc) {
+            const int k = MIN(kc, K - pc), acc = pc > 0 || beta != 0.0f;
+            pack(B, ldb, transB, jc, n, pc, k, nr, bp);
+            for (int ic = 0; ic < M; ic += mc) {
+                const int m = MIN(mc, M - ic);
+                pack(A, lda, !transA, ic, m, pc, k, mr, ap);
+                for (int jr = 0; jr < n; jr += nr)
+                    for (int ir = 0; ir < m; ir += mr) {
+                        const float *a = ap + (size_t)ir * k, *b = bp + (size_t)jr * k;
+                        float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
+                        const int mm = MIN(mr, m - ir), nn = MIN(nr, n - jr);
+                        if (mm == mr && nn == nr) {
+                            kr->fn(k, a, b, c, (size_t)ldc, acc);
+                        } else {
+                            kr->fn(k, a, b, tile, (size_t)nr, 0);
+                            store_partial(c, (size_t)ldc, tile, nr, mm, nn, acc);
+                        }
+                    }
+            }
+        }
+    }
+}
+
+void gemm_f32(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B,
+              int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    GemmPath p = gemm_path();
+    if (p == GEMM_CBLAS) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, C,
+                    ldc);
+        return;
+    }
+    if (K <= 0) {
+        if (beta == 0.0f)
+            for (int i = 0; i < M; i++)
+                memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
+        return;
+    }
+    gemm_blocked(&KERNELS[p], transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}

@@ -1,0 +1,152 @@
+/* test_gemm.c - gemm_f32 on every path this CPU runs (AVX-512, AVX2,
+ * cblas), forced one after the other, against a double-precision naive
+ * product: NN, NT, TN, TT; beta 0 and 1; sizes 1, 3, 17, 33... that leave
+ * partial tiles in M, N and K; shapes that cross the KC, MC and NC blocks;
+ * leading dimensions wider than the matrices.
+ *
+ * Tolerance, per element: |got - ref| <= (K + 2) u S with u = 2^-24 and
+ * S = sum_k |a_ik b_kj| + beta |c_ij|. Any order of summing K products and
+ * C in float (with or without FMA, blocked or not) stays within
+ * gamma_(K+1) S (Higham, Accuracy and Stability, 3.1), plus u/2 |ref| for
+ * the final rounding: (K + 2) u S covers both and holds for OpenBLAS too.
+ * It is tight enough to fail on any wrong, missing or doubled term: one
+ * term is ~S/K, far above K u S for every K here (K <= 600: 4e-5 S).
+ *
+ * Poison: padding of A and B (between width and leading dimension) is NaN,
+ * so reading it fails; padding of C is a sentinel that must survive; with
+ * beta 0, C starts as NaN, so reading it fails too. */
+#include <math.h>
+#include <string.h>
+
+#include "ocrkd/common.h"
+#include "ocrkd/gemm.h"
+#include "test.h"
+
+static Rng rng;
+
+#define SENTINEL 12345.0f
+#define LD_PAD 3
+
+/* rows x cols matrix with row stride cols + LD_PAD: values N(0,1), padding p */
+static float *matrix(int rows, int cols, float pad) {
+    const int ld = cols + LD_PAD;
+    float *x = xalloc_floats((size_t)rows * ld + 1);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < ld; c++)
+            x[(size_t)r * ld + c] = c < cols ? rng_normal(&rng) : pad;
+    return x;
+}
+
+/* worst |got - ref| / tol over C, and whether C's padding is intact */
+typedef struct {
+    double worst;
+    int pad_ok;
+} Result;
+
+static Result run_case(int tA, int tB, int M, int N, int K, float beta) {
+    /* stored shapes: A (M,K) or (K,M); B (K,N) or (N,K) */
+    const int ar = tA ? K : M, ac = tA ? M : K, br = tB ? N : K, bc = tB ? K : N;
+    const int lda = ac + LD_PAD, ldb = bc + LD_PAD, ldc = N + LD_PAD;
+    float *A = matrix(ar, ac, NAN), *B = matrix(br, bc, NAN), *C = matrix(M, N, SENTINEL);
+    float *C0 = xalloc_floats((size_t)M * ldc);
+    if (beta == 0.0f)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(size_t)i * ldc + j] = NAN;
+    memcpy(C0, C, (size_t)M * ldc * sizeof(float));
+    gemm_f32(tA, tB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    Result r = {0, 1};
+    const double u = ldexp(1.0, -24);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < ldc; j++) {
+            const float got = C[(size_t)i * ldc + j];
+            if (j >= N) {
+                r.pad_ok &= got == SENTINEL;
+                continue;
+            }
+            double ref = 0, S = 0;
+            if (beta != 0.0f) {
+                ref = C0[(size_t)i * ldc + j];
+                S = fabs(ref);
+            }
+            for (int k = 0; k < K; k++) {
+                double a = tA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                double b = tB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                ref += a * b;
+                S += fabs(a * b);
+            }
+            const double tol = (K + 2) * u * S + 1e-30;
+            const double e = fabs((double)got - ref) / tol;
+            if (!(e <= r.worst)) r.worst = isnan(e) ? INFINITY : e;
+        }
+    free(A);
+    free(B);
+    free(C);
+    free(C0);
+    return r;
+}
+
+static const int SMALL[] = {1, 3, 8, 17, 33, 50};
+#define NSMALL (int)(sizeof SMALL / sizeof SMALL[0])
+
+/* (M, N, K) that cross the block caps: KC 256 (K split in two), MC 144/192,
+ * NC 2048, with partial tiles left in each. */
+static const int LARGE[][3] = {{197, 2081, 300}, {9, 4500, 27}, {611, 40, 520}, {64, 130, 577}};
+#define NLARGE (int)(sizeof LARGE / sizeof LARGE[0])
+
+static void test_path(GemmPath p) {
+    if (gemm_force_path(p) != 0) {
+        printf("  -- %s: not supported on this CPU, skipped\n", gemm_path_name(p));
+        return;
+    }
+    CHECK(gemm_path() == p, "forced %s, running %s", gemm_path_name(p),
+          gemm_path_name(gemm_path()));
+    for (int t = 0; t < 4; t++)
+        for (int bi = 0; bi < 2; bi++) {
+            const int tA = t >> 1, tB = t & 1;
+            const float beta = (float)bi;
+            double worst = 0;
+            int pad_ok = 1, cases = 0;
+            for (int m = 0; m < NSMALL; m++)
+                for (int n = 0; n < NSMALL; n++)
+                    for (int k = 0; k < NSMALL; k++, cases++) {
+                        Result r = run_case(tA, tB, SMALL[m], SMALL[n], SMALL[k], beta);
+                        worst = fmax(worst, r.worst);
+                        pad_ok &= r.pad_ok;
+                    }
+            for (int l = 0; l < NLARGE; l++, cases++) {
+                Result r = run_case(tA, tB, LARGE[l][0], LARGE[l][1], LARGE[l][2], beta);
+                worst = fmax(worst, r.worst);
+                pad_ok &= r.pad_ok;
+            }
+            CHECK(worst <= 1.0, "%s %c%c beta %g: error %.3g x tolerance", gemm_path_name(p),
+                  tA ? 'T' : 'N', tB ? 'T' : 'N', beta, worst);
+            CHECK(pad_ok, "%s %c%c beta %g: wrote into C's padding", gemm_path_name(p),
+                  tA ? 'T' : 'N', tB ? 'T' : 'N', beta);
+            printf("  %-12s %c%c beta %g: %d shapes, worst error %.3g x tolerance\n",
+                   gemm_path_name(p), tA ? 'T' : 'N', tB ? 'T' : 'N', beta, cases, worst);
+        }
+}
+
+/* K = 0: C = beta C (ocrkd never asks, but it must not read A or B). */
+static void test_empty_k(GemmPath p) {
+    if (p == GEMM_CBLAS || gemm_force_path(p) != 0) return;
+    float c[6] = {1, 2, 3, 4, 5, 6};
+    gemm_f32(0, 0, 2, 3, 0, NULL, 1, NULL, 3, 1.0f, c, 3);
+    CHECK(c[0] == 1 && c[5] == 6, "%s K=0 beta 1 changed C", gemm_path_name(p));
+    gemm_f32(0, 0, 2, 3, 0, NULL, 1, NULL, 3, 0.0f, c, 3);
+    CHECK(c[0] == 0 && c[5] == 0, "%s K=0 beta 0 did not zero C", gemm_path_name(p));
+}
+
+int main(void) {
+    rng_seed(&rng, 7);
+    printf("gemm_f32 default path on this CPU: %s\n", gemm_path_name(GEMM_AUTO));
+    const GemmPath paths[] = {GEMM_AVX512, GEMM_AVX2, GEMM_CBLAS};
+    for (int i = 0; i < 3; i++) {
+        test_path(paths[i]);
+        test_empty_k(paths[i]);
+    }
+    CHECK(gemm_force_path(GEMM_AUTO) == 0, "GEMM_AUTO refused");
+    CHECK(gemm_path() != GEMM_AUTO, "gemm_path() returned GEMM_AUTO");
+    TEST_END();
+}
