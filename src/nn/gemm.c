@@ -136,19 +136,50 @@ const char *gemm_path_name(GemmPath path) {
 
 /* ---- packing ---- */
 
+/* dst[k * dstride + r] = src[r * ld + k] for r, k < 8: rows of src become
+ * columns of dst (unpack pairs, then quads, then 128-bit halves). */
+__attribute__((target("avx2"))) static void transpose8(const float *src, size_t ld, float *dst,
+                                                       size_t dstride) {
+    __m256 r[8], t[8], u[8];
+    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ld);
+    _Pragma("GCC unroll 4") for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);     /* a0 b0 a1 b1 | a4 b4 a5 b5 */
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]); /* a2 b2 a3 b3 | a6 b6 a7 b7 */
+    }
+    _Pragma("GCC unroll 2") for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);         /* a0 b0 c0 d0 | a4 .. d4 */
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);     /* k 1 | 5 */
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44); /* k 2 | 6 */
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE); /* k 3 | 7 */
+    }
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+        _mm256_storeu_ps(dst + k * dstride, _mm256_permute2f128_ps(u[k], u[k + 4], 0x20));
+        _mm256_storeu_ps(dst + (k + 4) * dstride, _mm256_permute2f128_ps(u[k], u[k + 4], 0x31));
+    }
+}
+
 /* Packs rows [r0, r0+rows) x k [k0, k0+kc) of a matrix X into slivers of
  * w rows, each k-major (w consecutive rows per k), rows past `rows` zero.
  * Element (r, k) is X[r*ld + k] when rk_layout, else X[k*ld + r]: A is
  * rk_layout unless transposed, B (as rows j of op(B)^T) only when it is. */
 static void pack(const float *X, int ld, int rk_layout, int r0, int rows, int k0, int kc, int w,
                  float *dst) {
+    const int fast = w % 8 == 0 && path_supported(GEMM_AVX2);
     for (int p = 0; p < rows; p += w) {
         const int n = MIN(w, rows - p);
         float *d = dst + (size_t)p * kc;
         if (rk_layout) {
+            int k8 = 0; /* k below k8 done by 8 x 8 transposes */
+            if (fast && n == w) {
+                k8 = kc / 8 * 8;
+                for (int r = 0; r < n; r += 8)
+                    for (int k = 0; k < k8; k += 8)
+                        transpose8(X + (size_t)(r0 + p + r) * ld + k0 + k, (size_t)ld,
+                                   d + (size_t)k * w + r, (size_t)w);
+            }
             for (int r = 0; r < n; r++) {
                 const float *s = X + (size_t)(r0 + p + r) * ld + k0;
-                for (int k = 0; k < kc; k++)
+                for (int k = k8; k < kc; k++)
                     d[(size_t)k * w + r] = s[k];
             }
             if (n < w)
