@@ -21,7 +21,7 @@ import sys
 
 # keys of a train line that are not loss terms
 NOT_LOSS = {"step", "epoch", "lr", "img_per_s", "wall", "split", "model", "word_acc", "cer",
-            "ned", "gap_to_teacher", "n"}
+            "ned", "gap_to_teacher", "n", "labeled", "unlabeled"}  # the last two: sample counts
 
 
 def die(msg, code=2):

@@ -138,8 +138,13 @@ fi
 } >"$OUT/table.txt"
 awk -F'\t' 'BEGIN { printf "[" } { printf "%s{\"model\":\"%s\",\"params\":%s,\"extractor\":%s,\"in_domain\":%s,\"held_out\":%s,\"held_out_cer\":%s,\"img_per_s\":%s,\"train_s\":%s}", (NR > 1 ? "," : ""), $1, $2, $3, $4, $5, $6, $7, $8 } END { print "]" }' "$rows" >"$OUT/table.json"
 if $PY -c 'import matplotlib' 2>/dev/null; then
-    $PY data-tools/plot_run.py "$DISTILL_DIR" "$SCRATCH_DIR" --labels distilled,scratch \
-        --out "$OUT/curves.png" >/dev/null 2>&1 || echo "(plot failed; see data-tools/plot_run.py)"
+    if [ -n "${CONF_UNLABELED:-}" ]; then
+        set -- "$DISTILL_DIR" "$SCRATCH_DIR" "$UNL_DIR" --labels distilled,scratch,unlabeled
+    else
+        set -- "$DISTILL_DIR" "$SCRATCH_DIR" --labels distilled,scratch
+    fi
+    $PY data-tools/plot_run.py "$@" --out "$OUT/curves.png" >/dev/null 2>&1 ||
+        echo "(plot failed; see data-tools/plot_run.py)"
 fi
 printf '\n'
 cat "$OUT/table.txt"
