@@ -173,8 +173,6 @@ static double now(void) {
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-typedef void (*GemmFn)(const Shape *, const float *, const float *, float *);
-
 static void run_ours(const Shape *s, const float *A, const float *B, float *C) {
     gemm_f32(s->tA, s->tB, s->M, s->N, s->K, A, s->tA ? s->M : s->K, B, s->tB ? s->K : s->N,
              s->beta, C, s->N);
@@ -186,21 +184,27 @@ static void run_cblas(const Shape *s, const float *A, const float *B, float *C) 
                 s->N);
 }
 
-/* seconds per call: the best of 3 runs of >= min_time/3 seconds each */
-static double time_call(GemmFn fn, const Shape *s, const float *A, const float *B, float *C,
-                        double min_time) {
-    fn(s, A, B, C); /* warm: packing buffers, caches */
-    double best = 1e30;
-    for (int r = 0; r < 3; r++) {
-        long reps = 0;
-        double t0 = now(), t;
-        do {
-            fn(s, A, B, C);
-            reps++;
-        } while ((t = now() - t0) < min_time / 3);
-        best = MIN(best, t / reps);
+/* seconds per call of ours and of cblas: the fastest single call of each
+ * over min_time seconds of calls, the two alternating. The fastest call,
+ * not the mean: on a machine other processes share, a call that ran
+ * without being descheduled is the one that measures the code, and taking
+ * it for both sides compares them alike (warm caches, as a step's repeated
+ * calls mostly are). */
+static void time_both(const Shape *s, const float *A, const float *B, float *C, double min_time,
+                      double *ours, double *blas) {
+    run_ours(s, A, B, C); /* warm: packing buffers, caches */
+    run_cblas(s, A, B, C);
+    *ours = *blas = 1e30;
+    const double t_end = now() + min_time;
+    for (int r = 0; r < 10 || now() < t_end; r++) {
+        double t0 = now();
+        run_ours(s, A, B, C);
+        double t1 = now();
+        run_cblas(s, A, B, C);
+        double t2 = now();
+        *ours = MIN(*ours, t1 - t0);
+        *blas = MIN(*blas, t2 - t1);
     }
-    return best;
 }
 
 static void bench_model(const Model *m, double min_time, int list_only) {
@@ -238,8 +242,8 @@ static void bench_model(const Model *m, double min_time, int list_only) {
         for (size_t j = 0; j < nb; j++)
             B[j] = (float)rng_uniform(&rng) - 0.5f;
         memset(C, 0, nc * sizeof(float));
-        const double ours = time_call(run_ours, sh, A, B, C, min_time),
-                     blas = time_call(run_cblas, sh, A, B, C, min_time);
+        double ours, blas;
+        time_both(sh, A, B, C, min_time, &ours, &blas);
         const double gflop = 2e-9 * sh->M * sh->N * sh->K;
         printf("%-14s %c%c %5d %5d %5d %4g %5d | %8.1f %8.1f %6.2f\n", sh->site, sh->tA ? 'T' : 'N',
                sh->tB ? 'T' : 'N', sh->M, sh->N, sh->K, sh->beta, sh->calls, gflop / ours,

@@ -16,7 +16,9 @@
  * and MR*NR/W FMAs. Packing pads partial slivers with zeros, so the kernel
  * always runs full tiles; a partial tile of C goes through a small buffer.
  * Both operands are packed whatever their transposes, so one kernel serves
- * NN, NT, TN and TT; packing is where the layouts differ.
+ * NN, NT, TN and TT; packing is where the layouts differ: a row-contiguous
+ * source sliver is copied, a k-contiguous one (A not transposed, B
+ * transposed) goes through 8 x 8 AVX transposes.
  *
  * The AVX kernels are compiled with target attributes, so the rest of the
  * build keeps its flags; which one runs is decided once, at the first call,
@@ -169,29 +171,37 @@ static void pack(const float *X, int ld, int rk_layout, int r0, int rows, int k0
         const int n = MIN(w, rows - p);
         float *d = dst + (size_t)p * kc;
         if (rk_layout) {
-            int k8 = 0; /* k below k8 done by 8 x 8 transposes */
-            if (fast && n == w) {
-                k8 = kc / 8 * 8;
-                for (int r = 0; r < n; r += 8)
-                    for (int k = 0; k < k8; k += 8)
-                        transpose8(X + (size_t)(r0 + p + r) * ld + k0 + k, (size_t)ld,
-                                   d + (size_t)k * w + r, (size_t)w);
-            }
+            /* rows below r8, k below k8: 8 x 8 transposes; the rest one by one */
+            const int r8 = fast ? n / 8 * 8 : 0, k8 = r8 ? kc / 8 * 8 : 0;
+            for (int r = 0; r < r8; r += 8)
+                for (int k = 0; k < k8; k += 8)
+                    transpose8(X + (size_t)(r0 + p + r) * ld + k0 + k, (size_t)ld,
+                               d + (size_t)k * w + r, (size_t)w);
             for (int r = 0; r < n; r++) {
                 const float *s = X + (size_t)(r0 + p + r) * ld + k0;
-                for (int k = k8; k < kc; k++)
+                for (int k = r < r8 ? k8 : 0; k < kc; k++)
                     d[(size_t)k * w + r] = s[k];
             }
             if (n < w)
                 for (int k = 0; k < kc; k++)
                     memset(d + (size_t)k * w + n, 0, (size_t)(w - n) * sizeof(float));
         } else {
-            for (int k = 0; k < kc; k++) {
-                const float *s = X + (size_t)(k0 + k) * ld + r0 + p;
-                float *dk = d + (size_t)k * w;
-                memcpy(dk, s, (size_t)n * sizeof(float));
-                if (n < w) memset(dk + n, 0, (size_t)(w - n) * sizeof(float));
-            }
+            const float *s = X + (size_t)k0 * ld + r0 + p;
+            if (n == 32 && w == 32) /* full slivers of constant size: inline copies */
+                for (int k = 0; k < kc; k++)
+                    memcpy(d + (size_t)k * 32, s + (size_t)k * ld, 32 * sizeof(float));
+            else if (n == 16 && w == 16)
+                for (int k = 0; k < kc; k++)
+                    memcpy(d + (size_t)k * 16, s + (size_t)k * ld, 16 * sizeof(float));
+            else if (n == 8 && w == 8)
+                for (int k = 0; k < kc; k++)
+                    memcpy(d + (size_t)k * 8, s + (size_t)k * ld, 8 * sizeof(float));
+            else
+                for (int k = 0; k < kc; k++) {
+                    float *dk = d + (size_t)k * w;
+                    memcpy(dk, s + (size_t)k * ld, (size_t)n * sizeof(float));
+                    memset(dk + n, 0, (size_t)(w - n) * sizeof(float));
+                }
         }
     }
 }
