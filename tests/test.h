@@ -11,7 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "ocrkd/blas_core.h"
+
 static int t_passed, t_failed;
+
+/* Tests run the OpenBLAS kernels that ocrkd itself runs: where `ocrkd`
+ * replaces OpenBLAS's fallback kernels (src/util/blas_core.c), so does every
+ * test program, before main(). A set OPENBLAS_CORETYPE is kept, as there. */
+__attribute__((constructor)) static void test_blas_kernels(void) { blas_core_fix_self(); }
 
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \

@@ -20,6 +20,10 @@ const char *blas_core_better(const char *detected, int avx512, int avx2_fma);
  * only when it loads). Returns if nothing is to be done or exec fails. */
 void blas_core_fix(char **argv);
 
+/* The same for a program without its argv at hand (the unit tests, from a
+ * constructor): the arguments are read from /proc/self/cmdline. */
+void blas_core_fix_self(void);
+
 /* One line for banners: "OpenBLAS 0.3.21 SkylakeX kernels (...why...)". */
 void blas_core_describe(char *out, unsigned long cap);
 

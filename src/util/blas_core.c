@@ -73,6 +73,23 @@ void blas_core_fix(char **argv) {
 #endif
 }
 
+void blas_core_fix_self(void) {
+    if (getenv("OPENBLAS_CORETYPE")) return; /* the common case: nothing to read */
+    FILE *f = fopen("/proc/self/cmdline", "rb");
+    if (!f) return;
+    static char buf[16384];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    if (n == 0 || n == sizeof buf - 1) return; /* unreadable or too long: keep going as is */
+    buf[n] = 0;
+    char *argv[256];
+    int argc = 0;
+    for (size_t i = 0; i < n && argc < 255; i += strlen(buf + i) + 1)
+        argv[argc++] = buf + i;
+    argv[argc] = NULL;
+    blas_core_fix(argv);
+}
+
 void blas_core_describe(char *out, unsigned long cap) {
     const char *replaced = getenv(REPLACED_ENV);
     const char *set = getenv("OPENBLAS_CORETYPE");
