@@ -51,6 +51,22 @@ log: {every_steps: 4}
 $3
 EOF
 }
+# same_params RUN_A RUN_B WHAT: pass when the two runs' step-24 parameters are
+# bit-identical; differ_params: pass when they are not
+same_params() {
+  if h5diff "$TMP/$1/ckpt-00000024.h5" "$TMP/$2/ckpt-00000024.h5" /params /params >"$TMP/diff" 2>&1; then
+    pass "$3"
+  else
+    fail "$3: they differ"; head -n 5 "$TMP/diff"
+  fi
+}
+differ_params() {
+  if h5diff "$TMP/$1/ckpt-00000024.h5" "$TMP/$2/ckpt-00000024.h5" /params /params >/dev/null 2>&1; then
+    fail "$3: bit-identical"
+  else
+    pass "$3"
+  fi
+}
 expect_code 0 "train the teacher" -- "$BIN/ocrkd" train "$TMP/teacher.yaml"
 student cached on >"$TMP/cached.yaml"
 student direct off >"$TMP/direct.yaml"
@@ -60,11 +76,7 @@ expect_grep 'teacher encoder outputs cached' "$TMP/out" "the cache is on"
 expect_grep '^summary +best val word_acc: student [0-9.]+, teacher [0-9.]+' "$TMP/out" \
   "the summary gives student and teacher"
 expect_code 0 "the same, teacher recomputed every step" -- $MPI "$BIN/ocrkd" distill "$TMP/direct.yaml"
-if h5diff "$TMP/cached/ckpt-00000024.h5" "$TMP/direct/ckpt-00000024.h5" /params /params >"$TMP/diff" 2>&1; then
-  pass "cached teacher outputs (encoder, features, posteriors) give bit-identical parameters"
-else
-  fail "cache changes the result"; head -n 5 "$TMP/diff"
-fi
+same_params cached direct "cached teacher outputs (encoder, features, posteriors) give bit-identical parameters"
 M=$TMP/cached/metrics.jsonl
 expect_grep '^\{"wall":[0-9.]+,"step":0,"split":"val","model":"teacher","word_acc":' "$M" \
   "the teacher's validation is logged at step 0"
@@ -90,16 +102,8 @@ expect_grep 'data.train_limit: only the first 32 samples' "$TMP/out" "the limit 
 expect_grep '^data +16 samples per rank, 2 ranks, batch 8 per rank \(global 16\), 2 steps per epoch' "$TMP/out" \
   "16 samples per rank, 2 steps per epoch"
 expect_code 0 "the same on a file of those 32 samples" -- $MPI "$BIN/ocrkd" distill "$TMP/first32.yaml"
-if h5diff "$TMP/limit/ckpt-00000024.h5" "$TMP/first32/ckpt-00000024.h5" /params /params >"$TMP/diff" 2>&1; then
-  pass "train_limit 32 gives bit-identical parameters to a 32-sample file"
-else
-  fail "train_limit differs from the 32-sample file"; head -n 5 "$TMP/diff"
-fi
-if h5diff "$TMP/limit/ckpt-00000024.h5" "$TMP/cached/ckpt-00000024.h5" /params /params >/dev/null 2>&1; then
-  fail "train_limit changed nothing"
-else
-  pass "train_limit changes what the student sees"
-fi
+same_params limit first32 "train_limit 32 gives bit-identical parameters to a 32-sample file"
+differ_params limit cached "train_limit changes what the student sees"
 
 # augmentation: on, with its ranges; the cache is then off
 student aug on "augment: {prob: 1, stretch: 0.5, perspective: 0.3, rotate: 10, crop: 0.2, blur: 2,
@@ -107,11 +111,7 @@ student aug on "augment: {prob: 1, stretch: 0.5, perspective: 0.3, rotate: 10, c
   sed 's/shuffle: false}/shuffle: false, augment: true}/' >"$TMP/aug.yaml"
 expect_code 0 "distill with every augmentation at strong settings" -- $MPI "$BIN/ocrkd" distill "$TMP/aug.yaml"
 expect_grep 'ignored because data.augment is on' "$TMP/err" "teacher_cache: on is refused with augmentation"
-if h5diff "$TMP/aug/ckpt-00000024.h5" "$TMP/direct/ckpt-00000024.h5" /params /params >/dev/null 2>&1; then
-  fail "augmentation changed nothing"
-else
-  pass "augmentation changes what the student learns"
-fi
+differ_params aug direct "augmentation changes what the student learns"
 
 # bad values name the file, line and key
 printf 'augment: {prob: 1.5}\n' >"$TMP/bad1.yaml"
