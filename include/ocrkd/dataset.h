@@ -114,6 +114,10 @@ typedef struct {
     const char *labels_for;
 } LoaderConf;
 
+/* How many samples of a file of n the loader reads with LoaderConf.limit
+ * (data.train_limit): the one rule the teacher cache sizes its slots by too. */
+static inline long dataset_limited(long n, long limit) { return limit > 0 && n > limit ? limit : n; }
+
 typedef struct Loader Loader;
 /* Opens every file of the list (metadata of all of them, so steps per epoch
  * is the same on every rank without communication). All files must agree on

@@ -152,7 +152,7 @@ static int open_files(Loader *l, long *n, Err *err) {
         rc = ds_check_open(f, l->paths[i], i == 0 ? &m0 : &m, err);
         if (!rc) {
             const DatasetMeta *mi = i == 0 ? &m0 : &m;
-            n[i] = l->c.limit > 0 && mi->n > l->c.limit ? l->c.limit : mi->n;
+            n[i] = dataset_limited(mi->n, l->c.limit);
             l->file_labeled[i] = (unsigned char)mi->labeled;
             rc = check_labeled(l, i, err);
         }

@@ -287,7 +287,7 @@ static void setup_cache(Trainer *t) {
         DatasetMeta dm;
         Err err = {0};
         fail_if(dataset_read_meta(c->train[k], &dm, &err), &err);
-        if (c->train_limit > 0 && dm.n > c->train_limit) dm.n = c->train_limit;
+        dm.n = dataset_limited(dm.n, c->train_limit);
         if (c->n_train == 1) {
             t->shard_start = (long)((long long)r * dm.n / P);
             slots = (long)((long long)(r + 1) * dm.n / P) - t->shard_start;
