@@ -5,6 +5,7 @@
 #define OCRKD_TRAINER_H
 
 #include "ocrkd/config.h"
+#include "ocrkd/converge.h" /* for the tests, which include trainer.h */
 
 typedef enum { MODE_TRAIN = 0, MODE_DISTILL } TrainMode;
 
@@ -22,22 +23,5 @@ void trainer_install_signals(void);
 /* Runs the job on every rank (MPI already initialised) and returns the exit
  * code (EXIT_OK, EXIT_PREEMPTED, EXIT_NUMERIC; fatal errors abort). */
 int trainer_run(TrainMode mode, Config *cfg, const TrainOptions *opt);
-
-/* The convergence rule of stop.converge, kept as plain state so that
- * checkpoints can store it: the mean of each full window of `window` losses
- * is compared with the best window mean so far; an improvement of less than
- * rel_tol (relative) is a strike, `patience` strikes in a row stop the run. */
-typedef struct {
-    int window, patience;
-    double rel_tol;
-    double sum;    /* of the current, incomplete window */
-    long count;    /* losses in the current window */
-    double best;   /* best window mean so far (INFINITY before the first) */
-    int strikes;
-    long windows;  /* completed windows */
-} Converge;
-void converge_init(Converge *c, int window, double rel_tol, int patience);
-/* Adds one loss; returns 1 when the run has converged. */
-int converge_add(Converge *c, double loss);
 
 #endif

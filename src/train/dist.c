@@ -50,9 +50,15 @@ void dist_finalize(void) {
     if (up && !down) MPI_Finalize();
 }
 
-int dist_rank(void) { return ocrkd_rank(); }
-int dist_world(void) { return ocrkd_world(); }
-int dist_local_ranks(void) { return g_local; }
+int dist_rank(void) {
+    return ocrkd_rank();
+}
+int dist_world(void) {
+    return ocrkd_world();
+}
+int dist_local_ranks(void) {
+    return g_local;
+}
 
 void dist_allreduce_mean_f32(float *buf, size_t n) {
     int world = dist_world();
@@ -62,7 +68,8 @@ void dist_allreduce_mean_f32(float *buf, size_t n) {
         MPI_Allreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     }
     float inv = 1.0f / (float)world;
-    for (size_t i = 0; i < n; i++) buf[i] *= inv;
+    for (size_t i = 0; i < n; i++)
+        buf[i] *= inv;
 }
 
 /* Reduce to rank 0 then broadcast, rather than MPI_Allreduce: every rank

@@ -16,7 +16,8 @@ int edit_distance(const uint32_t *a, int na, const uint32_t *b, int nb) {
     int stack[2 * (MAX_TEXT + 1)];
     int *prev = stack, *cur = stack + MAX_TEXT + 1;
     if (nb > MAX_TEXT) nb = MAX_TEXT; /* labels longer than this are not text lines */
-    for (int j = 0; j <= nb; j++) prev[j] = j;
+    for (int j = 0; j <= nb; j++)
+        prev[j] = j;
     for (int i = 1; i <= na; i++) {
         cur[0] = i;
         for (int j = 1; j <= nb; j++) {
@@ -41,7 +42,8 @@ static int utf8_to_cps(const char *s, uint32_t *out, int cap, int fold) {
         int extra = cp >= 0xF0 ? 3 : cp >= 0xE0 ? 2 : cp >= 0xC0 ? 1 : 0;
         if (extra) cp &= 0x3Fu >> extra;
         p++;
-        for (int k = 0; k < extra && (*p & 0xC0) == 0x80; k++) cp = (cp << 6) | (*p++ & 0x3F);
+        for (int k = 0; k < extra && (*p & 0xC0) == 0x80; k++)
+            cp = (cp << 6) | (*p++ & 0x3F);
         out[n++] = fold ? unicode_fold(cp) : cp;
     }
     return n;
