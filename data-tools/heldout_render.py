@@ -20,6 +20,8 @@ drawn again. Labels are folded to lower case when the alphabet has no
 capitals. The output depends only on the arguments (and the installed
 fonts, word lists and PIL): --seed S gives the same images every time.
 doc/heldout.md describes the set.
+Not for: labeled training data (ocrkd-synth makes that; a set trained on
+would no longer be held out).
 """
 import argparse
 import io

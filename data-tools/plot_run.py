@@ -11,6 +11,9 @@ CER and throughput, the runs overlaid. Lines that do not parse (a partly
 written last line of a running job) are skipped; missing keys leave gaps.
 
   plot_run.py RUN_DIR [RUN_DIR ...] --out FILE.png [--labels a,b] [--csv FILE]
+
+Not for: measuring a model (the curves are what the runs logged; `ocrkd
+eval` measures a checkpoint). It only reads the runs.
 """
 import argparse
 import csv

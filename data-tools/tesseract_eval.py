@@ -14,6 +14,8 @@ The metrics are those of src/train/evaluate.c: word_acc = exact matches / N,
 cer = total edit distance / total label characters, ned = 1 - mean of
 edit distance / max(len(prediction), len(label)) (0 for two empty strings).
 img_per_s is N over the wall time with --jobs Tesseract processes at once.
+Not for: ocrkd's own models (`ocrkd eval --json`), or tuning Tesseract beyond
+--psm, --lang, --scale and --whitelist.
 """
 import argparse
 import io
