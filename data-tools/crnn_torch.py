@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # the names, shapes and architecture inference live in the torch-free module
-from crnn_names import DEPTHS, STAGE_STRIDES, arch_from_state_dict, expected_shapes  # noqa: E402,F401
+from crnn_names import DEPTHS, STAGE_STRIDES, arch_from_state_dict  # noqa: E402,F401
 
 IMAGE_H = 32
 

@@ -12,6 +12,7 @@ to OUT_DIR at the end, so an error leaves nothing half-written.
 
 Needs python3-h5py, python3-numpy and python3-lmdb (Debian). Exit 2 on a
 usage error, 3 on a bad input file (unlabeled, not an ocrkd dataset).
+Not for: training ocrkd (it reads HDF5; `ocrkd-pack --lmdb` converts back).
 """
 import argparse
 import os

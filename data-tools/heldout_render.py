@@ -20,6 +20,8 @@ drawn again. Labels are folded to lower case when the alphabet has no
 capitals. The output depends only on the arguments (and the installed
 fonts, word lists and PIL): --seed S gives the same images every time.
 doc/heldout.md describes the set.
+Not for: labeled training data (ocrkd-synth makes that; a set trained on
+would no longer be held out).
 """
 import argparse
 import io
@@ -429,9 +431,10 @@ def texture(rng, w, h):
 RESAMPLE = [Image.BILINEAR, Image.BICUBIC, Image.LANCZOS, Image.BOX, Image.HAMMING]
 
 
-def render_one(rng, text, fonts, fi, H):
-    """The rendered line as a float32 grey image of height H (any width) or
-    None if it could not be drawn."""
+def draw_warped(rng, text, fonts, fi):
+    """text drawn at a random size, spacing and weight in font fi, then
+    sometimes rotated and sheared -> ('L' ink mask, size in px, the font's
+    ascent/descent box as draw_text gives it)."""
     # size in px at which the font is drawn: small sizes are upscaled later
     # (soft, low-resolution glyphs), large ones downscaled
     u = rng.random()
@@ -443,7 +446,7 @@ def render_one(rng, text, fonts, fi, H):
         spacing = rng.uniform(0.05, 0.3) * size
     elif rng.random() < 0.06:
         spacing = -rng.uniform(0.02, 0.06) * size  # tight tracking
-    mask, (px, py, asc, desc) = draw_text(font, text, spacing, stroke)
+    mask, font_box = draw_text(font, text, spacing, stroke)
     # rotation about the centre (+-3 degrees), bicubic
     if rng.random() < 0.7:
         ang = rng.uniform(-3, 3)
@@ -455,7 +458,14 @@ def render_one(rng, text, fonts, fi, H):
         mask = mask.transform((w + int(abs(sh) * h) + 1, h), Image.AFFINE,
                               (1, sh, -abs(sh) * h if sh > 0 else 0, 0, 1, 0),
                               resample=Image.BILINEAR, fillcolor=0)
-    m = np.asarray(mask, dtype=np.float32) / 255.0
+    return mask, size, font_box
+
+
+def crop_line(rng, m, font_box):
+    """The ink m (float, 1 = ink) cropped to a line box with random margins
+    -> (ink, box height th, top margin mt, bottom margin mb, left margin ml),
+    all in px; None when m holds no ink."""
+    _, py, asc, desc = font_box
     ys, xs = np.nonzero(m > 0.08)
     if len(xs) == 0:
         return None
@@ -471,33 +481,36 @@ def render_one(rng, text, fonts, fi, H):
     ml = int(th * rng.uniform(0.02, 0.35))
     mr = int(th * rng.uniform(0.05, 0.6))
     cx0, cy0, cx1, cy1 = x0 - ml, top - mt, x1 + mr, bot + mb
-    ph, pw = cy1 - cy0, cx1 - cx0
-    ink = np.zeros((ph, pw), np.float32)
+    ink = np.zeros((cy1 - cy0, cx1 - cx0), np.float32)
     sx0, sy0 = max(cx0, 0), max(cy0, 0)
     sx1, sy1 = min(cx1, m.shape[1]), min(cy1, m.shape[0])
     ink[sy0 - cy0:sy1 - cy0, sx0 - cx0:sx1 - cx0] = m[sy0:sy1, sx0:sx1]
-    # a line: underline, strike-through, or a table border above/below
-    if rng.random() < 0.12:
-        kind = rng.random()
-        lw = max(1, int(round(th * rng.uniform(0.03, 0.08))))
-        if kind < 0.45:
-            yl = min(ph - lw, bot - cy0 + int(mb * rng.uniform(0.1, 0.7)))
-        elif kind < 0.6:
-            yl = top - cy0 + int(th * rng.uniform(0.45, 0.65))
-        elif kind < 0.8:
-            yl = int(mt * rng.uniform(0.0, 0.6))
-        else:
-            yl = ph - lw - int(mb * rng.uniform(0.0, 0.6))
-        xa = int(rng.integers(0, max(1, ml + 1)))
-        xb = pw if rng.random() < 0.6 else int(pw * rng.uniform(0.6, 1.0))
-        ink[max(0, yl):max(0, yl) + lw, xa:xb] = np.maximum(
-            ink[max(0, yl):max(0, yl) + lw, xa:xb], rng.uniform(0.6, 1.0))
-    # blur at the drawn resolution, sometimes
-    if rng.random() < 0.3:
-        r = rng.uniform(0.3, 1.0) * size / 28.0
-        blurred = Image.fromarray(np.clip(ink * 255, 0, 255).astype(np.uint8), "L")
-        ink = np.asarray(blurred.filter(ImageFilter.GaussianBlur(r)), dtype=np.float32) / 255.0
-    # colours: background grey, ink grey with a contrast of at least 70
+    return ink, th, mt, mb, ml
+
+
+def draw_rule(rng, ink, th, mt, mb, ml):
+    """An underline, strike-through, or a table border above/below, drawn
+    into ink (the crop_line box: text th px high below a top margin of mt)."""
+    ph, pw = ink.shape
+    kind = rng.random()
+    lw = max(1, int(round(th * rng.uniform(0.03, 0.08))))
+    if kind < 0.45:  # underline, in the bottom margin
+        yl = min(ph - lw, mt + th + int(mb * rng.uniform(0.1, 0.7)))
+    elif kind < 0.6:  # strike-through
+        yl = mt + int(th * rng.uniform(0.45, 0.65))
+    elif kind < 0.8:  # border above
+        yl = int(mt * rng.uniform(0.0, 0.6))
+    else:  # border below
+        yl = ph - lw - int(mb * rng.uniform(0.0, 0.6))
+    xa = int(rng.integers(0, max(1, ml + 1)))
+    xb = pw if rng.random() < 0.6 else int(pw * rng.uniform(0.6, 1.0))
+    ink[max(0, yl):max(0, yl) + lw, xa:xb] = np.maximum(
+        ink[max(0, yl):max(0, yl) + lw, xa:xb], rng.uniform(0.6, 1.0))
+
+
+def colour(rng, ink):
+    """ink (1 = ink) as grey levels: background grey, ink grey with a
+    contrast of at least 70, sometimes a textured background or inverted."""
     inverted = rng.random() < 0.1
     if rng.random() < 0.6:
         bg = rng.uniform(200, 255)
@@ -507,10 +520,31 @@ def render_one(rng, text, fonts, fi, H):
     fg = bg - contrast
     img = bg + (fg - bg) * ink
     if rng.random() < 0.3:
+        ph, pw = ink.shape
         img = img + texture(rng, pw, ph) * rng.uniform(4, 18)
     if inverted:
         img = 255.0 - img
+    return img
+
+
+def render_one(rng, text, fonts, fi, H):
+    """The rendered line as a float32 grey image of height H (any width) or
+    None if it could not be drawn."""
+    mask, size, font_box = draw_warped(rng, text, fonts, fi)
+    cropped = crop_line(rng, np.asarray(mask, dtype=np.float32) / 255.0, font_box)
+    if cropped is None:
+        return None
+    ink, th, mt, mb, ml = cropped
+    if rng.random() < 0.12:
+        draw_rule(rng, ink, th, mt, mb, ml)
+    # blur at the drawn resolution, sometimes
+    if rng.random() < 0.3:
+        r = rng.uniform(0.3, 1.0) * size / 28.0
+        blurred = Image.fromarray(np.clip(ink * 255, 0, 255).astype(np.uint8), "L")
+        ink = np.asarray(blurred.filter(ImageFilter.GaussianBlur(r)), dtype=np.float32) / 255.0
+    img = colour(rng, ink)
     # scale to height H keeping the aspect (PIL filters, not ocrkd's box)
+    ph, pw = ink.shape
     tw = max(1, int(round(pw * H / ph)))
     res = RESAMPLE[int(rng.integers(len(RESAMPLE)))]
     out = Image.fromarray(np.clip(img, 0, 255).astype(np.float32), "F").resize((tw, H), res)
@@ -567,32 +601,45 @@ def sample(i, args, texts, fonts):
         % (i, W), 1)
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    texts = TextSource(args)
-    needed = set(args.alphabet)
-    needed |= {c.upper() for c in args.alphabet if c.isalpha()}
-    needed |= {c.lower() for c in args.alphabet if c.isalpha()}
-    fonts = Fonts(args, sorted(needed))
-    if args.list_fonts:
-        for (fam, p), g in zip(fonts.entries, fonts.glyphs):
-            miss = "".join(sorted(needed - g))
-            print("%s\t%s%s" % (fam, p, ("\tmissing: " + miss) if miss else ""))
-        return 0
-    t0 = time.time()
-    H, W, N = HEIGHT, args.width, args.n
-    images = np.empty((N, H, W), np.uint8)
-    widths = np.empty(N, np.int32)
-    labels, rendered, font_idx, kinds = [], [], np.empty(N, np.int16), []
-    for i in range(N):
-        img, used, label, text, kind, fi = sample(i, args, texts, fonts)
-        images[i], widths[i] = img, used
-        labels.append(label)
-        rendered.append(text)
-        font_idx[i] = fi
-        kinds.append(kind)
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(out_dir, exist_ok=True)
+def needed_chars(alphabet):
+    """The characters a font must draw: the alphabet and both cases of its
+    letters (a text may be drawn in another case than its label's)."""
+    needed = set(alphabet)
+    needed |= {c.upper() for c in alphabet if c.isalpha()}
+    needed |= {c.lower() for c in alphabet if c.isalpha()}
+    return needed
+
+
+def list_fonts(fonts, needed):
+    for (fam, p), g in zip(fonts.entries, fonts.glyphs):
+        miss = "".join(sorted(needed - g))
+        print("%s\t%s%s" % (fam, p, ("\tmissing: " + miss) if miss else ""))
+
+
+class RenderedSet:
+    """The N samples of the set: images (N, H, W) uint8, used widths, and
+    per sample its label, rendered text, font index and kind."""
+
+    def __init__(self, args, texts, fonts):
+        N = args.n
+        self.images = np.empty((N, HEIGHT, args.width), np.uint8)
+        self.widths = np.empty(N, np.int32)
+        self.font_idx = np.empty(N, np.int16)
+        self.labels, self.rendered, self.kinds = [], [], []
+        for i in range(N):
+            img, used, label, text, kind, fi = sample(i, args, texts, fonts)
+            self.images[i], self.widths[i] = img, used
+            self.labels.append(label)
+            self.rendered.append(text)
+            self.font_idx[i] = fi
+            self.kinds.append(kind)
+
+
+def write_h5(args, rs, texts, fonts):
+    """The ocrkd dataset file, written to OUT.tmp and renamed (no partial
+    file under the final name)."""
+    N, H, W = args.n, HEIGHT, args.width
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     tmp = args.out + ".tmp"
     strs = h5py.string_dtype("utf-8")
     with h5py.File(tmp, "w") as f:
@@ -608,33 +655,55 @@ def main(argv=None):
         f.attrs.create("words", texts.word_source, dtype=strs)
         f.attrs.create("fonts", "\n".join(p for _, p in fonts.entries), dtype=strs)
         kw = {"compression": "gzip", "compression_opts": args.gzip} if args.gzip else {}
-        f.create_dataset("images", data=images, chunks=(min(N, 256), H, W), **kw)
-        f.create_dataset("labels", data=np.array(labels, dtype=object), dtype=strs)
-        f.create_dataset("widths", data=widths)
+        f.create_dataset("images", data=rs.images, chunks=(min(N, 256), H, W), **kw)
+        f.create_dataset("labels", data=np.array(rs.labels, dtype=object), dtype=strs)
+        f.create_dataset("widths", data=rs.widths)
         # not read by ocrkd: what was drawn (with its case), in which font
         # (an index into the "fonts" attribute's lines) and its kind
-        f.create_dataset("texts", data=np.array(rendered, dtype=object), dtype=strs)
-        f.create_dataset("font_index", data=font_idx)
-        f.create_dataset("kinds", data=np.array(kinds, dtype=object), dtype=strs)
+        f.create_dataset("texts", data=np.array(rs.rendered, dtype=object), dtype=strs)
+        f.create_dataset("font_index", data=rs.font_idx)
+        f.create_dataset("kinds", data=np.array(rs.kinds, dtype=object), dtype=strs)
     os.replace(tmp, args.out)
+
+
+def write_pngs(png_dir, rs):
+    """DIR/NNNNNN.png of each image's used width, and DIR/labels.txt."""
+    os.makedirs(png_dir, exist_ok=True)
+    with open(os.path.join(png_dir, "labels.txt"), "w", encoding="utf-8") as lf:
+        for i in range(len(rs.labels)):
+            name = "%06d.png" % i
+            Image.fromarray(rs.images[i, :, :rs.widths[i]], "L").save(os.path.join(png_dir, name))
+            lf.write("%s\t%s\n" % (name, rs.labels[i]))
+
+
+def report(args, rs, texts, fonts, seconds):
+    nk = {k: rs.kinds.count(k) for k in ("word", "number", "code")}
+    nu = sum(1 for t in rs.rendered if any(c.isupper() for c in t))
+    sys.stderr.write(
+        "heldout_render.py: %d images %dx%d in %.1f s -> %s%s\n"
+        "  %d words (%d distinct available from %s), %d numbers, %d codes; "
+        "%d with capitals; %d fonts in %d families; mean used width %.1f\n"
+        % (args.n, HEIGHT, args.width, seconds, args.out,
+           (" and " + args.png_dir) if args.png_dir else "", nk["word"], len(texts.words),
+           texts.word_source, nk["number"], nk["code"], nu, len(fonts.entries),
+           len(fonts.families), rs.widths.mean()))
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    texts = TextSource(args)
+    needed = needed_chars(args.alphabet)
+    fonts = Fonts(args, sorted(needed))
+    if args.list_fonts:
+        list_fonts(fonts, needed)
+        return 0
+    t0 = time.time()
+    rs = RenderedSet(args, texts, fonts)
+    write_h5(args, rs, texts, fonts)
     if args.png_dir:
-        os.makedirs(args.png_dir, exist_ok=True)
-        with open(os.path.join(args.png_dir, "labels.txt"), "w", encoding="utf-8") as lf:
-            for i in range(N):
-                name = "%06d.png" % i
-                Image.fromarray(images[i, :, :widths[i]], "L").save(os.path.join(args.png_dir, name))
-                lf.write("%s\t%s\n" % (name, labels[i]))
+        write_pngs(args.png_dir, rs)
     if not args.quiet:
-        nk = {k: kinds.count(k) for k in ("word", "number", "code")}
-        nu = sum(1 for t in rendered if any(c.isupper() for c in t))
-        sys.stderr.write(
-            "heldout_render.py: %d images %dx%d in %.1f s -> %s%s\n"
-            "  %d words (%d distinct available from %s), %d numbers, %d codes; "
-            "%d with capitals; %d fonts in %d families; mean used width %.1f\n"
-            % (N, H, W, time.time() - t0, args.out,
-               (" and " + args.png_dir) if args.png_dir else "", nk["word"], len(texts.words),
-               texts.word_source, nk["number"], nk["code"], nu, len(fonts.entries),
-               len(fonts.families), widths.mean()))
+        report(args, rs, texts, fonts, time.time() - t0)
     return 0
 
 

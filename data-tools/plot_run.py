@@ -11,6 +11,9 @@ CER and throughput, the runs overlaid. Lines that do not parse (a partly
 written last line of a running job) are skipped; missing keys leave gaps.
 
   plot_run.py RUN_DIR [RUN_DIR ...] --out FILE.png [--labels a,b] [--csv FILE]
+
+Not for: measuring a model (the curves are what the runs logged; `ocrkd
+eval` measures a checkpoint). It only reads the runs.
 """
 import argparse
 import csv
@@ -69,7 +72,7 @@ def series(rows, x, y):
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def main(argv=None):
+def parse_args(argv):
     p = argparse.ArgumentParser(prog="plot_run.py",
                                 description="Plots ocrkd runs' metrics.jsonl curves into one PNG.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR",
@@ -78,13 +81,16 @@ def main(argv=None):
     p.add_argument("--labels", help="comma-separated run names (default the directory names)")
     p.add_argument("--title", help="figure title")
     p.add_argument("--csv", help="also write the val points as CSV (run,step,wall,word_acc,cer,ned)")
-    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    return p.parse_args(argv)
 
-    labels = a.labels.split(",") if a.labels else None
-    if labels is not None and len(labels) != len(a.runs):
-        die("--labels has %d names for %d runs" % (len(labels), len(a.runs)))
+
+def load_runs(run_args, labels):
+    """[(name, train lines, val lines, teacher val lines)] of each RUN_DIR
+    (or metrics.jsonl file), named by labels or by its directory."""
+    if labels is not None and len(labels) != len(run_args):
+        die("--labels has %d names for %d runs" % (len(labels), len(run_args)))
     runs = []
-    for k, r in enumerate(a.runs):
+    for k, r in enumerate(run_args):
         if os.path.isdir(r):
             path = os.path.join(r, "metrics.jsonl")
         elif os.path.isfile(r):
@@ -99,58 +105,74 @@ def main(argv=None):
         if not train and not val:
             sys.stderr.write("plot_run.py: %s: no metrics yet\n" % path)
         runs.append((name, train, val, teacher))
+    return runs
 
+
+def import_pyplot():
+    # imported only once the arguments and runs are checked, so that their
+    # errors come without matplotlib's start-up time (or matplotlib at all)
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
         die("needs python3-matplotlib (%s)" % e)
+    return plt
 
-    fig, ax = plt.subplots(2, 3, figsize=(16, 8.5))
-    (a_loss, a_lr, a_ips), (a_acc, a_wall, a_cer) = ax
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+def loss_terms(train):
+    """The loss terms of the train lines: "loss" first, then by name."""
+    return sorted({key for o in train for key, v in o.items() if key not in NOT_LOSS and num(v)},
+                  key=lambda t: (t != "loss", t))
+
+
+def draw_run(axes, color, run, teacher_drawn):
+    """Draws one run's curves in color; returns whether any loss term is
+    positive (a log scale then suits the loss panel)."""
+    a_loss, a_lr, a_ips, a_acc, a_wall, a_cer = axes
+    name, train, val, teacher = run
     styles = ["-", "--", ":", "-."]
-    any_wall = any(num(o.get("wall")) for _, t, v, _ in runs for o in t + v)
     positive_loss = False
-    teacher_drawn = set()
-    for k, (name, train, val, teacher) in enumerate(runs):
-        col = colors[k % len(colors)]
-        terms = sorted({key for o in train for key, v in o.items() if key not in NOT_LOSS and num(v)},
-                       key=lambda t: (t != "loss", t))
-        for j, term in enumerate(terms):
-            xs, ys = series(train, "step", term)
-            if xs:
-                positive_loss |= any(y > 0 for y in ys)
-                a_loss.plot(xs, ys, styles[j % len(styles)], color=col, lw=1.2,
-                            label="%s %s" % (name, term))
-        xs, ys = series(train, "step", "lr")
+    for j, term in enumerate(loss_terms(train)):
+        xs, ys = series(train, "step", term)
         if xs:
-            a_lr.plot(xs, ys, color=col, label=name)
-        xs, ys = series(train, "step", "img_per_s")
+            positive_loss |= any(y > 0 for y in ys)
+            a_loss.plot(xs, ys, styles[j % len(styles)], color=color, lw=1.2,
+                        label="%s %s" % (name, term))
+    # train values as plain lines, val points as markers joined by lines
+    for axis, y in ((a_lr, "lr"), (a_ips, "img_per_s")):
+        xs, ys = series(train, "step", y)
         if xs:
-            a_ips.plot(xs, ys, color=col, label=name)
-        xs, ys = series(val, "step", "word_acc")
+            axis.plot(xs, ys, color=color, label=name)
+    for axis, x, y in ((a_acc, "step", "word_acc"), (a_wall, "wall", "word_acc"),
+                       (a_cer, "step", "cer")):
+        xs, ys = series(val, x, y)
         if xs:
-            a_acc.plot(xs, ys, "o-", ms=3, color=col, label=name)
-        xs, ys = series(val, "wall", "word_acc")
-        if xs:
-            a_wall.plot(xs, ys, "o-", ms=3, color=col, label=name)
-        xs, ys = series(val, "step", "cer")
-        if xs:
-            a_cer.plot(xs, ys, "o-", ms=3, color=col, label=name)
-        for t in teacher:
-            if num(t.get("word_acc")):
-                lab = "teacher (%s)" % name
-                key = round(t["word_acc"], 6)
-                if key in teacher_drawn:
-                    lab = None
-                teacher_drawn.add(key)
-                for axis in (a_acc, a_wall):
-                    axis.axhline(t["word_acc"], color=col, ls="--", lw=0.9, alpha=0.7, label=lab)
-                if num(t.get("cer")):
-                    a_cer.axhline(t["cer"], color=col, ls="--", lw=0.9, alpha=0.7, label=lab)
+            axis.plot(xs, ys, "o-", ms=3, color=color, label=name)
+    draw_teacher(a_acc, a_wall, a_cer, color, name, teacher, teacher_drawn)
+    return positive_loss
 
+
+def draw_teacher(a_acc, a_wall, a_cer, color, name, teacher, teacher_drawn):
+    """The teacher's val lines as dashed horizontal lines; a teacher accuracy
+    already drawn for another run (the same teacher) gets no second legend
+    entry. teacher_drawn: the accuracies drawn so far, updated."""
+    for t in teacher:
+        if num(t.get("word_acc")):
+            lab = "teacher (%s)" % name
+            key = round(t["word_acc"], 6)
+            if key in teacher_drawn:
+                lab = None
+            teacher_drawn.add(key)
+            for axis in (a_acc, a_wall):
+                axis.axhline(t["word_acc"], color=color, ls="--", lw=0.9, alpha=0.7, label=lab)
+            if num(t.get("cer")):
+                a_cer.axhline(t["cer"], color=color, ls="--", lw=0.9, alpha=0.7, label=lab)
+
+
+def label_axes(ax, positive_loss, any_wall):
+    """Titles, scales, grids and legends; "no data" on an empty panel."""
+    (a_loss, a_lr, a_ips), (a_acc, a_wall, a_cer) = ax
     a_loss.set(title="loss terms", xlabel="step")
     if positive_loss:
         a_loss.set_yscale("log")
@@ -169,6 +191,29 @@ def main(argv=None):
         elif axis is not a_wall or any_wall:
             axis.text(0.5, 0.5, "no data", ha="center", va="center", transform=axis.transAxes,
                       color="grey")
+
+
+def write_csv(path, runs):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["run", "step", "wall", "word_acc", "cer", "ned"])
+        for name, _, val, _ in runs:
+            for o in val:
+                w.writerow([name] + [o.get(k, "") for k in ("step", "wall", "word_acc", "cer", "ned")])
+
+
+def main(argv=None):
+    a = parse_args(sys.argv[1:] if argv is None else argv)
+    runs = load_runs(a.runs, a.labels.split(",") if a.labels else None)
+    plt = import_pyplot()
+    fig, ax = plt.subplots(2, 3, figsize=(16, 8.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    any_wall = any(num(o.get("wall")) for _, t, v, _ in runs for o in t + v)
+    positive_loss = False
+    teacher_drawn = set()
+    for k, run in enumerate(runs):
+        positive_loss |= draw_run(ax.flat, colors[k % len(colors)], run, teacher_drawn)
+    label_axes(ax, positive_loss, any_wall)
     fig.suptitle(a.title or "ocrkd runs: " + ", ".join(n for n, _, _, _ in runs))
     fig.tight_layout()
     out_dir = os.path.dirname(os.path.abspath(a.out))
@@ -177,12 +222,7 @@ def main(argv=None):
     fig.savefig(a.out, dpi=90)
     plt.close(fig)
     if a.csv:
-        with open(a.csv, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["run", "step", "wall", "word_acc", "cer", "ned"])
-            for name, _, val, _ in runs:
-                for o in val:
-                    w.writerow([name] + [o.get(k, "") for k in ("step", "wall", "word_acc", "cer", "ned")])
+        write_csv(a.csv, runs)
     print(a.out)
     return 0
 

@@ -3,16 +3,20 @@
  * datasets (SPEC "Dataset file").
  *
  * Per sample, all from the sample's own RNG:
- *   text    a dictionary word, a number (integer, decimal, date, time, price
- *           ... as the alphabet allows), a random string or a pseudo-word
- *           (letter bigrams of the word list), sometimes with punctuation; drawn in lower case,
- * Capitalised or UPPER case. When the alphabet has no upper case the label stays lower case and
- * only the rendered glyphs change ("render glyphs" vs "label ids"). font    a family first, then a
- * file (style) of it, so a family with many weights does not dominate. style   size, hinting,
- * spacing, baseline jitter, stroke weight, condensing, and the optional effects of the EFFECTS
- * table (geometry, crop, background, lines, clutter, polarity, blur, noise, JPEG, low resolution),
- * each with a probability and a range. The glyph coverage is drawn on a canvas, cropped, warped
- * (rotation, shear, trapezoid, sine baseline), scaled to H = 32 by image_fit (the same rule
+ *   text   a dictionary word, a number (integer, decimal, date, time, price
+ *          ... as the alphabet allows), a random string or a pseudo-word
+ *          (letter bigrams of the word list), sometimes with punctuation;
+ *          drawn in lower case, Capitalised or UPPER case. When the alphabet
+ *          has no upper case the label stays lower case and only the
+ *          rendered glyphs change ("render glyphs" vs "label ids").
+ *   font   a family first, then a file (style) of it, so a family with many
+ *          weights does not dominate.
+ *   style  size, hinting, spacing, baseline jitter, stroke weight,
+ *          condensing, and the optional effects of the EFFECTS table
+ *          (geometry, crop, background, lines, clutter, polarity, blur,
+ *          noise, JPEG, low resolution), each with a probability and a range.
+ * The glyph coverage is drawn on a canvas, cropped, warped (rotation, shear,
+ * trapezoid, sine baseline), scaled to H = 32 by image_fit (the same rule
  * ocrkd-pack and `ocrkd predict` use), composited over the background and
  * degraded. A text that does not fit W is re-styled narrower from the
  * fonts' em metrics before any rendering, and replaced only if that fails.
@@ -20,13 +24,16 @@
  * Determinism: each sample's RNG is seeded from (seed, split, index) alone,
  * so the output is byte-identical for the same arguments whatever the thread
  * count. Worker threads render blocks of samples; the main thread writes
- * them in order. Not for real images (ocrkd-pack) or augmentation at
- * training time (dataset_augment.c). */
+ * them in order.
+ *
+ * Not for real images (ocrkd-pack) or augmentation at training time
+ * (dataset_augment.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,14 +221,58 @@ typedef struct {
 
 /* ---- command line ---- */
 
-static int takes_value(const char *opt) {
-    static const char *const names[] = {
-        "--out",      "--train",   "--val",   "--test",   "--seed",    "--width",
-        "--alphabet", "--fonts",   "--words", "--shards", "--min-len", "--max-len",
-        "--gzip",     "--threads", "--kinds", "--case",   "--punct",   "--effects"};
-    for (size_t i = 0; i < ARRAY_LEN(names); i++)
-        if (!strcmp(opt, names[i])) return 1;
-    return 0;
+/* How an option's value is checked and where it is stored in SynthArgs. */
+typedef enum {
+    OPT_FLAG,    /* no value: sets an int to 1 */
+    OPT_TEXT,    /* a string, kept as given */
+    OPT_PATH,    /* a string, and an int "given" flag (a missing path given is an error) */
+    OPT_INT,     /* an int in [lo, hi] */
+    OPT_LONG,    /* a long in [lo, hi] */
+    OPT_SEED,    /* a uint64_t in [lo, hi] */
+    OPT_PROB,    /* a double in [0, 1] */
+    OPT_SHARES,  /* double[3]: three shares, normalised to sum 1 */
+    OPT_CASE,    /* double[3] as OPT_SHARES, or 'off' (sets case_off) */
+    OPT_EFFECTS, /* Effects: an --effects SPEC applied to the probabilities */
+} OptKind;
+
+typedef struct {
+    const char *name;
+    OptKind kind;
+    size_t field;       /* offsetof the value in SynthArgs */
+    long lo, hi;        /* range of OPT_INT, OPT_LONG, OPT_SEED */
+    size_t given_field; /* OPT_PATH: offsetof its "given" int */
+} SynthOption;
+
+#define MAX_COUNT (1L << 40) /* largest --train/--val/--test */
+#define SHARE_MAX 1e9        /* largest single share of --kinds and --case */
+
+static const SynthOption OPTIONS[] = {
+    {"--out", OPT_TEXT, offsetof(SynthArgs, out_dir), 0, 0, 0},
+    {"--train", OPT_LONG, offsetof(SynthArgs, n[SPLIT_TRAIN]), 0, MAX_COUNT, 0},
+    {"--val", OPT_LONG, offsetof(SynthArgs, n[SPLIT_VAL]), 0, MAX_COUNT, 0},
+    {"--test", OPT_LONG, offsetof(SynthArgs, n[SPLIT_TEST]), 0, MAX_COUNT, 0},
+    {"--seed", OPT_SEED, offsetof(SynthArgs, seed), 0, INT64_MAX, 0},
+    {"--width", OPT_INT, offsetof(SynthArgs, width), 8, 8192, 0},
+    {"--alphabet", OPT_TEXT, offsetof(SynthArgs, alphabet), 0, 0, 0},
+    {"--fonts", OPT_PATH, offsetof(SynthArgs, fonts), 0, 0, offsetof(SynthArgs, fonts_given)},
+    {"--words", OPT_PATH, offsetof(SynthArgs, words), 0, 0, offsetof(SynthArgs, words_given)},
+    {"--shards", OPT_INT, offsetof(SynthArgs, shards), 1, 100000, 0},
+    {"--min-len", OPT_INT, offsetof(SynthArgs, min_len), 1, 1000, 0},
+    {"--max-len", OPT_INT, offsetof(SynthArgs, max_len), 0, 1000, 0},
+    {"--gzip", OPT_INT, offsetof(SynthArgs, gzip), 0, 9, 0},
+    {"--threads", OPT_INT, offsetof(SynthArgs, threads), 1, MAX_THREADS, 0},
+    {"--kinds", OPT_SHARES, offsetof(SynthArgs, kinds), 0, 0, 0},
+    {"--case", OPT_CASE, offsetof(SynthArgs, cases), 0, 0, 0},
+    {"--punct", OPT_PROB, offsetof(SynthArgs, punct), 0, 0, 0},
+    {"--effects", OPT_EFFECTS, offsetof(SynthArgs, fx), 0, 0, 0},
+    {"--quiet", OPT_FLAG, offsetof(SynthArgs, quiet), 0, 0, 0},
+    {"--extreme", OPT_FLAG, offsetof(SynthArgs, fx.extreme), 0, 0, 0},
+};
+
+static const SynthOption *find_option(const char *name) {
+    for (size_t i = 0; i < ARRAY_LEN(OPTIONS); i++)
+        if (!strcmp(name, OPTIONS[i].name)) return &OPTIONS[i];
+    return NULL;
 }
 
 static void normalise3(const char *opt, const char *v, double *p) {
@@ -252,7 +303,47 @@ static void parse_effects(const char *spec, Effects *fx) {
     free(copy);
 }
 
-static void parse_args(int argc, char **argv, SynthArgs *a) {
+/* Checks v as opt's value and stores it (v is NULL for an OPT_FLAG). */
+static void set_option(SynthArgs *a, const SynthOption *opt, const char *v) {
+    char *field = (char *)a + opt->field;
+    const char *o = opt->name;
+    switch (opt->kind) {
+    case OPT_FLAG:
+        *(int *)field = 1;
+        break;
+    case OPT_PATH:
+        *(int *)((char *)a + opt->given_field) = 1;
+        /* fall through */
+    case OPT_TEXT:
+        *(const char **)field = v;
+        break;
+    case OPT_INT:
+        *(int *)field = (int)parse_long(o, v, opt->lo, opt->hi);
+        break;
+    case OPT_LONG:
+        *(long *)field = parse_long(o, v, opt->lo, opt->hi);
+        break;
+    case OPT_SEED:
+        *(uint64_t *)field = (uint64_t)parse_long(o, v, opt->lo, opt->hi);
+        break;
+    case OPT_PROB:
+        *(double *)field = parse_double(o, v, 0, 1);
+        break;
+    case OPT_CASE:
+        a->case_off = !strcmp(v, "off");
+        if (a->case_off) break;
+        /* fall through */
+    case OPT_SHARES:
+        parse_doubles(o, v, (double *)field, 3, 0, SHARE_MAX);
+        normalise3(o, v, (double *)field);
+        break;
+    case OPT_EFFECTS:
+        parse_effects(v, (Effects *)field);
+        break;
+    }
+}
+
+static void set_defaults(SynthArgs *a) {
     *a = (SynthArgs){.alphabet = DEFAULT_ALPHABET,
                      .fonts = DEFAULT_FONTS,
                      .words = "/usr/share/dict/words",
@@ -268,66 +359,10 @@ static void parse_args(int argc, char **argv, SynthArgs *a) {
                      .punct = 0.3};
     for (int i = 0; i < FX_COUNT; i++)
         a->fx.p[i] = EFFECTS[i].p;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            print_usage();
-            exit(0);
-        }
-        if (!strcmp(o, "--quiet")) {
-            a->quiet = 1;
-            continue;
-        }
-        if (!strcmp(o, "--extreme")) {
-            a->fx.extreme = 1;
-            continue;
-        }
-        if (strncmp(o, "--", 2) != 0) die(EXIT_USAGE, "unexpected argument '%s'", o);
-        if (!takes_value(o)) die(EXIT_USAGE, "unknown option '%s'", o);
-        if (i + 1 >= argc) die(EXIT_USAGE, "%s needs a value", o);
-        const char *v = argv[++i];
-        if (!strcmp(o, "--out"))
-            a->out_dir = v;
-        else if (!strcmp(o, "--train"))
-            a->n[SPLIT_TRAIN] = parse_long(o, v, 0, 1L << 40);
-        else if (!strcmp(o, "--val"))
-            a->n[SPLIT_VAL] = parse_long(o, v, 0, 1L << 40);
-        else if (!strcmp(o, "--test"))
-            a->n[SPLIT_TEST] = parse_long(o, v, 0, 1L << 40);
-        else if (!strcmp(o, "--seed"))
-            a->seed = (uint64_t)parse_long(o, v, 0, INT64_MAX);
-        else if (!strcmp(o, "--width"))
-            a->width = (int)parse_long(o, v, 8, 8192);
-        else if (!strcmp(o, "--alphabet"))
-            a->alphabet = v;
-        else if (!strcmp(o, "--fonts"))
-            a->fonts = v, a->fonts_given = 1;
-        else if (!strcmp(o, "--words"))
-            a->words = v, a->words_given = 1;
-        else if (!strcmp(o, "--shards"))
-            a->shards = (int)parse_long(o, v, 1, 100000);
-        else if (!strcmp(o, "--min-len"))
-            a->min_len = (int)parse_long(o, v, 1, 1000);
-        else if (!strcmp(o, "--max-len"))
-            a->max_len = (int)parse_long(o, v, 0, 1000);
-        else if (!strcmp(o, "--gzip"))
-            a->gzip = (int)parse_long(o, v, 0, 9);
-        else if (!strcmp(o, "--kinds")) {
-            parse_doubles(o, v, a->kinds, 3, 0, 1e9);
-            normalise3(o, v, a->kinds);
-        } else if (!strcmp(o, "--case")) {
-            a->case_off = !strcmp(v, "off");
-            if (!a->case_off) {
-                parse_doubles(o, v, a->cases, 3, 0, 1e9);
-                normalise3(o, v, a->cases);
-            }
-        } else if (!strcmp(o, "--punct"))
-            a->punct = parse_double(o, v, 0, 1);
-        else if (!strcmp(o, "--effects"))
-            parse_effects(v, &a->fx);
-        else
-            a->threads = (int)parse_long(o, v, 1, MAX_THREADS); /* --threads */
-    }
+}
+
+/* The rules that join several options. */
+static void check_args(const SynthArgs *a) {
     if (!a->out_dir) die(EXIT_USAGE, "--out DIR is required");
     for (int s = 0; s < SPLIT_COUNT; s++)
         if (a->n[s] < 0) die(EXIT_USAGE, "--%s N is required (0 skips the split)", SPLIT_NAME[s]);
@@ -338,6 +373,29 @@ static void parse_args(int argc, char **argv, SynthArgs *a) {
     if (a->n[SPLIT_TRAIN] > 0 && a->shards > a->n[SPLIT_TRAIN])
         die(EXIT_USAGE, "--shards %d is more than the %ld training images", a->shards,
             a->n[SPLIT_TRAIN]);
+}
+
+static void parse_args(int argc, char **argv, SynthArgs *a) {
+    set_defaults(a);
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            print_usage();
+            exit(0);
+        }
+        const SynthOption *opt = find_option(o);
+        if (!opt) {
+            if (strncmp(o, "--", 2) != 0) die(EXIT_USAGE, "unexpected argument '%s'", o);
+            die(EXIT_USAGE, "unknown option '%s'", o);
+        }
+        if (opt->kind == OPT_FLAG) {
+            set_option(a, opt, NULL);
+            continue;
+        }
+        if (i + 1 >= argc) die(EXIT_USAGE, "%s needs a value", o);
+        set_option(a, opt, argv[++i]);
+    }
+    check_args(a);
 }
 
 /* ---- the text source: label ids, and the glyphs that render them ---- */

@@ -14,6 +14,8 @@ The metrics are those of src/train/evaluate.c: word_acc = exact matches / N,
 cer = total edit distance / total label characters, ned = 1 - mean of
 edit distance / max(len(prediction), len(label)) (0 for two empty strings).
 img_per_s is N over the wall time with --jobs Tesseract processes at once.
+Not for: ocrkd's own models (`ocrkd eval --json`), or tuning Tesseract beyond
+--psm, --lang, --scale and --whitelist.
 """
 import argparse
 import io
@@ -138,7 +140,7 @@ def png_bytes(item, scale):
     return buf.getvalue()
 
 
-def main(argv=None):
+def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="tesseract_eval.py",
         description="Word accuracy, CER and 1-NED of Tesseract (--psm 7) on an ocrkd dataset "
@@ -157,9 +159,15 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=2, help="Tesseract processes at once (default 2)")
     p.add_argument("--predictions", metavar="FILE",
                    help="also write INDEX<TAB>LABEL<TAB>PREDICTION lines to FILE")
-    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    a = p.parse_args(argv)
     if a.limit < 0 or a.jobs < 1 or a.scale <= 0:
         die("--limit must be >= 0, --jobs >= 1 and --scale > 0")
+    return a
+
+
+def find_tesseract(lang):
+    """The tesseract executable, once it and PIL and lang's data are known
+    to be there (exit code 3 for a missing tesseract or language)."""
     exe = shutil.which("tesseract")
     if not exe:
         die("tesseract is not installed (Debian: apt-get install tesseract-ocr tesseract-ocr-eng)", 3)
@@ -168,35 +176,57 @@ def main(argv=None):
     except ImportError:
         die("needs python3-pil")
     langs = subprocess.run([exe, "--list-langs"], capture_output=True, text=True)
-    if a.lang not in (langs.stdout + langs.stderr).split():
-        die("tesseract has no '%s' language data (Debian: tesseract-ocr-%s)" % (a.lang, a.lang), 3)
-    if os.path.isdir(a.data):
-        items, alpha = load_png_dir(a.data, a.limit)
-    elif os.path.isfile(a.data):
-        items, alpha = load_h5(a.data, a.limit)
-    else:
-        die("--data %s: no such file or directory" % a.data)
-    alphabet = a.alphabet or alpha or DEFAULT_ALPHABET
-    if not items:
-        die("%s: no images" % a.data)
+    if lang not in (langs.stdout + langs.stderr).split():
+        die("tesseract has no '%s' language data (Debian: tesseract-ocr-%s)" % (lang, lang), 3)
+    return exe
+
+
+def load_items(data, limit):
+    """[(image array or PNG path, label)] and the file's alphabet (None for
+    a PNG directory)."""
+    if os.path.isdir(data):
+        return load_png_dir(data, limit)
+    if os.path.isfile(data):
+        return load_h5(data, limit)
+    die("--data %s: no such file or directory" % data)
+
+
+def tesseract_command(exe, a, alphabet):
     cmd = [exe, "-", "stdout", "--psm", str(a.psm), "-l", a.lang]
     if a.whitelist:
         wl = alphabet
+        # labels folded to lower case: Tesseract may still read capitals
         if not any(c.isupper() for c in alphabet):
             wl += "".join(c.upper() for c in alphabet if c.isalpha())
         cmd += ["-c", "tessedit_char_whitelist=" + wl]
+    return cmd
+
+
+def run_tesseract(cmd, items, scale, jobs):
+    """Tesseract's raw output of each item, in order, and the wall seconds."""
+    # one thread per process: the --jobs processes share the cores
     env = dict(os.environ, OMP_THREAD_LIMIT="1")
 
     def run(k):
-        r = subprocess.run(cmd, input=png_bytes(items[k], a.scale), capture_output=True, env=env)
+        r = subprocess.run(cmd, input=png_bytes(items[k], scale), capture_output=True, env=env)
         if r.returncode != 0:
             die("tesseract failed on image %d: %s" % (k, r.stderr.decode(errors="replace")[:300]), 1)
         return r.stdout.decode("utf-8", errors="replace")
 
     t0 = time.time()
-    with ThreadPoolExecutor(max_workers=a.jobs) as ex:
+    with ThreadPoolExecutor(max_workers=jobs) as ex:
         raw = list(ex.map(run, range(len(items))))
-    secs = time.time() - t0
+    return raw, time.time() - t0
+
+
+def main(argv=None):
+    a = parse_args(sys.argv[1:] if argv is None else argv)
+    exe = find_tesseract(a.lang)
+    items, alpha = load_items(a.data, a.limit)
+    alphabet = a.alphabet or alpha or DEFAULT_ALPHABET
+    if not items:
+        die("%s: no images" % a.data)
+    raw, secs = run_tesseract(tesseract_command(exe, a, alphabet), items, a.scale, a.jobs)
     c = Counts()
     rows = []
     for k, ((_, label), out) in enumerate(zip(items, raw)):
