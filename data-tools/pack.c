@@ -302,7 +302,7 @@ static int load_image(Packer *p, const char *full, int *used, char *why, size_t 
 /* --lmdb: decodes and fits image-%09ld of sample i into p->fitted; -1 if
  * good, else a BAD_* reason with why set (naming the LMDB and the key). */
 static int load_lmdb_image(Packer *p, long i, int *used, char *why, size_t cap) {
-    char name[4096];
+    char name[OCRKD_PATH_MAX];
     snprintf(name, sizeof name, "%s: image-%09ld", p->a->lmdb, i);
     const void *bytes;
     size_t len;
@@ -331,7 +331,7 @@ static void fail(Packer *p, int code, const char *fmt, ...) {
 }
 
 static void pack_entry(Packer *p, const Entry *e) {
-    char full[4096], why[sizeof full + 1024];
+    char full[OCRKD_PATH_MAX], why[sizeof full + 1024];
     if (p->db)
         snprintf(full, sizeof full, "%s: label-%09ld", p->a->lmdb, e->line);
     else

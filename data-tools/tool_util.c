@@ -1,4 +1,5 @@
-/* tool_util.c - see tool_util.h. */
+/* tool_util.c - what ocrkd-synth and ocrkd-pack share (tool_util.h).
+ * Not for the library: tools only. */
 #include "tool_util.h"
 
 #include <errno.h>

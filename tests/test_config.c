@@ -125,9 +125,9 @@ static const char *config_diff(const Config *a, const Config *b) {
     SAME(max_steps);
     SAME(max_epochs);
     SAME(max_minutes);
-    SAME(conv_window);
-    SAME(conv_rel_tol);
-    SAME(conv_patience);
+    SAME(converge_window);
+    SAME(converge_rel_tol);
+    SAME(converge_patience);
     SAME(ckpt_every_steps);
     SAME(ckpt_every_minutes);
     SAME(ckpt_keep);
@@ -185,7 +185,7 @@ static void test_defaults(void) {
               c.schedule.total_steps == 100000,
           "schedule defaults");
     CHECK(c.max_steps == 100000 && c.max_epochs == 0 && c.max_minutes == 0 &&
-              c.conv_window == 200 && c.conv_rel_tol == 1e-3 && c.conv_patience == 5,
+              c.converge_window == 200 && c.converge_rel_tol == 1e-3 && c.converge_patience == 5,
           "stop defaults");
     CHECK(c.ckpt_every_steps == 500 && c.ckpt_every_minutes == 15 && c.ckpt_keep == 3 &&
               c.eval_every_steps == 1000 && !c.eval_case_insensitive && c.log_every_steps == 20,
@@ -305,7 +305,7 @@ static void test_all_fields(void) {
           "schedule");
     CHECK(c.max_steps == 100000 && c.schedule.total_steps == 100000 && c.max_minutes == 90.5,
           "max_steps 1e5 as an integer; total_steps follows");
-    CHECK(c.conv_window == 0 && c.ckpt_keep == 1 && c.ckpt_every_minutes == 0.5, "stop/ckpt");
+    CHECK(c.converge_window == 0 && c.ckpt_keep == 1 && c.ckpt_every_minutes == 0.5, "stop/ckpt");
     CHECK(c.eval_every_steps == 0 && c.eval_case_insensitive == 1, "eval.case_insensitive");
     check_round_trip(&c, "all fields");
     /* depth after blocks (via --set) restores the standard layout */
@@ -491,7 +491,7 @@ static void test_float_round_trip(void) {
         c.optim.lr = (float)(rng_uniform(&r) * 10.0 + 1e-9);
         c.optim.eps = (float)(rng_uniform(&r) * 1e-6 + 1e-12);
         c.max_minutes = rng_uniform(&r) * 1e4;
-        c.conv_rel_tol = rng_uniform(&r) * 0.9 + 1e-12;
+        c.converge_rel_tol = rng_uniform(&r) * 0.9 + 1e-12;
         char *y = config_to_yaml(&c);
         Config back;
         Err err = {0};

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../src/model/model_internal.h" /* extractor_set_chunk */
+#include "ocrkd/config.h" /* arch_from_config */
 #include "ocrkd/model.h"
 #include "test.h"
 

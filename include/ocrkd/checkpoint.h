@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "ocrkd/common.h"
+#include "ocrkd/config.h"
 #include "ocrkd/model.h"
 
 #define CKPT_FORMAT "ocrkd-checkpoint"
@@ -55,6 +56,8 @@ int ckpt_write(const char *path, const Crnn *m, const CkptMeta *meta, const Ckpt
  * 0..CKPT_MAX_STEP, world_size in 1..CKPT_MAX_WORLD, the alphabet non-empty
  * valid UTF-8 without repeats. EXIT_CKPT naming the file and the attribute. */
 int ckpt_read_meta(const char *path, CkptMeta *meta, Err *err);
+/* The same without the warning for a file that has no checksums. */
+int ckpt_read_meta_quiet(const char *path, CkptMeta *meta, Err *err);
 /* Loads /params into m by name with shape checks, from a file whose
  * attributes pass ckpt_read_meta's checks. strict: every tensor of m
  * must be in the file. parts: mask of PART_* to load (buffers of those parts

@@ -19,8 +19,12 @@ enum {
     EXIT_DATA = 3,       /* dataset error */
     EXIT_CKPT = 4,       /* checkpoint error */
     EXIT_NUMERIC = 5,    /* NaN/Inf that recovery could not absorb */
+    EXIT_INTERNAL = 70,  /* a bug in ocrkd: an internal check failed (EX_SOFTWARE) */
     EXIT_PREEMPTED = 75, /* stopped by a signal after writing a checkpoint */
 };
+
+/* The one size of every path buffer (a run directory plus a file name). */
+#define OCRKD_PATH_MAX 4200
 
 /* An error travelling up to the caller: the exit code it maps to and a
  * message that names the file and the problem. Library code fills one of
@@ -36,10 +40,21 @@ typedef struct {
 int err_set(Err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Prints "ocrkd: error: MSG" (with "[rank r]" when running on several
- * ranks) and ends the job with code: MPI_Abort when MPI is up with more than
- * one rank (so no rank is left hanging), exit() otherwise. */
+ * ranks) and ends the job with code: through the abort hook when one is
+ * installed (dist_init installs MPI_Abort for jobs of several ranks, so no
+ * rank is left hanging), exit() otherwise. */
 void fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 void fatal_err(const Err *err) __attribute__((noreturn));
+/* Called by fatal() with the exit code after the message is printed; it
+ * may return (then fatal() calls exit(code)). NULL removes it. */
+typedef void (*AbortHook)(int code);
+void set_abort_hook(AbortHook hook);
+
+/* A broken invariant of ocrkd itself (not of the input): prints
+ * "internal error at FILE:LINE: MSG" and ends the job with EXIT_INTERNAL. */
+#define internal_error(...) internal_error_at(__FILE__, __LINE__, __VA_ARGS__)
+void internal_error_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
 
 /* Rank-0 printing; before MPI_Init every process counts as rank 0. */
 void printf0(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -70,6 +85,15 @@ void arena_free(Arena *a);
 
 /* Monotonic wall clock in seconds. */
 double now_seconds(void);
+
+/* FNV-1a, for checksums and the ranks' agreement checks of configs and
+ * tensor tables. */
+uint64_t hash_bytes(uint64_t h, const void *p, size_t n);
+#define HASH_SEED 1469598103934665603ULL
+
+/* The splitmix64 finalizer: a bijective 64-bit mix, for deriving
+ * independent seeds from tuples of numbers. */
+uint64_t rng_mix64(uint64_t z);
 
 /* Deterministic RNG (splitmix64-seeded xoshiro256**); the state is 4 words
  * so checkpoints can store it. */

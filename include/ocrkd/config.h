@@ -9,6 +9,7 @@
 
 #include "ocrkd/augment.h"
 #include "ocrkd/common.h"
+#include "ocrkd/model.h"
 #include "ocrkd/nn.h"
 #include "ocrkd/optim.h"
 
@@ -70,9 +71,9 @@ typedef struct {
     long max_steps;     /* default 100000; 0 = no limit */
     long max_epochs;    /* default 0 = no limit */
     double max_minutes; /* default 0 = no limit */
-    int conv_window;    /* stop.converge.window, default 200; 0 disables convergence */
-    double conv_rel_tol; /* default 1e-3 */
-    int conv_patience;  /* default 5 */
+    int converge_window;    /* stop.converge.window, default 200; 0 disables convergence */
+    double converge_rel_tol; /* default 1e-3 */
+    int converge_patience;  /* default 5 */
 
     /* checkpoint */
     long ckpt_every_steps;    /* default 500 */
@@ -104,5 +105,9 @@ int config_validate(const Config *c, const char *command, Err *err);
  * config_load_string gives back an identical Config. */
 char *config_to_yaml(const Config *c);
 void config_free(Config *c);
+
+/* The model architecture of c's model section (io/config_arch.c);
+ * num_classes from the alphabet. */
+int arch_from_config(const Config *c, int num_classes, ModelArch *a, Err *err);
 
 #endif

@@ -130,7 +130,6 @@ long loader_steps_per_epoch(const Loader *l);
 long loader_shard_size(const Loader *l); /* samples this rank owns */
 long loader_skipped(const Loader *l);    /* labels skipped so far (skip_bad) */
 long loader_unlabeled(const Loader *l);  /* samples of this rank's shard without a label */
-int loader_height(const Loader *l);
 int loader_width(const Loader *l);
 const Alphabet *loader_alphabet(const Loader *l);
 int loader_max_label_len(const Loader *l); /* upper bound of label length over all files */

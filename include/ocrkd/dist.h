@@ -17,7 +17,6 @@ int dist_set_threads(int threads);
 void dist_finalize(void);
 int dist_rank(void);
 int dist_world(void);
-int dist_local_ranks(void); /* ranks sharing this node */
 
 /* In-place sum over ranks, divided by the world size (one call; split only
  * past INT_MAX elements). */
@@ -42,8 +41,5 @@ long dist_max_long(long v);
 int dist_all_equal_u64(uint64_t v);
 void dist_barrier(void);
 
-/* FNV-1a, for agreement checks of configs and tensor tables. */
-uint64_t hash_bytes(uint64_t h, const void *p, size_t n);
-#define HASH_SEED 1469598103934665603ULL
 
 #endif

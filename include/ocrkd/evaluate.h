@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ocrkd/casefold.h"
 #include "ocrkd/dataset.h"
 #include "ocrkd/model.h"
 
@@ -27,9 +28,6 @@ int edit_distance(const uint32_t *a, int na, const uint32_t *b, int nb);
  * case_insensitive: both are case-folded code point by code point
  * (unicode_fold) before comparing; nothing is dropped. */
 int eval_add(EvalCounts *c, const char *pred, const char *label, int case_insensitive);
-/* Unicode simple case folding (Latin, Greek, Cyrillic, Armenian, fullwidth;
- * other code points unchanged). src/util/casefold.c */
-uint32_t unicode_fold(uint32_t cp);
 EvalResult eval_result(const EvalCounts *c);
 
 /* Greedy-decodes sample b of m's last forward into UTF-8 text. Returns the

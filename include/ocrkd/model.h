@@ -15,34 +15,35 @@
 #include <stddef.h>
 
 #include "ocrkd/common.h"
-#include "ocrkd/config.h"
 
 #define IMAGE_H 32
 
 enum { PART_EXTRACTOR = 1, PART_CLASSIFIER = 2, PART_ENCODER = 4, PART_ALL = 7 };
 
 typedef struct {
-    int blocks[4];   /* blocks per stage */
-    int bottleneck;  /* 0 basic (expansion 1), 1 bottleneck (expansion 4) */
-    int width;       /* base width w */
-    int feature_dim; /* neck output D */
+    int blocks[4];              /* blocks per stage */
+    int bottleneck;             /* 0 basic (expansion 1), 1 bottleneck (expansion 4) */
+    int width;                  /* base width w */
+    int feature_dim;            /* neck output D */
     int enc_layers, enc_hidden; /* BiLSTM */
-    int num_classes; /* K = alphabet symbols + 1 */
+    int num_classes;            /* K = alphabet symbols + 1 */
 } ModelArch;
 
-/* From the config's model section; num_classes from the alphabet. */
-int arch_from_config(const Config *c, int num_classes, ModelArch *a, Err *err);
+/* Blocks per stage and block kind of the torchvision ResNet of `depth`
+ * (18, 34, 50, 101, 152); returns 0 (and leaves them) for any other depth.
+ * (arch_from_config, which builds a ModelArch from a config, is config.h's.) */
+int resnet_depth_blocks(int depth, int blocks[4], int *bottleneck);
 /* "ResNet-18 w64 -> BiLSTM 2x256 -> 37 classes" style summary into buf. */
 void arch_describe(const ModelArch *a, char *buf, size_t cap);
 
 typedef struct {
-    char name[96];   /* e.g. "extractor.layer1.0.conv1.weight" */
+    char name[96]; /* e.g. "extractor.layer1.0.conv1.weight" */
     int ndim;
     int shape[4];
     size_t numel;
-    size_t offset;   /* in floats, into Crnn.params */
-    int part;        /* PART_EXTRACTOR | PART_CLASSIFIER | PART_ENCODER */
-    int is_buffer;   /* BatchNorm running stats: saved, never trained */
+    size_t offset; /* in floats, into Crnn.params */
+    int part;      /* PART_EXTRACTOR | PART_CLASSIFIER | PART_ENCODER */
+    int is_buffer; /* BatchNorm running stats: saved, never trained */
 } TensorInfo;
 
 typedef struct CrnnActs CrnnActs; /* private: activation buffers and layer plan */
@@ -51,19 +52,19 @@ typedef struct {
     ModelArch arch;
     TensorInfo *tensors;
     int ntensors;
-    float *params;   /* all tensors, one allocation (nparams floats) */
+    float *params; /* all tensors, one allocation (nparams floats) */
     size_t nparams;
     size_t count[8]; /* parameter floats (not buffers) per part: count[PART_EXTRACTOR]... */
     size_t n_buffers;
-    int trainable;   /* mask of PART_*; a prefix of the layout */
-    size_t n_trainable; /* floats in the trainable prefix params[0 .. n_trainable) */
-    float *grads;    /* gradients of the trainable prefix (n_trainable); NULL if !train */
+    int trainable;           /* mask of PART_*; a prefix of the layout */
+    size_t n_trainable;      /* floats in the trainable prefix params[0 .. n_trainable) */
+    float *grads;            /* gradients of the trainable prefix (n_trainable); NULL if !train */
     int max_batch, width, T; /* T = time steps for `width` */
-    int train;       /* built with backward buffers */
+    int train;               /* built with backward buffers */
     /* outputs of the last forward, valid until the next one */
-    float *feat;     /* (T,B,D) extractor output */
-    float *enc;      /* (T,B,2H) encoder output */
-    float *logp;     /* (T,B,K) log-softmax */
+    float *feat; /* (T,B,D) extractor output */
+    float *enc;  /* (T,B,2H) encoder output */
+    float *logp; /* (T,B,K) log-softmax */
     CrnnActs *acts;
 } Crnn;
 
@@ -84,7 +85,9 @@ void crnn_init_params(Crnn *m, uint64_t seed);
  * PART_CLASSIFIER or PART_ALL (a prefix). Returns 0 or -1 if not a prefix. */
 int crnn_set_trainable(Crnn *m, int parts);
 TensorInfo *crnn_find(const Crnn *m, const char *name);
-static inline float *crnn_tensor(const Crnn *m, const TensorInfo *t) { return m->params + t->offset; }
+static inline float *crnn_tensor(const Crnn *m, const TensorInfo *t) {
+    return m->params + t->offset;
+}
 
 enum { UPTO_ENCODER = 1, UPTO_LOGITS = 2 };
 /* img (B,1,IMAGE_H,width) in [0,1], B <= max_batch. bn_train: batch

@@ -13,6 +13,26 @@ int cmd_predict(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 
 /* predict's IMAGE|DIR|@LIST arguments: image_list_expand */
+#include "ocrkd/checkpoint.h"
+#include "ocrkd/dataset.h"
 #include "ocrkd/image_list.h"
+
+/* The command line of `ocrkd eval` and `ocrkd predict` (eval_args.c). */
+typedef struct {
+    const char *model, *dump, *errors;
+    const char **data;
+    int ndata;
+    int json, case_insensitive, batch, scores;
+    char **images;
+    int nimages;
+} EvalArgs;
+extern const char *const eval_help, *const predict_help;
+/* Returns 0 to go on, else the exit code (--help exits 0 itself). */
+int eval_parse_args(int argc, char **argv, int predict, EvalArgs *a);
+/* One pass over this rank's shard of data, after the height check. */
+Loader *open_eval_loader(const char *data, const char *alphabet, int batch, int rank, int world,
+                         int need_labels);
+/* The checkpoint's model for inference (running-stat BatchNorm). */
+Crnn *load_model(const char *path, int batch, int width, CkptMeta *meta);
 
 #endif

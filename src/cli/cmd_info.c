@@ -1,5 +1,6 @@
 /* cmd_info.c - `ocrkd info FILE`: what a dataset or checkpoint holds. The
- * file's `format` attribute says which it is. */
+ * file's `format` attribute says which it is. Not for checking a file
+ * deeply: the readers (io/) do that when a run opens it. */
 #include <stdlib.h>
 #include <string.h>
 

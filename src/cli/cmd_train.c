@@ -1,6 +1,7 @@
 /* cmd_train.c - `ocrkd train`, `ocrkd distill` and `ocrkd bench`: install
  * the signal handlers, parse the command line and config, start MPI, hand
- * over to the trainer, and report the exit code. */
+ * over to the trainer, and report the exit code. Not for the step loop
+ * (train/trainer.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,7 +134,7 @@ static int run_job(int argc, char **argv, int bench, int distill) {
         cfg.teacher_cache = TEACHER_CACHE_OFF; /* time the teacher every step */
         cfg.eval_every_steps = 0;
         cfg.log_every_steps = 0;
-        cfg.conv_window = 0;
+        cfg.converge_window = 0;
     }
     int threads = dist_set_threads(cfg.threads);
     printf0("ocrkd %s %s: %d rank(s), %d BLAS thread(s) per rank\n", cmd, OCRKD_VERSION,

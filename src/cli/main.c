@@ -1,5 +1,6 @@
 /* main.c - `ocrkd` entry point: dispatches to one subcommand per file.
- * Every subcommand takes --help; usage errors exit 2. */
+ * Every subcommand takes --help; usage errors exit 2. Not for any
+ * subcommand's own options (cmd_*.c). */
 #include <stdio.h>
 #include <string.h>
 

@@ -71,18 +71,12 @@ struct Loader {
 
 /* ---- seeds ---- */
 
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* A seed for (seed, a, b, c) that differs whenever any of them does. */
 static uint64_t seed_of(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
-    uint64_t z = mix64(seed + 0x9e3779b97f4a7c15ULL);
-    z = mix64(z ^ (a + 0x632be59bd9b4e019ULL));
-    z = mix64(z ^ (b + 0x85157af5ULL));
-    return mix64(z ^ (c + 0x2545f4914f6cdd1dULL));
+    uint64_t z = rng_mix64(seed + 0x9e3779b97f4a7c15ULL);
+    z = rng_mix64(z ^ (a + 0x632be59bd9b4e019ULL));
+    z = rng_mix64(z ^ (b + 0x85157af5ULL));
+    return rng_mix64(z ^ (c + 0x2545f4914f6cdd1dULL));
 }
 
 /* ---- which samples a rank owns ---- */
@@ -755,9 +749,6 @@ long loader_skipped(const Loader *l) {
 }
 long loader_unlabeled(const Loader *l) {
     return l->unlabeled;
-}
-int loader_height(const Loader *l) {
-    return l->H;
 }
 int loader_width(const Loader *l) {
     return l->W;

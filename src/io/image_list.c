@@ -1,7 +1,8 @@
 /* image_list.c - the inputs of `ocrkd predict IMAGE|DIR|@LIST...` and of
  * `ocrkd-pack --images` expanded into one ordered list of image paths: files
  * as given, directories searched recursively for PNG/JPEG names (sorted by
- * path), @LIST files read one path per line. Only names are handled here; decoding is image.c's. */
+ * path), @LIST files read one path per line. Only names are
+ * handled here; not for decoding (image.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>

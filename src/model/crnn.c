@@ -11,7 +11,7 @@
 
 static size_t offset_of(const Crnn *m, const char *name) {
     const TensorInfo *t = crnn_find(m, name);
-    if (!t) fatal(1, "internal: model tensor %s missing from the table", name);
+    if (!t) internal_error("model tensor %s missing from the table", name);
     return t->offset;
 }
 
@@ -70,7 +70,7 @@ static void plan_buffers(Crnn *m, Arena *ar) {
 }
 
 Crnn *crnn_create(const ModelArch *a, int max_batch, int width, int train) {
-    if (max_batch < 1 || width < 1) fatal(1, "internal: crnn_create(max_batch %d, width %d)",
+    if (max_batch < 1 || width < 1) internal_error("crnn_create(max_batch %d, width %d)",
                                           max_batch, width);
     Crnn *m = xcalloc(1, sizeof *m);
     m->arch = *a;
@@ -89,7 +89,7 @@ Crnn *crnn_create(const ModelArch *a, int max_batch, int width, int train) {
     CrnnActs *A = m->acts;
     extractor_plan_shapes(m);
     if (A->fw != m->T || A->fh < 1)
-        fatal(1, "internal: extractor map width %d != time steps %d", A->fw, m->T);
+        internal_error("extractor map width %d != time steps %d", A->fw, m->T);
     A->neck_w = offset_of(m, "extractor.neck.weight");
     A->neck_b = offset_of(m, "extractor.neck.bias");
     A->cls_w = offset_of(m, "classifier.weight");
@@ -130,9 +130,9 @@ void crnn_forward(Crnn *m, const float *img, int B, int bn_train, int upto) {
     CrnnActs *A = m->acts;
     const ModelArch *a = &m->arch;
     if (B < 1 || B > m->max_batch)
-        fatal(1, "internal: crnn_forward batch %d outside 1..%d", B, m->max_batch);
+        internal_error("crnn_forward batch %d outside 1..%d", B, m->max_batch);
     if (bn_train && !m->train)
-        fatal(1, "internal: crnn_forward with batch statistics on an inference model");
+        internal_error("crnn_forward with batch statistics on an inference model");
     if (m->train) {
         memcpy(A->img, img, (size_t)B * IMAGE_H * m->width * sizeof(float));
         img = A->img;
@@ -158,9 +158,9 @@ static float *grad_at(const Crnn *m, int part, size_t off) {
 void crnn_backward(Crnn *m, const float *d_logits, const float *d_enc, const float *d_feat) {
     CrnnActs *A = m->acts;
     const ModelArch *a = &m->arch;
-    if (!m->train || !A->last_B) fatal(1, "internal: crnn_backward without a train forward");
+    if (!m->train || !A->last_B) internal_error("crnn_backward without a train forward");
     if ((m->trainable & PART_EXTRACTOR) && !A->last_bn_train)
-        fatal(1, "internal: crnn_backward through the extractor after a running-stat forward");
+        internal_error("crnn_backward through the extractor after a running-stat forward");
     int B = A->last_B, N = m->T * B, D = a->feature_dim, H2 = 2 * a->enc_hidden;
     int K = a->num_classes;
     memset(A->d_enc, 0, (size_t)N * H2 * sizeof(float));

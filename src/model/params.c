@@ -2,9 +2,9 @@
  * parameters as data: names and shapes exactly as the PyTorch state_dict,
  * the one-buffer layout (extractor, classifier, encoder params, then the BN
  * running buffers, so trainable sets are prefixes), initialisation,
- * trainable prefixes, copy by name, the architecture from the config.
+ * trainable prefixes, copy by name, the standard ResNet depths.
  * Not for activations or the forward/backward pass (resnet.c, crnn.c) and
- * not for files (checkpoint.c). */
+ * not for files (checkpoint.c) or the config (io/config_arch.c). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,44 +16,19 @@
 static const struct {
     int depth, bottleneck, blocks[4];
 } k_depths[] = {
-    {18, 0, {2, 2, 2, 2}},  {34, 0, {3, 4, 6, 3}},   {50, 1, {3, 4, 6, 3}},
+    {18, 0, {2, 2, 2, 2}},   {34, 0, {3, 4, 6, 3}},   {50, 1, {3, 4, 6, 3}},
     {101, 1, {3, 4, 23, 3}}, {152, 1, {3, 8, 36, 3}},
 };
 
 static const int k_stride_h[4] = {2, 2, 2, 2}, k_stride_w[4] = {2, 2, 1, 1};
 
-int arch_from_config(const Config *c, int num_classes, ModelArch *a, Err *err) {
-    memset(a, 0, sizeof *a);
-    if (c->depth) {
-        size_t i = 0;
-        while (i < ARRAY_LEN(k_depths) && k_depths[i].depth != c->depth) i++;
-        if (i == ARRAY_LEN(k_depths))
-            return err_set(err, EXIT_USAGE,
-                           "model.extractor.depth %d: must be 18, 34, 50, 101 or 152", c->depth);
-        memcpy(a->blocks, k_depths[i].blocks, sizeof a->blocks);
-        a->bottleneck = k_depths[i].bottleneck;
-    } else {
-        memcpy(a->blocks, c->blocks, sizeof a->blocks);
-        a->bottleneck = c->bottleneck != 0;
-        for (int s = 0; s < 4; s++)
-            if (a->blocks[s] < 1)
-                return err_set(err, EXIT_USAGE,
-                               "model.extractor.blocks[%d] = %d: every stage needs >= 1 block", s,
-                               a->blocks[s]);
+int resnet_depth_blocks(int depth, int blocks[4], int *bottleneck) {
+    for (size_t i = 0; i < ARRAY_LEN(k_depths); i++) {
+        if (k_depths[i].depth != depth) continue;
+        memcpy(blocks, k_depths[i].blocks, sizeof k_depths[i].blocks);
+        *bottleneck = k_depths[i].bottleneck;
+        return 1;
     }
-    a->width = c->width;
-    a->feature_dim = c->feature_dim;
-    a->enc_layers = c->enc_layers;
-    a->enc_hidden = c->enc_hidden;
-    a->num_classes = num_classes;
-    if (a->width < 1 || a->feature_dim < 1 || a->enc_layers < 1 || a->enc_hidden < 1)
-        return err_set(err, EXIT_USAGE,
-                       "model: width %d, feature_dim %d, encoder layers %d and hidden %d must "
-                       "all be >= 1",
-                       a->width, a->feature_dim, a->enc_layers, a->enc_hidden);
-    if (num_classes < 2)
-        return err_set(err, EXIT_USAGE, "model: %d classes (alphabet + blank): need >= 2",
-                       num_classes);
     return 0;
 }
 
@@ -84,7 +59,9 @@ void arch_describe(const ModelArch *a, char *buf, size_t cap) {
 
 /* ---- block geometry (shared with resnet.c) ---- */
 
-int extractor_channels(const ModelArch *a) { return 8 * a->width * (a->bottleneck ? 4 : 1); }
+int extractor_channels(const ModelArch *a) {
+    return 8 * a->width * (a->bottleneck ? 4 : 1);
+}
 
 int extractor_nblocks(const ModelArch *a) {
     return a->blocks[0] + a->blocks[1] + a->blocks[2] + a->blocks[3];
@@ -157,8 +134,10 @@ static void table_add(Table *tb, const char *prefix, const char *suffix, int par
     t->part = part;
     t->is_buffer = is_buffer;
     m->nparams += t->numel;
-    if (!is_buffer) m->count[part] += t->numel;
-    else m->n_buffers += t->numel;
+    if (!is_buffer)
+        m->count[part] += t->numel;
+    else
+        m->n_buffers += t->numel;
 }
 
 /* A conv weight (OC,IC,k,k) and its BN: weight/bias, or (buffers) running stats. */
@@ -185,7 +164,8 @@ static void add_extractor(Table *tb, const ModelArch *a, int buffers) {
         for (int i = 0; i < a->blocks[s]; i++) {
             BlockGeom g;
             block_geom(a, s, i, ch, &g);
-            for (int j = 0; j < g.nconv; j++) add_convbn(tb, s, i, j, &g.conv[j], buffers);
+            for (int j = 0; j < g.nconv; j++)
+                add_convbn(tb, s, i, j, &g.conv[j], buffers);
             if (g.has_ds) add_convbn(tb, s, i, -1, &g.ds, buffers);
             ch = g.out_ch;
         }
@@ -265,11 +245,13 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 static void fill_uniform(Rng *r, float *p, size_t n, double bound) {
-    for (size_t i = 0; i < n; i++) p[i] = (float)((2.0 * rng_uniform(r) - 1.0) * bound);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)((2.0 * rng_uniform(r) - 1.0) * bound);
 }
 
 static void fill_const(float *p, size_t n, float v) {
-    for (size_t i = 0; i < n; i++) p[i] = v;
+    for (size_t i = 0; i < n; i++)
+        p[i] = v;
 }
 
 /* Linear weight (OC,IC) and its bias: nn.Linear.reset_parameters gives both
@@ -282,7 +264,8 @@ static void init_tensor(Crnn *m, const TensorInfo *t, Rng *r, double *linear_bou
         fill_uniform(r, p, t->numel, 1.0 / sqrt((double)m->arch.enc_hidden));
     } else if (t->ndim == 4) { /* kaiming_normal_(mode='fan_out', nonlinearity='relu') */
         double std = sqrt(2.0 / (double)(t->shape[0] * t->shape[2] * t->shape[3]));
-        for (size_t i = 0; i < t->numel; i++) p[i] = (float)(std * rng_normal(r));
+        for (size_t i = 0; i < t->numel; i++)
+            p[i] = (float)(std * rng_normal(r));
     } else if (t->ndim == 2) {
         *linear_bound = 1.0 / sqrt((double)t->shape[1]);
         fill_uniform(r, p, t->numel, *linear_bound);
@@ -297,7 +280,8 @@ void crnn_init_params(Crnn *m, uint64_t seed) {
     Rng r;
     rng_seed(&r, seed);
     double linear_bound = 0;
-    for (int i = 0; i < m->ntensors; i++) init_tensor(m, &m->tensors[i], &r, &linear_bound);
+    for (int i = 0; i < m->ntensors; i++)
+        init_tensor(m, &m->tensors[i], &r, &linear_bound);
     crnn_params_changed(m);
 }
 
@@ -356,10 +340,13 @@ int crnn_copy_part(Crnn *dst, const Crnn *src, int part, Err *err) {
 
 /* ---- time steps ---- */
 
-static int conv_out(int in, int k, int stride) { return (in + 2 * (k / 2) - k) / stride + 1; }
+static int conv_out(int in, int k, int stride) {
+    return (in + 2 * (k / 2) - k) / stride + 1;
+}
 
 int crnn_time_steps(int width) {
     int w = conv_out(width, 3, 1);
-    for (int s = 0; s < 4; s++) w = conv_out(w, 3, k_stride_w[s]);
+    for (int s = 0; s < 4; s++)
+        w = conv_out(w, 3, k_stride_w[s]);
     return w;
 }

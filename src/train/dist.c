@@ -1,6 +1,7 @@
 /* dist.c - MPI start-up, thread caps and the collectives the trainer uses.
  * Every call is checked by MPI's default handler (errors abort the job with
- * a message), so a rank's failure can never leave the others hanging. */
+ * a message), so a rank's failure can never leave the others hanging.
+ * Not for what is reduced or when (trainer.c decides). */
 #include "ocrkd/dist.h"
 
 #include <cblas.h>
@@ -14,6 +15,15 @@
 
 static int g_local = 1;
 
+/* fatal()'s way out while MPI is up with several ranks: MPI_Abort, so no
+ * rank is left waiting in a collective. Returns otherwise (fatal exits). */
+static void abort_job(int code) {
+    int up = 0, down = 0;
+    MPI_Initialized(&up);
+    if (up) MPI_Finalized(&down);
+    if (up && !down && ocrkd_world() > 1) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
 void dist_init(int *argc, char ***argv) {
     int up = 0;
     MPI_Initialized(&up);
@@ -22,6 +32,7 @@ void dist_init(int *argc, char ***argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world);
     ocrkd_set_rank(rank, world);
+    set_abort_hook(abort_job);
     MPI_Comm node;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
     MPI_Comm_size(node, &g_local);
@@ -55,9 +66,6 @@ int dist_rank(void) {
 }
 int dist_world(void) {
     return ocrkd_world();
-}
-int dist_local_ranks(void) {
-    return g_local;
 }
 
 void dist_allreduce_mean_f32(float *buf, size_t n) {
@@ -166,13 +174,4 @@ int dist_all_equal_u64(uint64_t v) {
 
 void dist_barrier(void) {
     if (dist_world() > 1) MPI_Barrier(MPI_COMM_WORLD);
-}
-
-uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= c[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
 }

@@ -2,8 +2,9 @@
  * trained from scratch): forward, CTC, distances to the teacher's encoder
  * outputs (the method), optionally to its extractor outputs and a KL
  * between the CTC posteriors (options beyond it), backward. The teacher forward happens in the
- * caller (trainer.c keeps a cache of it). Unlabeled samples get the
- * teacher terms only; CTC is averaged over the labeled samples. */
+ * caller (teacher_cache.c keeps its outputs). Unlabeled samples get the
+ * teacher terms only; CTC is averaged over the labeled samples. Not for
+ * the update, the allreduce or the teacher cache (trainer.c and its files). */
 #include "ocrkd/distill.h"
 
 #include <stdlib.h>
@@ -62,7 +63,7 @@ LossTerms student_gradients(Crnn *s, const TeacherView *tv, const Batch *b, cons
         r.distance = distances(lc->dist_weight, tv->enc, s->enc, N, C, lc->temperature, w->denc);
         denc = w->denc;
         if (loss_needs_feat(lc)) {
-            if (!tv->feat) fatal(1, "internal: feature distance without the teacher's features");
+            if (!tv->feat) internal_error("feature distance without the teacher's features");
             r.distance +=
                 distances(lc->feat_weight, tv->feat, s->feat, N, D, lc->temperature, w->dfeat);
             dfeat = w->dfeat;
@@ -70,7 +71,7 @@ LossTerms student_gradients(Crnn *s, const TeacherView *tv, const Batch *b, cons
         /* KL on log-posteriors: softmax(logp / tau) = softmax(logits / tau), and
          * the gradient w.r.t. logp is one w.r.t. the logits (its rows sum to 0) */
         if (loss_needs_logp(lc)) {
-            if (!tv->logp) fatal(1, "internal: logit KL without the teacher's posteriors");
+            if (!tv->logp) internal_error("logit KL without the teacher's posteriors");
             r.distance +=
                 lc->logit_kl * distance_forward_backward(DIST_KL, tv->logp, s->logp, N, K,
                                                          lc->temperature, w->dlogits, lc->logit_kl);

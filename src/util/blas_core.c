@@ -21,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ocrkd/common.h"
+
 /* OpenBLAS x86 corenames below AVX2: what its detection falls back to, or
  * what a CPU really is when it has no AVX2 (then the features keep it). */
 static const char *const OLDER[] = {"Prescott", "Core2",     "Penryn",      "Dunnington",
@@ -58,7 +60,7 @@ void blas_core_fix(char **argv) {
     if (setenv("OPENBLAS_CORETYPE", pick, 1) || setenv(REPLACED_ENV, was, 1)) return;
     /* exec the binary by its own path, not /proc/self/exe: the process
      * name (comm, what ps, pgrep and top show) comes from that path */
-    char self[4096];
+    char self[OCRKD_PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n > 0) {
         self[n] = 0;

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ocrkd/evaluate.h"
+#include "ocrkd/casefold.h"
 
 /* A row maps cp in [lo, hi] to cp + delta; with every2 set only the code
  * points of lo's parity map (the upper/lower pairs laid out alternately).

@@ -1,10 +1,10 @@
 /* common.c - error reporting, checked allocation, the arena, clock and RNG.
- * Nothing here knows about models or data. */
+ * Not for models, data or MPI: how a fatal error ends a job of several ranks
+ * is the abort hook that dist.c installs. */
 #define _POSIX_C_SOURCE 200809L
 #include "ocrkd/common.h"
 
 #include <math.h>
-#include <mpi.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +12,12 @@
 
 static int g_rank = 0, g_world = 1;
 
-int ocrkd_rank(void) { return g_rank; }
-int ocrkd_world(void) { return g_world; }
+int ocrkd_rank(void) {
+    return g_rank;
+}
+int ocrkd_world(void) {
+    return g_world;
+}
 void ocrkd_set_rank(int rank, int world) {
     g_rank = rank;
     g_world = world;
@@ -40,11 +44,14 @@ static void vreport(const char *what, const char *fmt, va_list ap) {
     fflush(stderr);
 }
 
+static AbortHook g_abort_hook = NULL;
+
+void set_abort_hook(AbortHook hook) {
+    g_abort_hook = hook;
+}
+
 static void __attribute__((noreturn)) die_with(int code) {
-    int up = 0, down = 0;
-    MPI_Initialized(&up);
-    if (up) MPI_Finalized(&down);
-    if (up && !down && g_world > 1) MPI_Abort(MPI_COMM_WORLD, code);
+    if (g_abort_hook) g_abort_hook(code);
     exit(code);
 }
 
@@ -56,7 +63,19 @@ void fatal(int code, const char *fmt, ...) {
     die_with(code);
 }
 
-void fatal_err(const Err *err) { fatal(err->code ? err->code : 1, "%s", err->msg); }
+void internal_error_at(const char *file, int line, const char *fmt, ...) {
+    char what[256];
+    snprintf(what, sizeof what, "internal error at %s:%d", file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(what, fmt, ap);
+    va_end(ap);
+    die_with(EXIT_INTERNAL);
+}
+
+void fatal_err(const Err *err) {
+    fatal(err->code ? err->code : 1, "%s", err->msg);
+}
 
 void printf0(const char *fmt, ...) {
     if (g_rank != 0) return;
@@ -120,7 +139,7 @@ float *arena_floats(Arena *a, size_t n) {
     size_t off = a->used;
     a->used += bytes;
     if (!a->base) return NULL;
-    if (a->used > a->cap) fatal(1, "internal: arena overflow (%zu > %zu bytes)", a->used, a->cap);
+    if (a->used > a->cap) internal_error("arena overflow (%zu > %zu bytes)", a->used, a->cap);
     return (float *)(a->base + off);
 }
 
@@ -142,18 +161,33 @@ double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= c[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+uint64_t rng_mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
 
-void rng_seed(Rng *r, uint64_t seed) {
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+static uint64_t splitmix64(uint64_t *x) {
+    return rng_mix64(*x += 0x9e3779b97f4a7c15ULL);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+void rng_seed(Rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t rng_u64(Rng *r) {
     uint64_t *s = r->s;
@@ -168,7 +202,9 @@ uint64_t rng_u64(Rng *r) {
     return result;
 }
 
-double rng_uniform(Rng *r) { return (double)(rng_u64(r) >> 11) * 0x1.0p-53; }
+double rng_uniform(Rng *r) {
+    return (double)(rng_u64(r) >> 11) * 0x1.0p-53;
+}
 
 float rng_normal(Rng *r) {
     double u1 = rng_uniform(r), u2 = rng_uniform(r);
@@ -180,7 +216,8 @@ uint64_t rng_below(Rng *r, uint64_t n) {
     if (n <= 1) return 0;
     uint64_t limit = UINT64_MAX - UINT64_MAX % n;
     uint64_t x;
-    do x = rng_u64(r);
+    do
+        x = rng_u64(r);
     while (x >= limit);
     return x % n;
 }
