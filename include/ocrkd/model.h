@@ -73,7 +73,7 @@ int crnn_time_steps(int width);
 /* Allocates parameters (zeroed) and activations for batches of up to
  * max_batch images of IMAGE_H x width. train = 0: inference only (BN uses
  * running stats, activations reused layer to layer, no gradients). */
-Crnn *crnn_create(const ModelArch *a, int max_batch, int width, int train);
+Crnn *crnn_create(const ModelArch *a, int max_batch, int width, int train); /* CRNN_* */
 void crnn_free(Crnn *m);
 /* torchvision ResNet / PyTorch initialisation, seeded (Rng of common.h):
  * conv weights kaiming_normal (fan_out, relu: std sqrt(2 / (OC*KH*KW))),
@@ -90,10 +90,13 @@ static inline float *crnn_tensor(const Crnn *m, const TensorInfo *t) {
 }
 
 enum { UPTO_ENCODER = 1, UPTO_LOGITS = 2 };
+/* crnn_forward's BatchNorm mode, and crnn_create's model kind */
+enum { BN_RUNNING_STATS = 0, BN_BATCH_STATS = 1 };
+enum { CRNN_INFERENCE = 0, CRNN_TRAINING = 1 };
 /* img (B,1,IMAGE_H,width) in [0,1], B <= max_batch. bn_train: batch
  * statistics + running-stat update (needs train); else running stats.
  * Fills m->feat, m->enc and (upto == UPTO_LOGITS) m->logp. */
-void crnn_forward(Crnn *m, const float *img, int B, int bn_train, int upto);
+void crnn_forward(Crnn *m, const float *img, int B, int bn_train, int upto); /* BN_*, UPTO_* */
 /* Inference models (train == 0) run BatchNorm folded into the convs' weights,
  * computed at the first forward after this call. Call it after writing
  * m->params of such a model other than through crnn_init_params or

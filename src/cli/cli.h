@@ -29,6 +29,9 @@ typedef struct {
 extern const char *const eval_help, *const predict_help;
 /* Returns 0 to go on, else the exit code (--help exits 0 itself). */
 int eval_parse_args(int argc, char **argv, int predict, EvalArgs *a);
+/* The start of both: the command line, MPI, the checkpoint's meta. Returns
+ * 0 to go on, else the exit code of a usage error. */
+int eval_start(int *argc, char ***argv, int predict, EvalArgs *a, CkptMeta *meta);
 /* One pass over this rank's shard of data, after the height check. */
 Loader *open_eval_loader(const char *data, const char *alphabet, int batch, int rank, int world,
                          int need_labels);

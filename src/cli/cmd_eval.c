@@ -117,13 +117,9 @@ static void errors_close(FILE *f, const char *tmp, const char *path) {
 
 int cmd_eval(int argc, char **argv) {
     EvalArgs a;
-    int rc = eval_parse_args(argc, argv, 0, &a);
-    if (rc) return rc;
-    dist_init(&argc, &argv);
-    h5_quiet();
     CkptMeta meta;
-    Err err = {0};
-    if (ckpt_read_meta(a.model, &meta, &err)) fatal_err(&err);
+    int rc = eval_start(&argc, &argv, 0, &a, &meta);
+    if (rc) return rc;
     char tmp[OCRKD_PATH_MAX];
     FILE *errf = errors_open(a.errors, tmp, sizeof tmp);
     int several = a.ndata > 1;

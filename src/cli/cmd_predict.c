@@ -49,7 +49,7 @@ static void predict_dataset(const EvalArgs *a, const CkptMeta *meta) {
         const Batch *b;
         if (loader_next(l, &b, &err)) fatal_err(&err);
         if (!b) break;
-        crnn_forward(m, b->images, b->B, 0, UPTO_LOGITS);
+        crnn_forward(m, b->images, b->B, BN_RUNNING_STATS, UPTO_LOGITS);
         for (int i = 0; i < b->B; i++) {
             double conf = decode_sample(m, alpha, b->B, i, texts[i], TEXT_CAP);
             if (a->scores)
@@ -58,10 +58,8 @@ static void predict_dataset(const EvalArgs *a, const CkptMeta *meta) {
                 printf("%ld\t%s\n", b->index[i], texts[i]);
         }
         if (a->dump) {
-            dataset_hdf5_lock(); /* the loader's prefetch thread reads HDF5 */
-            rows_from_logits(m, b->B, rows);
+            rows_from_logits(m, b->B, rows); /* the writer takes the HDF5 lock */
             if (logits_writer_rows(d, at, b->B, texts, rows, &err)) fatal_err(&err);
-            dataset_hdf5_unlock();
         }
         at += b->B;
     }
@@ -152,7 +150,7 @@ static void predict_images(const EvalArgs *a, const CkptMeta *meta) {
         if (!o || !t) fatal(1, "out of memory formatting predictions");
         if (nb > 0) {
             load_batch(paths, from, nb, W, img, fit);
-            crnn_forward(m, img, nb, 0, UPTO_LOGITS);
+            crnn_forward(m, img, nb, BN_RUNNING_STATS, UPTO_LOGITS);
         }
         for (int i = 0; i < nb; i++) {
             double conf = decode_sample(m, &alpha, nb, i, text, sizeof text);
@@ -183,13 +181,9 @@ static void predict_images(const EvalArgs *a, const CkptMeta *meta) {
 
 int cmd_predict(int argc, char **argv) {
     EvalArgs a;
-    int rc = eval_parse_args(argc, argv, 1, &a);
-    if (rc) return rc;
-    dist_init(&argc, &argv);
-    h5_quiet();
     CkptMeta meta;
-    Err err = {0};
-    if (ckpt_read_meta(a.model, &meta, &err)) fatal_err(&err);
+    int rc = eval_start(&argc, &argv, 1, &a, &meta);
+    if (rc) return rc;
     if (a.ndata) {
         if (dist_rank() == 0) predict_dataset(&a, &meta); /* other ranks stay quiet */
     } else {

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ocrkd/dist.h"
+#include "ocrkd/h5util.h"
 #include "ocrkd/image.h"
 
 const char *const eval_help =
@@ -124,6 +126,19 @@ Loader *open_eval_loader(const char *data, const char *alphabet, int batch, int 
 Crnn *load_model(const char *path, int batch, int width, CkptMeta *meta) {
     Crnn *m;
     Err err = {0};
-    if (ckpt_load_model(path, batch, width, 0, &m, NULL, meta, &err)) fatal_err(&err);
+    dataset_hdf5_lock(); /* a prefetching loader may be reading HDF5 already */
+    int rc = ckpt_load_model(path, batch, width, CRNN_INFERENCE, &m, NULL, meta, &err);
+    dataset_hdf5_unlock();
+    if (rc) fatal_err(&err);
     return m;
+}
+
+int eval_start(int *argc, char ***argv, int predict, EvalArgs *a, CkptMeta *meta) {
+    int rc = eval_parse_args(*argc, *argv, predict, a);
+    if (rc) return rc;
+    dist_init(argc, argv);
+    h5_quiet();
+    Err err = {0};
+    if (ckpt_read_meta(a->model, meta, &err)) fatal_err(&err);
+    return 0;
 }

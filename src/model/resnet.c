@@ -27,12 +27,12 @@ static size_t offset_of(const Crnn *m, const char *prefix, const char *suffix) {
 /* The conv workspace (im2col) grows with the batch; convs run on chunks
  * of samples small enough to keep it under this many floats (32 MB), which
  * still gives the GEMMs thousands of columns. */
-#define CONV_WS_CAP ((size_t)8 << 20)
+#define CONV_WS_CAP_FLOATS ((size_t)8 << 20)
 /* Inference convs use smaller chunks: a workspace (1 MB) that stays in L2
  * between im2col and the GEMM's packing of it ran the extractor 5-10 %
  * faster than whole batches (ResNet-34 w16, batch 32, width 128, 1 thread). */
-#ifndef INFER_WS_CAP
-#define INFER_WS_CAP ((size_t)256 << 10)
+#ifndef INFER_WS_CAP_FLOATS
+#define INFER_WS_CAP_FLOATS ((size_t)256 << 10)
 #endif
 
 static size_t unit_out_floats(const ConvBn *u, int B) {
@@ -65,7 +65,7 @@ static void plan_unit(Crnn *m, ConvBn *u, int stage, int blk, int j, const ConvS
     CrnnActs *A = m->acts;
     A->max_act = MAX(A->max_act, unit_out_floats(u, m->max_batch));
     u->chunk = m->max_batch;
-    const size_t cap = m->train ? CONV_WS_CAP : INFER_WS_CAP;
+    const size_t cap = m->train ? CONV_WS_CAP_FLOATS : INFER_WS_CAP_FLOATS;
     while (u->chunk > 1 && ws_for_batch(&u->s, u->chunk) > cap) u->chunk = (u->chunk + 1) / 2;
     A->max_ws = MAX(A->max_ws, ws_for_batch(&u->s, u->chunk));
 }

@@ -24,6 +24,8 @@
 
 #include <cblas.h>
 
+#include "vec4.h"
+
 /* ---- layout helpers ---- */
 
 static size_t seq_floats(const LstmShape *s, int c) {
@@ -71,61 +73,43 @@ size_t bilstm_workspace_floats(const LstmShape *s) {
  * reduction and Cephes' degree-5 polynomial, ~1 ulp on [-87, 88] (inputs
  * are clamped there; NaN passes through). tanh: Cephes' odd polynomial for
  * |x| < 0.625, else 1 - 2/(exp(2|x|) + 1) with x's sign. */
-typedef float v4f __attribute__((vector_size(16)));
-typedef int v4i __attribute__((vector_size(16)));
 /* Inlined at each call so a constant lane count makes loads/stores plain moves. */
 #define LANES static inline __attribute__((always_inline))
 
-LANES v4f vsplat(float x) {
-    return (v4f){x, x, x, x};
-}
-LANES v4f vselect(v4i mask, v4f a, v4f b) {
-    return (v4f)((mask & (v4i)a) | (~mask & (v4i)b));
-}
-
 LANES v4f vexp(v4f x) {
-    x = vselect(x < vsplat(-87.0f), vsplat(-87.0f), x);
-    x = vselect(x > vsplat(88.0f), vsplat(88.0f), x);
-    v4f n = (x * vsplat(1.44269504088896341f) + vsplat(12582912.0f)) - vsplat(12582912.0f);
-    v4f r = x - n * vsplat(0.693359375f);
-    r = r - n * vsplat(-2.12194440e-4f);
-    v4f p = vsplat(1.9875691500e-4f);
-    p = p * r + vsplat(1.3981999507e-3f);
-    p = p * r + vsplat(8.3334519073e-3f);
-    p = p * r + vsplat(4.1665795894e-2f);
-    p = p * r + vsplat(1.6666665459e-1f);
-    p = p * r + vsplat(5.0000001201e-1f);
-    v4f y = p * r * r + r + vsplat(1.0f);
+    x = select4(x < splat4(-87.0f), splat4(-87.0f), x);
+    x = select4(x > splat4(88.0f), splat4(88.0f), x);
+    v4f n = (x * splat4(1.44269504088896341f) + splat4(12582912.0f)) - splat4(12582912.0f);
+    v4f r = x - n * splat4(0.693359375f);
+    r = r - n * splat4(-2.12194440e-4f);
+    v4f p = splat4(1.9875691500e-4f);
+    p = p * r + splat4(1.3981999507e-3f);
+    p = p * r + splat4(8.3334519073e-3f);
+    p = p * r + splat4(4.1665795894e-2f);
+    p = p * r + splat4(1.6666665459e-1f);
+    p = p * r + splat4(5.0000001201e-1f);
+    v4f y = p * r * r + r + splat4(1.0f);
     v4i bits = (__builtin_convertvector(n, v4i) + 127) << 23;
     return y * (v4f)bits;
 }
 
 LANES v4f vsigmoid(v4f x) {
-    return vsplat(1.0f) / (vsplat(1.0f) + vexp(-x));
+    return splat4(1.0f) / (splat4(1.0f) + vexp(-x));
 }
 
 LANES v4f vtanh(v4f x) {
-    v4i sign = (v4i)x & (v4i)vsplat(-0.0f);
+    v4i sign = (v4i)x & (v4i)splat4(-0.0f);
     v4f a = (v4f)((v4i)x ^ sign);
-    v4f big = vsplat(1.0f) - vsplat(2.0f) / (vexp(a + a) + vsplat(1.0f));
+    v4f big = splat4(1.0f) - splat4(2.0f) / (vexp(a + a) + splat4(1.0f));
     big = (v4f)((v4i)big | sign);
     v4f z = x * x;
-    v4f p = vsplat(-5.70498872745e-3f);
-    p = p * z + vsplat(2.06390887954e-2f);
-    p = p * z + vsplat(-5.37397155531e-2f);
-    p = p * z + vsplat(1.33314422036e-1f);
-    p = p * z + vsplat(-3.33332819422e-1f);
+    v4f p = splat4(-5.70498872745e-3f);
+    p = p * z + splat4(2.06390887954e-2f);
+    p = p * z + splat4(-5.37397155531e-2f);
+    p = p * z + splat4(1.33314422036e-1f);
+    p = p * z + splat4(-3.33332819422e-1f);
     v4f small = p * z * x + x;
-    return vselect(a < vsplat(0.625f), small, big);
-}
-
-LANES v4f vload(const float *p, int n) {
-    v4f v = vsplat(0.0f);
-    memcpy(&v, p, (size_t)n * sizeof(float));
-    return v;
-}
-LANES void vstore(float *p, v4f v, int n) {
-    memcpy(p, &v, (size_t)n * sizeof(float));
+    return select4(a < splat4(0.625f), small, big);
 }
 
 /* ---- forward ---- */
@@ -146,13 +130,13 @@ static void input_projection(const float *inp, int N, int In, int H, const LstmW
  * activated in place), cp previous cell or NULL, c, tc = tanh(c), h. */
 LANES void cell_lanes(float *gi, float *gf, float *gg, float *go, const float *cp, float *c,
                       float *tc, float *h, int n) {
-    v4f i = vsigmoid(vload(gi, n)), f = vsigmoid(vload(gf, n)), g = vtanh(vload(gg, n)),
-        o = vsigmoid(vload(go, n));
+    v4f i = vsigmoid(load4_n(gi, n)), f = vsigmoid(load4_n(gf, n)), g = vtanh(load4_n(gg, n)),
+        o = vsigmoid(load4_n(go, n));
     v4f cn = i * g;
-    if (cp) cn += f * vload(cp, n);
+    if (cp) cn += f * load4_n(cp, n);
     v4f t = vtanh(cn);
-    vstore(gi, i, n), vstore(gf, f, n), vstore(gg, g, n), vstore(go, o, n);
-    vstore(c, cn, n), vstore(tc, t, n), vstore(h, o * t, n);
+    store4_n(gi, i, n), store4_n(gf, f, n), store4_n(gg, g, n), store4_n(go, o, n);
+    store4_n(c, cn, n), store4_n(tc, t, n), store4_n(h, o * t, n);
 }
 
 /* One step's gate math for B rows. g (B,4H) pre-activations -> activated in
@@ -214,15 +198,15 @@ void bilstm_forward(const LstmShape *s, const LstmWeights *w, const float *inp, 
 LANES void cell_backward_lanes(const float *gi, const float *gf, const float *gg, const float *go,
                                const float *cp, const float *tc, const float *dh, float *dc,
                                float *di, float *df, float *dg, float *dout, int n) {
-    v4f i = vload(gi, n), f = vload(gf, n), g = vload(gg, n), o = vload(go, n);
-    v4f t = vload(tc, n), h = vload(dh, n), one = vsplat(1.0f);
-    v4f c = vload(dc, n) + h * o * (one - t * t);
-    v4f cprev = cp ? vload(cp, n) : vsplat(0.0f);
-    vstore(di, c * g * i * (one - i), n);
-    vstore(df, c * cprev * f * (one - f), n);
-    vstore(dg, c * i * (one - g * g), n);
-    vstore(dout, h * t * o * (one - o), n);
-    vstore(dc, c * f, n);
+    v4f i = load4_n(gi, n), f = load4_n(gf, n), g = load4_n(gg, n), o = load4_n(go, n);
+    v4f t = load4_n(tc, n), h = load4_n(dh, n), one = splat4(1.0f);
+    v4f c = load4_n(dc, n) + h * o * (one - t * t);
+    v4f cprev = cp ? load4_n(cp, n) : splat4(0.0f);
+    store4_n(di, c * g * i * (one - i), n);
+    store4_n(df, c * cprev * f * (one - f), n);
+    store4_n(dg, c * i * (one - g * g), n);
+    store4_n(dout, h * t * o * (one - o), n);
+    store4_n(dc, c * f, n);
 }
 
 /* One step's gate gradients for B rows: dh (B,H), dc (B,H) in/out as in
@@ -253,9 +237,9 @@ static void bias_grads(const float *dg, int N, int G, float *db_ih, float *db_hh
         const float *row = dg + (size_t)r * G;
         int j = 0;
         for (; j + 4 <= G; j += 4) {
-            v4f v = vload(row + j, 4);
-            vstore(db_ih + j, vload(db_ih + j, 4) + v, 4);
-            vstore(db_hh + j, vload(db_hh + j, 4) + v, 4);
+            v4f v = load4_n(row + j, 4);
+            store4_n(db_ih + j, load4_n(db_ih + j, 4) + v, 4);
+            store4_n(db_hh + j, load4_n(db_hh + j, 4) + v, 4);
         }
         for (; j < G; j++)
             db_ih[j] += row[j], db_hh[j] += row[j];

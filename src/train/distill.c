@@ -51,7 +51,7 @@ LossTerms student_gradients(Crnn *s, const TeacherView *tv, const Batch *b, cons
     int B = b->B, T = s->T, K = s->arch.num_classes, C = 2 * s->arch.enc_hidden;
     int D = s->arch.feature_dim, N = T * B;
     LossTerms r = {0};
-    crnn_forward(s, b->images, B, 1, UPTO_LOGITS);
+    crnn_forward(s, b->images, B, BN_BATCH_STATS, UPTO_LOGITS);
     crnn_zero_grad(s);
     memset(w->dlogits, 0, (size_t)N * K * sizeof(float));
     /* unlabeled samples (b->labeled[i] == 0) have no CTC term at all; the

@@ -133,7 +133,7 @@ int evaluate_pass_errors(Crnn *m, Loader *l, int case_insensitive, EvalCounts *c
         if (rc) return rc;
         if (!batch) return 0;
         double t0 = now_seconds();
-        crnn_forward(m, batch->images, batch->B, 0, UPTO_LOGITS);
+        crnn_forward(m, batch->images, batch->B, BN_RUNNING_STATS, UPTO_LOGITS);
         c->v[EVAL_SECONDS] += now_seconds() - t0;
         for (int b = 0; b < batch->B; b++) {
             double conf = decode_sample(m, alpha, batch->B, b, text, sizeof text);

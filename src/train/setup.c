@@ -42,7 +42,7 @@ void setup_teacher(Trainer *t, int width) {
     fail_if(alphabet_init(&t->alpha, meta.alphabet, &err), &err);
     ModelArch ta;
     fail_if(arch_from_config(&tc, t->alpha.n + 1, &ta, &err), &err);
-    t->teacher = crnn_create(&ta, t->cfg->batch_size, width, 0);
+    t->teacher = crnn_create(&ta, t->cfg->batch_size, width, CRNN_INFERENCE);
     load_and_bcast(t->teacher, path, PART_ALL, 1);
     char desc[256];
     arch_describe(&ta, desc, sizeof desc);
@@ -145,7 +145,7 @@ void setup_student(Trainer *t, int width) {
     Err err = {0};
     ModelArch arch;
     fail_if(arch_from_config(cfg, t->alpha.n + 1, &arch, &err), &err);
-    t->student = crnn_create(&arch, cfg->batch_size, width, 1);
+    t->student = crnn_create(&arch, cfg->batch_size, width, CRNN_TRAINING);
     crnn_init_params(t->student, (uint64_t)cfg->seed);
     if (cfg->init && cfg->init[0]) load_and_bcast(t->student, cfg->init, PART_ALL, 0);
     int parts = PART_ALL;

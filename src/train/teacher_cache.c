@@ -103,7 +103,7 @@ TeacherView teacher_outputs(Trainer *t, const Batch *b) {
     }
     int logits = loss_needs_logp(&t->loss_conf);
     Crnn *te = t->teacher;
-    crnn_forward(te, b->images, B, 0, logits ? UPTO_LOGITS : UPTO_ENCODER);
+    crnn_forward(te, b->images, B, BN_RUNNING_STATS, logits ? UPTO_LOGITS : UPTO_ENCODER);
     if (t->cache.rows) {
         float *out[3] = {te->enc, te->feat, te->logp};
         for (int i = 0; i < B; i++) {
