@@ -34,10 +34,12 @@ int alphabet_encode(const Alphabet *a, const char *label, int *ids, int cap, uin
 /* Decodes ids (1..n) into UTF-8 text in out (size cap, NUL-terminated). */
 void alphabet_decode(const Alphabet *a, const int *ids, int n, char *out, size_t cap);
 
-/* HDF5 as Debian builds it is not thread-safe. While a prefetching loader is
- * open its thread makes HDF5 calls, so every other HDF5 call in the process
- * must hold this lock. The functions of this header take it themselves; call
- * these around your own HDF5 work (checkpoints, logit dumps). Not recursive. */
+/* Debian's HDF5 is built thread-safe (libhdf5.settings: "Threadsafety: yes"),
+ * but ocrkd also builds against HDF5s that are not (a cluster's module, a
+ * --disable-threadsafe build). While a prefetching loader is open its thread
+ * makes HDF5 calls, so every other HDF5 call in the process holds this lock.
+ * The functions of this header and the logits writer take it themselves;
+ * hold it around ckpt_* calls and your own HDF5 work. Not recursive. */
 void dataset_hdf5_lock(void);
 void dataset_hdf5_unlock(void);
 

@@ -62,7 +62,7 @@ typedef struct {
     int max_batch, width, T; /* T = time steps for `width` */
     int train;               /* built with backward buffers */
     /* outputs of the last forward, valid until the next one */
-    float *feat; /* (T,B,D) extractor output */
+    float *feat; /* (T,B,D) neck output: the extractor's D features per time step */
     float *enc;  /* (T,B,2H) encoder output */
     float *logp; /* (T,B,K) log-softmax */
     CrnnActs *acts;

@@ -5,7 +5,8 @@
  *
  * Threading: once loader_open returns, only the producer (the background
  * thread, or the caller when prefetch = 0) reads images, and it does so
- * holding dataset_hdf5_lock(), because Debian's HDF5 is not thread-safe.
+ * holding dataset_hdf5_lock(), so that it works with an HDF5 built without
+ * thread safety too (Debian's is built thread-safe; see dataset.h).
  * Labels are read once at open (that is how skip_bad can drop samples) and
  * kept in memory, so a batch is one HDF5 read of its images. A file without
  * /labels (unlabeled, only when allow_unlabeled) gives samples with label
