@@ -56,6 +56,9 @@ void set_abort_hook(AbortHook hook);
 void internal_error_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4), noreturn));
 
+/* 1 if s ends with suffix. */
+int str_ends_with(const char *s, const char *suffix);
+
 /* Rank-0 printing; before MPI_Init every process counts as rank 0. */
 void printf0(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void warn0(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -502,10 +502,6 @@ static int read_tensor(hid_t g, const Crnn *m, const TensorInfo *t, const char *
     return rc;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
 
 /* strict: every name in /params must be a tensor of m (PyTorch's
  * num_batches_tracked counters excepted). */
@@ -518,7 +514,7 @@ static int check_no_extra(hid_t g, const Crnn *m, const char *path, Err *err) {
         if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
                                H5P_DEFAULT) < 0)
             return err_set(err, EXIT_CKPT, "%s: listing /params: %s", path, h5_last_error());
-        if (!crnn_find(m, name) && !ends_with(name, "num_batches_tracked"))
+        if (!crnn_find(m, name) && !str_ends_with(name, "num_batches_tracked"))
             return err_set(err, EXIT_CKPT,
                            "%s: /params/%s is not a tensor of this model (a "
                            "different architecture?)",

@@ -9,7 +9,7 @@
 
 #include "model_internal.h"
 
-static size_t offset_of(const Crnn *m, const char *name) {
+size_t tensor_offset(const Crnn *m, const char *name) {
     const TensorInfo *t = crnn_find(m, name);
     if (!t) internal_error("model tensor %s missing from the table", name);
     return t->offset;
@@ -34,7 +34,7 @@ static void bind_lstm(Crnn *m) {
         snprintf(name[1], 64, "encoder.weight_hh_l%d%s", i / 2, rev);
         snprintf(name[2], 64, "encoder.bias_ih_l%d%s", i / 2, rev);
         snprintf(name[3], 64, "encoder.bias_hh_l%d%s", i / 2, rev);
-        for (int k = 0; k < 4; k++) off[k] = offset_of(m, name[k]);
+        for (int k = 0; k < 4; k++) off[k] = tensor_offset(m, name[k]);
         LstmWeights w = {m->params + off[0], m->params + off[1], m->params + off[2],
                          m->params + off[3]};
         A->lw[i] = w;
@@ -90,10 +90,10 @@ Crnn *crnn_create(const ModelArch *a, int max_batch, int width, int train) {
     extractor_plan_shapes(m);
     if (A->fw != m->T || A->fh < 1)
         internal_error("extractor map width %d != time steps %d", A->fw, m->T);
-    A->neck_w = offset_of(m, "extractor.neck.weight");
-    A->neck_b = offset_of(m, "extractor.neck.bias");
-    A->cls_w = offset_of(m, "classifier.weight");
-    A->cls_b = offset_of(m, "classifier.bias");
+    A->neck_w = tensor_offset(m, "extractor.neck.weight");
+    A->neck_b = tensor_offset(m, "extractor.neck.bias");
+    A->cls_w = tensor_offset(m, "classifier.weight");
+    A->cls_b = tensor_offset(m, "classifier.bias");
     bind_lstm(m);
     arena_init(&A->arena);
     plan_buffers(m, &A->arena); /* measure */

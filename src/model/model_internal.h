@@ -36,6 +36,8 @@ int extractor_nblocks(const ModelArch *a);
 void convbn_names(int stage, int blk, int j, char *conv, char *bn, size_t cap);
 /* Builds m->tensors, m->ntensors, m->nparams, m->count[], m->n_buffers. */
 void params_build_table(Crnn *m);
+/* Offset of the named tensor in m->params; an internal error if missing. */
+size_t tensor_offset(const Crnn *m, const char *name);
 
 /* A conv followed by BatchNorm (and ReLU when relu). Offsets are into
  * Crnn.params (and, for trainable tensors, Crnn.grads). */

@@ -239,10 +239,6 @@ int crnn_set_trainable(Crnn *m, int parts) {
 
 /* ---- initialisation ---- */
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
 
 static void fill_uniform(Rng *r, float *p, size_t n, double bound) {
     for (size_t i = 0; i < n; i++)
@@ -259,7 +255,7 @@ static void fill_const(float *p, size_t n, float v) {
 static void init_tensor(Crnn *m, const TensorInfo *t, Rng *r, double *linear_bound) {
     float *p = crnn_tensor(m, t);
     if (t->is_buffer) {
-        fill_const(p, t->numel, ends_with(t->name, "running_var") ? 1.0f : 0.0f);
+        fill_const(p, t->numel, str_ends_with(t->name, "running_var") ? 1.0f : 0.0f);
     } else if (t->part == PART_ENCODER) {
         fill_uniform(r, p, t->numel, 1.0 / sqrt((double)m->arch.enc_hidden));
     } else if (t->ndim == 4) { /* kaiming_normal_(mode='fan_out', nonlinearity='relu') */
@@ -272,7 +268,7 @@ static void init_tensor(Crnn *m, const TensorInfo *t, Rng *r, double *linear_bou
     } else if (strstr(t->name, "neck.") || !strncmp(t->name, "classifier.", 11)) {
         fill_uniform(r, p, t->numel, *linear_bound);
     } else { /* BatchNorm affine */
-        fill_const(p, t->numel, ends_with(t->name, ".weight") ? 1.0f : 0.0f);
+        fill_const(p, t->numel, str_ends_with(t->name, ".weight") ? 1.0f : 0.0f);
     }
 }
 

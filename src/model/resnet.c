@@ -19,9 +19,7 @@
 static size_t offset_of(const Crnn *m, const char *prefix, const char *suffix) {
     char name[128];
     snprintf(name, sizeof name, "%s%s", prefix, suffix);
-    const TensorInfo *t = crnn_find(m, name);
-    if (!t) internal_error("model tensor %s missing from the table", name);
-    return t->offset;
+    return tensor_offset(m, name);
 }
 
 /* The conv workspace (im2col) grows with the batch; convs run on chunks

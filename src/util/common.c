@@ -73,6 +73,11 @@ void internal_error_at(const char *file, int line, const char *fmt, ...) {
     die_with(EXIT_INTERNAL);
 }
 
+int str_ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
 void fatal_err(const Err *err) {
     fatal(err->code ? err->code : 1, "%s", err->msg);
 }
