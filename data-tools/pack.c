@@ -27,6 +27,7 @@
 #include "ocrkd/image.h"
 #include "pack_lmdb.h"
 #include "ocrkd/image_list.h"
+#include "ocrkd/utf8.h"
 
 #define UNLABELED_ALPHABET "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -124,38 +125,6 @@ static void parse_args(int argc, char **argv, PackArgs *a) {
     if (!a->root) die(EXIT_USAGE, "--root DIR is required");
 }
 
-/* ---- UTF-8 (only what the auto alphabet and messages need) ---- */
-
-/* Decodes one code point at s; returns its byte count, or -1 if invalid. */
-static int utf8_decode(const unsigned char *s, uint32_t *cp) {
-    int n = s[0] < 0x80         ? 1
-            : (s[0] >> 5) == 6  ? 2
-            : (s[0] >> 4) == 14 ? 3
-            : (s[0] >> 3) == 30 ? 4
-                                : 0;
-    if (!n) return -1;
-    uint32_t c = n == 1 ? s[0] : s[0] & (0x7F >> n);
-    for (int i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) return -1;
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    static const uint32_t min_of[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (c < min_of[n] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return -1;
-    *cp = c;
-    return n;
-}
-
-/* Writes cp as UTF-8 into out (>= 5 bytes, NUL-terminated); returns the length. */
-static int utf8_encode(uint32_t cp, char *out) {
-    int n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-    static const unsigned char lead[5] = {0, 0, 0xC0, 0xE0, 0xF0};
-    for (int i = n - 1; i > 0; i--, cp >>= 6)
-        out[i] = (char)(0x80 | (cp & 0x3F));
-    out[0] = (char)(n == 1 ? cp : (lead[n] | cp));
-    out[n] = 0;
-    return n;
-}
-
 /* ---- the labels file ---- */
 
 typedef struct {
@@ -226,19 +195,18 @@ static char *auto_alphabet(const EntryList *l) {
     size_t n = 0, cap = 256;
     uint32_t *cps = xmalloc(sizeof(uint32_t) * cap);
     for (long i = 0; i < l->n; i++) {
-        const unsigned char *s = (const unsigned char *)l->e[i].label;
+        const char *s = l->e[i].label;
         uint32_t cp;
-        int k;
-        for (; s && *s && (k = utf8_decode(s, &cp)) > 0; s += k) {
+        while (s && utf8_next(&s, &cp) == 1) {
             if (n == cap) cps = xrealloc(cps, sizeof(uint32_t) * (cap *= 2));
             cps[n++] = cp;
         }
     }
     qsort(cps, n, sizeof *cps, cmp_u32);
     char *out = xmalloc(4 * n + 1), *p = out;
-    *p = 0;
     for (size_t i = 0; i < n; i++)
-        if (i == 0 || cps[i] != cps[i - 1]) p += utf8_encode(cps[i], p);
+        if (i == 0 || cps[i] != cps[i - 1]) p += utf8_put(cps[i], p);
+    *p = 0;
     free(cps);
     return out;
 }
@@ -275,7 +243,7 @@ static int check_label(Packer *p, const Entry *e, const char *full, char *why, s
     if (k == -2) return snprintf(why, cap, "%s: label is not valid UTF-8", full), BAD_CHAR;
     if (k < 0) {
         char ch[8];
-        utf8_encode(bad, ch);
+        ch[utf8_put(bad, ch)] = 0;
         snprintf(why, cap, "%s: character '%s' (U+%04X) of label \"%s\" is not in the alphabet",
                  full, ch, bad, e->label);
         return BAD_CHAR;

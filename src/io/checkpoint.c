@@ -24,6 +24,7 @@
 #include "ocrkd/config.h"
 #include "ocrkd/dataset.h"
 #include "ocrkd/h5util.h"
+#include "ocrkd/utf8.h"
 
 #define BLOB_CHUNK (1u << 20) /* elements per chunk of a blob (4-8 MB) */
 
@@ -662,23 +663,6 @@ int ckpt_verify(const char *path, Err *err) {
 
 /* ---- model from a checkpoint ---- */
 
-/* Code points in a UTF-8 string, or -1 if it is not valid UTF-8. */
-static int utf8_count(const char *s) {
-    int n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; n++) {
-        int len = *p < 0x80         ? 1
-                  : (*p >> 5) == 6  ? 2
-                  : (*p >> 4) == 14 ? 3
-                  : (*p >> 3) == 30 ? 4
-                                    : 0;
-        if (!len) return -1;
-        for (int k = 1; k < len; k++)
-            if ((p[k] & 0xC0) != 0x80) return -1;
-        p += len;
-    }
-    return n;
-}
-
 /* Builds the architecture from meta's stored config and alphabet into cfg/arch. */
 static int arch_from_meta(const char *path, const CkptMeta *meta, Config *cfg, ModelArch *arch,
                           Err *err) {
@@ -687,13 +671,13 @@ static int arch_from_meta(const char *path, const CkptMeta *meta, Config *cfg, M
     Err inner = {0};
     if (config_load_string(cfg, meta->config, name, &inner))
         return err_set(err, EXIT_CKPT, "%s", inner.msg);
-    int symbols = utf8_count(meta->alphabet);
+    long symbols = utf8_count(meta->alphabet);
     if (symbols < 1)
         return err_set(err, EXIT_CKPT, "%s: the alphabet attribute is %s", path,
                        symbols < 0 ? "not valid UTF-8" : "empty");
     free(cfg->alphabet);
     cfg->alphabet = xstrdup(meta->alphabet);
-    if (arch_from_config(cfg, symbols + 1, arch, &inner))
+    if (arch_from_config(cfg, (int)symbols + 1, arch, &inner))
         return err_set(err, EXIT_CKPT, "%s: stored model: %s", path, inner.msg);
     return 0;
 }

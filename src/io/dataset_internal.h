@@ -1,5 +1,5 @@
 /* dataset_internal.h - what the dataset_*.c files share and nobody else
- * needs: the UTF-8 decoder, the file checks on an open HDF5 file, the block
+ * needs: the file checks on an open HDF5 file, the block
  * label reader and the augmentation. Not a public interface (see dataset.h). */
 #ifndef OCRKD_DATASET_INTERNAL_H
 #define OCRKD_DATASET_INTERNAL_H
@@ -7,12 +7,8 @@
 #include <hdf5.h>
 
 #include "ocrkd/dataset.h"
+#include "ocrkd/utf8.h"
 
-/* Decodes one code point at *s and advances *s: 1 ok, 0 at the end (NUL),
- * -1 invalid UTF-8 (overlong, surrogate, > U+10FFFF, truncated). */
-int utf8_next(const char **s, uint32_t *cp);
-/* Writes cp as UTF-8 into out (4 bytes max); returns the byte count. */
-int utf8_put(uint32_t cp, char *out);
 
 /* Printable form of a code point for messages: 'c' (U+0063); returns buf. */
 const char *ds_cp_show(uint32_t cp, char *buf, size_t cap);

@@ -205,10 +205,7 @@ static int scan_label(void *ctx, long index, const char *text, Err *err) {
     if (r == -2)
         return err_set(err, EXIT_DATA, "%s: /labels[%ld]: not valid UTF-8", l->paths[sc->file],
                        index);
-    long len = 0;
-    uint32_t cp;
-    for (const char *p = text; utf8_next(&p, &cp) == 1;)
-        len++;
+    long len = utf8_count(text); /* valid: alphabet_encode passed */
     if (len > l->max_len) l->max_len = (int)len;
     shard_append(l, sc->file, index, text);
     return 0;

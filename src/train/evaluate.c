@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ocrkd/nn.h"
+#include "ocrkd/utf8.h"
 
 #define MAX_TEXT 1024
 #define MAX_STEPS 8192
@@ -32,18 +33,13 @@ int edit_distance(const uint32_t *a, int na, const uint32_t *b, int nb) {
     return prev[nb];
 }
 
-/* UTF-8 -> code points (invalid bytes pass through as themselves); fold:
- * Unicode simple case folding of each code point. */
+/* UTF-8 -> code points (a byte that starts no valid sequence counts as one
+ * symbol, its own value); fold: Unicode simple case folding of each. */
 static int utf8_to_cps(const char *s, uint32_t *out, int cap, int fold) {
-    int n = 0;
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p && n < cap) {
-        uint32_t cp = *p;
-        int extra = cp >= 0xF0 ? 3 : cp >= 0xE0 ? 2 : cp >= 0xC0 ? 1 : 0;
-        if (extra) cp &= 0x3Fu >> extra;
-        p++;
-        for (int k = 0; k < extra && (*p & 0xC0) == 0x80; k++)
-            cp = (cp << 6) | (*p++ & 0x3F);
+    int n = 0, r;
+    uint32_t cp;
+    while (n < cap && (r = utf8_next(&s, &cp)) != 0) {
+        if (r < 0) cp = (unsigned char)*s++;
         out[n++] = fold ? unicode_fold(cp) : cp;
     }
     return n;
