@@ -1929,16 +1929,10 @@ typedef struct {
     Renderer *R;
 } Worker;
 
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* The seed of sample `index` of `split`: depends on nothing else. */
 static uint64_t sample_seed(uint64_t seed, int split, long index) {
-    return mix64(mix64(mix64(seed + 0x9e3779b97f4a7c15ULL) ^ (uint64_t)(split + 1)) ^
-                 (uint64_t)index);
+    return rng_mix64(rng_mix64(rng_mix64(seed + 0x9e3779b97f4a7c15ULL) ^ (uint64_t)(split + 1)) ^
+                     (uint64_t)index);
 }
 
 static int render_block(Pool *p, Renderer *R, Slot *s, Err *err) {
