@@ -38,8 +38,8 @@ void alphabet_decode(const Alphabet *a, const int *ids, int n, char *out, size_t
  * but ocrkd also builds against HDF5s that are not (a cluster's module, a
  * --disable-threadsafe build). While a prefetching loader is open its thread
  * makes HDF5 calls, so every other HDF5 call in the process holds this lock.
- * The functions of this header and the logits writer take it themselves;
- * hold it around ckpt_* calls and your own HDF5 work. Not recursive. */
+ * The functions of this header, the ckpt_* functions and the logits writer
+ * take it themselves; hold it around your own HDF5 work. Recursive. */
 void dataset_hdf5_lock(void);
 void dataset_hdf5_unlock(void);
 

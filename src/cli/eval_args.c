@@ -126,9 +126,7 @@ Loader *open_eval_loader(const char *data, const char *alphabet, int batch, int 
 Crnn *load_model(const char *path, int batch, int width, CkptMeta *meta) {
     Crnn *m;
     Err err = {0};
-    dataset_hdf5_lock(); /* a prefetching loader may be reading HDF5 already */
     int rc = ckpt_load_model(path, batch, width, CRNN_INFERENCE, &m, NULL, meta, &err);
-    dataset_hdf5_unlock();
     if (rc) fatal_err(&err);
     return m;
 }

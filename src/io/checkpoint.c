@@ -352,8 +352,8 @@ static int write_file(const char *tmp, const Crnn *m, const CkptMeta *meta, cons
     return rc;
 }
 
-int ckpt_write(const char *path, const Crnn *m, const CkptMeta *meta, const CkptBlob *blobs,
-               int nblobs, Err *err) {
+static int ckpt_write_unlocked(const char *path, const Crnn *m, const CkptMeta *meta,
+                               const CkptBlob *blobs, int nblobs, Err *err) {
     h5_quiet();
     size_t len = strlen(path) + 5;
     char *tmp = xmalloc(len);
@@ -462,11 +462,11 @@ static int read_meta(const char *path, CkptMeta *meta, int quiet, Err *err) {
     return rc;
 }
 
-int ckpt_read_meta(const char *path, CkptMeta *meta, Err *err) {
+static int ckpt_read_meta_unlocked(const char *path, CkptMeta *meta, Err *err) {
     return read_meta(path, meta, 0, err);
 }
 
-int ckpt_read_meta_quiet(const char *path, CkptMeta *meta, Err *err) {
+static int ckpt_read_meta_quiet_unlocked(const char *path, CkptMeta *meta, Err *err) {
     return read_meta(path, meta, 1, err);
 }
 
@@ -503,7 +503,6 @@ static int read_tensor(hid_t g, const Crnn *m, const TensorInfo *t, const char *
     return rc;
 }
 
-
 /* strict: every name in /params must be a tensor of m (PyTorch's
  * num_batches_tracked counters excepted). */
 static int check_no_extra(hid_t g, const Crnn *m, const char *path, Err *err) {
@@ -524,7 +523,7 @@ static int check_no_extra(hid_t g, const Crnn *m, const char *path, Err *err) {
     return 0;
 }
 
-int ckpt_read_params(const char *path, Crnn *m, int parts, int strict, Err *err) {
+static int ckpt_read_params_unlocked(const char *path, Crnn *m, int parts, int strict, Err *err) {
     CkptMeta meta; /* tensors only from a file whose attributes verify (model.init too) */
     if (read_meta(path, &meta, 0, err)) return EXIT_CKPT;
     ckpt_meta_free(&meta);
@@ -550,7 +549,8 @@ int ckpt_read_params(const char *path, Crnn *m, int parts, int strict, Err *err)
     return rc;
 }
 
-int ckpt_read_blob(const char *path, const char *name, int type, void *data, size_t n, Err *err) {
+static int ckpt_read_blob_unlocked(const char *path, const char *name, int type, void *data,
+                                   size_t n, Err *err) {
     if (blob_mem_type(type) < 0)
         return err_set(err, EXIT_CKPT, "%s: blob %s: unknown type %d", path, name, type);
     hid_t f = open_ckpt(path, err);
@@ -580,7 +580,7 @@ int ckpt_read_blob(const char *path, const char *name, int type, void *data, siz
     return rc;
 }
 
-int ckpt_has_blob(const char *path, const char *name) {
+static int ckpt_has_blob_unlocked(const char *path, const char *name) {
     Err err;
     hid_t f = open_ckpt(path, &err);
     if (f < 0) return 0;
@@ -646,7 +646,7 @@ static int verify_group(Verify *v, hid_t g, const char *gname) {
     return rc;
 }
 
-int ckpt_verify(const char *path, Err *err) {
+static int ckpt_verify_unlocked(const char *path, Err *err) {
     CkptMeta meta;
     if (ckpt_read_meta(path, &meta, err)) return EXIT_CKPT;
     ckpt_meta_free(&meta);
@@ -682,8 +682,8 @@ static int arch_from_meta(const char *path, const CkptMeta *meta, Config *cfg, M
     return 0;
 }
 
-int ckpt_load_model(const char *path, int max_batch, int width, int train, Crnn **out,
-                    Config *cfg_out, CkptMeta *meta_out, Err *err) {
+static int ckpt_load_model_unlocked(const char *path, int max_batch, int width, int train,
+                                    Crnn **out, Config *cfg_out, CkptMeta *meta_out, Err *err) {
     *out = NULL;
     CkptMeta meta;
     if (ckpt_read_meta(path, &meta, err)) return EXIT_CKPT;
@@ -711,4 +711,64 @@ int ckpt_load_model(const char *path, int max_batch, int width, int train, Crnn 
     else
         ckpt_meta_free(&meta);
     return 0;
+}
+
+/* ---- the public functions: each holds the HDF5 lock (recursive) ---- */
+
+int ckpt_write(const char *path, const Crnn *m, const CkptMeta *meta, const CkptBlob *blobs,
+               int nblobs, Err *err) {
+    dataset_hdf5_lock();
+    int rc = ckpt_write_unlocked(path, m, meta, blobs, nblobs, err);
+    dataset_hdf5_unlock();
+    return rc;
+}
+
+int ckpt_read_meta(const char *path, CkptMeta *meta, Err *err) {
+    dataset_hdf5_lock();
+    int rc = ckpt_read_meta_unlocked(path, meta, err);
+    dataset_hdf5_unlock();
+    return rc;
+}
+
+int ckpt_read_meta_quiet(const char *path, CkptMeta *meta, Err *err) {
+    dataset_hdf5_lock();
+    int rc = ckpt_read_meta_quiet_unlocked(path, meta, err);
+    dataset_hdf5_unlock();
+    return rc;
+}
+
+int ckpt_read_params(const char *path, Crnn *m, int parts, int strict, Err *err) {
+    dataset_hdf5_lock();
+    int rc = ckpt_read_params_unlocked(path, m, parts, strict, err);
+    dataset_hdf5_unlock();
+    return rc;
+}
+
+int ckpt_read_blob(const char *path, const char *name, int type, void *data, size_t n, Err *err) {
+    dataset_hdf5_lock();
+    int rc = ckpt_read_blob_unlocked(path, name, type, data, n, err);
+    dataset_hdf5_unlock();
+    return rc;
+}
+
+int ckpt_has_blob(const char *path, const char *name) {
+    dataset_hdf5_lock();
+    int rc = ckpt_has_blob_unlocked(path, name);
+    dataset_hdf5_unlock();
+    return rc;
+}
+
+int ckpt_verify(const char *path, Err *err) {
+    dataset_hdf5_lock();
+    int rc = ckpt_verify_unlocked(path, err);
+    dataset_hdf5_unlock();
+    return rc;
+}
+
+int ckpt_load_model(const char *path, int max_batch, int width, int train, Crnn **out,
+                    Config *cfg_out, CkptMeta *meta_out, Err *err) {
+    dataset_hdf5_lock();
+    int rc = ckpt_load_model_unlocked(path, max_batch, width, train, out, cfg_out, meta_out, err);
+    dataset_hdf5_unlock();
+    return rc;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "ocrkd/checkpoint.h"
+#include "ocrkd/dataset.h"
 #include "ocrkd/h5util.h"
 
 void ckpt_path_for_step(const char *dir, long step, char *buf, size_t cap) {
@@ -66,7 +67,7 @@ static int list_ckpts(const char *dir, CkptEntry **out, int *count, Err *err) {
     return 0;
 }
 
-int ckpt_list(const char *dir, char *names, size_t cap) {
+static int ckpt_list_unlocked(const char *dir, char *names, size_t cap) {
     CkptEntry *list;
     int n;
     if (cap) names[0] = 0;
@@ -107,7 +108,8 @@ static int same_run(const char *path, const char *run_id) {
     return same;
 }
 
-int ckpt_prune(const char *dir, int keep, const char *run_id, const char *just_written, Err *err) {
+static int ckpt_prune_unlocked(const char *dir, int keep, const char *run_id,
+                               const char *just_written, Err *err) {
     if (!run_id || !run_id[0]) return 0; /* no run to speak for: touch nothing */
     CkptEntry *list;
     int n;
@@ -131,7 +133,7 @@ int ckpt_prune(const char *dir, int keep, const char *run_id, const char *just_w
     return rc;
 }
 
-int ckpt_find_resume(const char *dir, char *buf, size_t cap, Err *err) {
+static int ckpt_find_resume_unlocked(const char *dir, char *buf, size_t cap, Err *err) {
     CkptEntry *list;
     int n;
     Err e = {0};
@@ -179,7 +181,8 @@ static int make_previous_dir(const char *dir, char *buf, size_t cap, Err *err) {
     return err_set(err, EXIT_CKPT, "%s: too many previous-N directories", dir);
 }
 
-int ckpt_set_aside(const char *dir, char *moved_to, size_t cap, int *moved, Err *err) {
+static int ckpt_set_aside_unlocked(const char *dir, char *moved_to, size_t cap, int *moved,
+                                   Err *err) {
     *moved = 0;
     if (cap) moved_to[0] = 0;
     DIR *d = opendir(dir);
@@ -199,5 +202,35 @@ int ckpt_set_aside(const char *dir, char *moved_to, size_t cap, int *moved, Err 
         if (!rc) (*moved)++;
     }
     closedir(d);
+    return rc;
+}
+
+/* ---- the public functions: each holds the HDF5 lock (recursive) ---- */
+
+int ckpt_list(const char *dir, char *names, size_t cap) {
+    dataset_hdf5_lock();
+    int rc = ckpt_list_unlocked(dir, names, cap);
+    dataset_hdf5_unlock();
+    return rc;
+}
+
+int ckpt_prune(const char *dir, int keep, const char *run_id, const char *just_written, Err *err) {
+    dataset_hdf5_lock();
+    int rc = ckpt_prune_unlocked(dir, keep, run_id, just_written, err);
+    dataset_hdf5_unlock();
+    return rc;
+}
+
+int ckpt_find_resume(const char *dir, char *buf, size_t cap, Err *err) {
+    dataset_hdf5_lock();
+    int rc = ckpt_find_resume_unlocked(dir, buf, cap, err);
+    dataset_hdf5_unlock();
+    return rc;
+}
+
+int ckpt_set_aside(const char *dir, char *moved_to, size_t cap, int *moved, Err *err) {
+    dataset_hdf5_lock();
+    int rc = ckpt_set_aside_unlocked(dir, moved_to, cap, moved, err);
+    dataset_hdf5_unlock();
     return rc;
 }

@@ -13,8 +13,19 @@
 
 /* ---- the process-wide HDF5 lock (see dataset.h) ---- */
 
-static pthread_mutex_t g_hdf5_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* Recursive: the ckpt_* functions take it and may call each other, and
+ * callers that still hold it around them keep working. */
+static pthread_mutex_t g_hdf5_mutex;
+static pthread_once_t g_hdf5_once = PTHREAD_ONCE_INIT;
+static void hdf5_mutex_init(void) {
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&g_hdf5_mutex, &a);
+    pthread_mutexattr_destroy(&a);
+}
 void dataset_hdf5_lock(void) {
+    pthread_once(&g_hdf5_once, hdf5_mutex_init);
     pthread_mutex_lock(&g_hdf5_mutex);
 }
 void dataset_hdf5_unlock(void) {

@@ -33,9 +33,7 @@ void bcast_meta(const char *path, CkptMeta *meta) {
     memset(meta, 0, sizeof *meta);
     int rc = 0;
     if (dist_rank() == 0) {
-        dataset_hdf5_lock();
         rc = ckpt_read_meta(path, meta, &err);
-        dataset_hdf5_unlock();
     }
     if (rc) fatal_err(&err);
     if (dist_rank() != 0) {
@@ -61,9 +59,7 @@ void load_and_bcast(Crnn *m, const char *path, int parts, int strict) {
     Err err = {0};
     int rc = 0;
     if (dist_rank() == 0) {
-        dataset_hdf5_lock();
         rc = ckpt_read_params(path, m, parts, strict, &err);
-        dataset_hdf5_unlock();
     }
     if (rc) fatal_err(&err);
     dist_bcast_f32(m->params, m->nparams, 0);
@@ -126,9 +122,7 @@ void write_checkpoint(Trainer *t, const char *path) {
                      .version = CKPT_VERSION,
                      .run_id = t->run_id};
     Err err = {0};
-    dataset_hdf5_lock(); /* the prefetch thread reads HDF5 concurrently */
     int rc = ckpt_write(path, t->student, &meta, blobs, nblobs, &err);
-    dataset_hdf5_unlock();
     free(yaml);
     fail_if(rc, &err);
 }
@@ -140,10 +134,8 @@ void checkpoint_now(Trainer *t) {
         ckpt_path_for_step(t->cfg->run_dir, t->step, path, sizeof path);
         write_checkpoint(t, path);
         Err err = {0};
-        dataset_hdf5_lock();
         if (ckpt_prune(t->cfg->run_dir, t->cfg->ckpt_keep, t->run_id, path, &err))
             warn0("%s", err.msg);
-        dataset_hdf5_unlock();
     }
     t->t_last_ckpt = now_seconds();
 }
@@ -164,13 +156,11 @@ void restore(Trainer *t, const char *path) {
     Err err = {0};
     int rc = 0;
     if (dist_rank() == 0) {
-        dataset_hdf5_lock();
         rc = ckpt_read_blob(path, "state/counters", BLOB_I64, s, S_COUNT, &err);
         if (!rc) rc = ckpt_read_blob(path, "state/values", BLOB_F64, d, D_COUNT, &err);
         if (!rc) rc = ckpt_read_blob(path, "optim/m", BLOB_F32, t->optim.m, t->optim.n, &err);
         if (!rc && t->optim.v)
             rc = ckpt_read_blob(path, "optim/v", BLOB_F32, t->optim.v, t->optim.n, &err);
-        dataset_hdf5_unlock();
     }
     if (rc) fatal_err(&err);
     dist_bcast_i64(s, S_COUNT, 0);
@@ -236,7 +226,6 @@ const char *prepare_run_dir(Trainer *t, char *buf, size_t cap) {
     if (dist_rank() == 0) {
         char names[600];
         int n = ckpt_list(dir, names, sizeof names);
-        dataset_hdf5_lock();
         Err err = {0};
         if (!r && n > 0) {
             code = EXIT_USAGE;
@@ -268,7 +257,6 @@ const char *prepare_run_dir(Trainer *t, char *buf, size_t cap) {
         } else if (r) {
             snprintf(buf, cap, "%s", r);
         }
-        dataset_hdf5_unlock();
     }
     return share_verdict(code, buf, cap);
 }
