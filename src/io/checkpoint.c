@@ -462,14 +462,6 @@ static int read_meta(const char *path, CkptMeta *meta, int quiet, Err *err) {
     return rc;
 }
 
-static int ckpt_read_meta_unlocked(const char *path, CkptMeta *meta, Err *err) {
-    return read_meta(path, meta, 0, err);
-}
-
-static int ckpt_read_meta_quiet_unlocked(const char *path, CkptMeta *meta, Err *err) {
-    return read_meta(path, meta, 1, err);
-}
-
 /* Reads /params/NAME into the tensor t of m after checking its shape. */
 static int read_tensor(hid_t g, const Crnn *m, const TensorInfo *t, const char *path, Err *err) {
     hid_t d = H5Dopen2(g, t->name, H5P_DEFAULT);
@@ -725,14 +717,14 @@ int ckpt_write(const char *path, const Crnn *m, const CkptMeta *meta, const Ckpt
 
 int ckpt_read_meta(const char *path, CkptMeta *meta, Err *err) {
     dataset_hdf5_lock();
-    int rc = ckpt_read_meta_unlocked(path, meta, err);
+    int rc = read_meta(path, meta, 0, err);
     dataset_hdf5_unlock();
     return rc;
 }
 
 int ckpt_read_meta_quiet(const char *path, CkptMeta *meta, Err *err) {
     dataset_hdf5_lock();
-    int rc = ckpt_read_meta_quiet_unlocked(path, meta, err);
+    int rc = read_meta(path, meta, 1, err);
     dataset_hdf5_unlock();
     return rc;
 }
