@@ -14,7 +14,11 @@
  *
  * Poison: padding of A and B (between width and leading dimension) is NaN,
  * so reading it fails; padding of C is a sentinel that must survive; with
- * beta 0, C starts as NaN, so reading it fails too. */
+ * beta 0, C starts as NaN, so reading it fails too.
+ *
+ * Threads: with 2, 3 and 5 threads, C must be bit-identical to the one
+ * thread result (each element keeps its summation order), for shapes split
+ * along N and along M, and products too small to split. */
 #include <math.h>
 #include <string.h>
 
@@ -138,6 +142,49 @@ static void test_empty_k(GemmPath p) {
     CHECK(c[0] == 0 && c[5] == 0, "%s K=0 beta 0 did not zero C", gemm_path_name(p));
 }
 
+/* Threaded products equal the single-threaded one bit for bit, padding kept. */
+static void test_threads(GemmPath p) {
+    if (p == GEMM_CBLAS || gemm_force_path(p) != 0) return;
+    /* split along N, along M (few N tiles), below the threading size, K blocked */
+    static const int SHAPES[][3] = {{16, 1024, 144}, {128, 64, 1152},  {300, 40, 520},
+                                    {8, 8, 8},       {197, 2081, 300}, {64, 256, 64}};
+    int identical = 1, pad_ok = 1, cases = 0;
+    for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++)
+        for (int t = 0; t < 4; t++) {
+            const int tA = t >> 1, tB = t & 1, M = SHAPES[s][0], N = SHAPES[s][1], K = SHAPES[s][2];
+            const int ar = tA ? K : M, ac = tA ? M : K, br = tB ? N : K, bc = tB ? K : N;
+            const int lda = ac + LD_PAD, ldb = bc + LD_PAD, ldc = N + LD_PAD;
+            float *A = matrix(ar, ac, NAN), *B = matrix(br, bc, NAN);
+            float *C1 = matrix(M, N, SENTINEL), *Cn = matrix(M, N, SENTINEL);
+            memcpy(Cn, C1, (size_t)M * ldc * sizeof(float));
+            const float beta = (float)(t & 1);
+            gemm_set_threads(1);
+            gemm_f32(tA, tB, M, N, K, A, lda, B, ldb, beta, C1, ldc);
+            static const int THREADS[] = {2, 3, 5};
+            for (int i = 0; i < 3; i++, cases++) {
+                float *C = matrix(M, N, SENTINEL);
+                memcpy(C, Cn, (size_t)M * ldc * sizeof(float));
+                gemm_set_threads(THREADS[i]);
+                gemm_f32(tA, tB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+                identical &= memcmp(C, C1, (size_t)M * ldc * sizeof(float)) == 0;
+                for (int r = 0; r < M; r++)
+                    for (int c = N; c < ldc; c++)
+                        pad_ok &= C[(size_t)r * ldc + c] == SENTINEL;
+                free(C);
+            }
+            free(A);
+            free(B);
+            free(C1);
+            free(Cn);
+        }
+    gemm_set_threads(1);
+    CHECK(identical, "%s: threaded products differ from the one-thread product", gemm_path_name(p));
+    CHECK(pad_ok, "%s: threaded products wrote into C's padding", gemm_path_name(p));
+    CHECK(gemm_threads() == 1, "gemm_threads() after gemm_set_threads(1)");
+    printf("  %-12s threads 2, 3, 5: %d products bit-identical to one thread\n", gemm_path_name(p),
+           cases);
+}
+
 int main(void) {
     rng_seed(&rng, 7);
     printf("gemm_f32 default path on this CPU: %s\n", gemm_path_name(GEMM_AUTO));
@@ -145,6 +192,7 @@ int main(void) {
     for (int i = 0; i < 3; i++) {
         test_path(paths[i]);
         test_empty_k(paths[i]);
+        test_threads(paths[i]);
     }
     CHECK(gemm_force_path(GEMM_AUTO) == 0, "GEMM_AUTO refused");
     CHECK(gemm_path() != GEMM_AUTO, "gemm_path() returned GEMM_AUTO");

@@ -2,7 +2,7 @@
  *
  * For: any kernel, stride (h,w) and zero padding, as torch.nn.Conv2d with
  * bias=False, groups=1, dilation=1. The general path is im2col + ONE
- * cblas_sgemm with the batch folded into the GEMM's N dimension for small
+ * gemm_f32 with the batch folded into the GEMM's N dimension for small
  * maps, one im2col + GEMM per sample for large ones (PER_SAMPLE_MIN_POSITIONS);
  * 1x1 stride-1 unpadded convs skip im2col and run GEMMs straight on the input.
  * conv2d_bias_forward is the inference form with BatchNorm folded into the
@@ -19,7 +19,7 @@
 
 #include <string.h>
 
-#include <cblas.h>
+#include "ocrkd/gemm.h"
 
 ConvShape conv_shape(int B, int C, int H, int W, int OC, int KH, int KW, int SH, int SW, int PH,
                      int PW) {
@@ -230,8 +230,8 @@ static size_t out_per_sample(const ConvShape *s) {
 static void pointwise_forward(const ConvShape *s, const float *inp, const float *w, float *out) {
     const int HW = s->H * s->W;
     for (int b = 0; b < s->B; b++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->OC, HW, s->C, 1.0f, w, s->C,
-                    inp + (size_t)b * s->C * HW, HW, 0.0f, out + (size_t)b * s->OC * HW, HW);
+        gemm_f32(0, 0, s->OC, HW, s->C, w, s->C, inp + (size_t)b * s->C * HW, HW, 0.0f,
+                 out + (size_t)b * s->OC * HW, HW);
 }
 
 static void pointwise_backward(const ConvShape *s, const float *inp, const float *w,
@@ -240,11 +240,10 @@ static void pointwise_backward(const ConvShape *s, const float *inp, const float
     for (int b = 0; b < s->B; b++) {
         const float *x = inp + (size_t)b * s->C * HW, *dy = dout + (size_t)b * s->OC * HW;
         if (dw) /* dw (OC,C) += dy (OC,HW) . x^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->OC, s->C, HW, 1.0f, dy, HW, x,
-                        HW, 1.0f, dw, s->C);
+            gemm_f32(0, 1, s->OC, s->C, HW, dy, HW, x, HW, 1.0f, dw, s->C);
         if (dinp) /* dinp[b] (C,HW) += w^T (C,OC) . dy */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->C, HW, s->OC, 1.0f, w, s->C, dy,
-                        HW, 1.0f, dinp + (size_t)b * s->C * HW, HW);
+            gemm_f32(1, 0, s->C, HW, s->OC, w, s->C, dy, HW, 1.0f, dinp + (size_t)b * s->C * HW,
+                     HW);
     }
 }
 
@@ -311,8 +310,7 @@ void conv2d_bias_forward(const ConvShape *s, const float *inp, const float *w, c
     const int K = (int)col_rows(s), N = (int)col_cols(s);
     float *col = ws, *gemm = ws + (size_t)K * N;
     im2col(s, inp, col);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->OC, N, K, 1.0f, w, K, col, N, 0.0f,
-                gemm, N);
+    gemm_f32(0, 0, s->OC, N, K, w, K, col, N, 0.0f, gemm, N);
     ocb_to_boc_bias_act(s, gemm, bias, res, relu, out);
 }
 
@@ -332,8 +330,7 @@ void conv2d_forward(const ConvShape *s, const float *inp, const float *w, float 
     const int K = (int)col_rows(s), N = (int)col_cols(s);
     float *col = ws, *res = s->B > 1 ? ws + (size_t)K * N : out;
     im2col(s, inp, col);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->OC, N, K, 1.0f, w, K, col, N, 0.0f,
-                res, N);
+    gemm_f32(0, 0, s->OC, N, K, w, K, col, N, 0.0f, res, N);
     if (s->B > 1) ocb_to_boc(s, res, out);
 }
 
@@ -363,12 +360,10 @@ void conv2d_backward(const ConvShape *s, const float *inp, const float *w, const
     }
     if (dw) { /* dw (OC,K) += dy (OC,N) . col^T */
         im2col(s, inp, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->OC, K, N, 1.0f, dy, N, col, N, 1.0f,
-                    dw, K);
+        gemm_f32(0, 1, s->OC, K, N, dy, N, col, N, 1.0f, dw, K);
     }
     if (dinp) { /* dcol (K,N) = w^T (K,OC) . dy, then scattered back */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, s->OC, 1.0f, w, K, dy, N, 0.0f,
-                    col, N);
+        gemm_f32(1, 0, K, N, s->OC, w, K, dy, N, 0.0f, col, N);
         col2im_add(s, col, dinp);
     }
 }

@@ -30,6 +30,9 @@
  */
 #include "ocrkd/gemm.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,7 +116,27 @@ static int path_supported(GemmPath p) {
 
 static GemmPath current = GEMM_AUTO;
 
+/* The best path this CPU runs, unless env OCRKD_GEMM names one
+ * (gemm.h); a name this CPU cannot run, or no name at all, is fatal. */
 static GemmPath best_path(void) {
+    const char *env = getenv("OCRKD_GEMM");
+    if (env && *env && strcmp(env, "auto") != 0) {
+        static const struct {
+            const char *name;
+            GemmPath path;
+        } NAMES[] = {{"avx512", GEMM_AVX512},
+                     {"avx2", GEMM_AVX2},
+                     {"openblas", GEMM_CBLAS},
+                     {"cblas", GEMM_CBLAS}};
+        for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+            if (!strcmp(env, NAMES[i].name)) {
+                if (!path_supported(NAMES[i].path))
+                    fatal(EXIT_USAGE,
+                          "OCRKD_GEMM=%s: this CPU cannot run it (try avx2 or openblas)", env);
+                return NAMES[i].path;
+            }
+        fatal(EXIT_USAGE, "OCRKD_GEMM=%s: unknown; one of auto, avx512, avx2, openblas", env);
+    }
     if (path_supported(GEMM_AVX512)) return GEMM_AVX512;
     if (path_supported(GEMM_AVX2)) return GEMM_AVX2;
     return GEMM_CBLAS;
@@ -273,6 +296,118 @@ static void gemm_blocked(const Kernel *kr, int transA, int transB, int M, int N,
     }
 }
 
+/* ---- threads: a persistent pool, each thread one slice of C ----
+ *
+ * C is cut into g_threads slices of whole tiles, along N when it has tiles
+ * enough, else along M; every thread runs gemm_blocked on its slice with
+ * its own packing buffers. Each element of C is still one FMA chain per KC
+ * block (KC depends on K only) and the blocks are added in the same order,
+ * so the result is bit-identical for any number of threads.
+ * Workers spin a short while on the job counter (the gaps between a step's
+ * GEMMs are short), then sleep on a condition variable. */
+
+typedef struct {
+    const Kernel *kr;
+    int transA, transB, M, N, K, lda, ldb, ldc, by_n, unit, parts;
+    const float *A, *B;
+    float beta;
+    float *C;
+} Job;
+
+#define SPIN_ROUNDS 20000
+#define MIN_THREADED_MACS (1L << 18) /* below: one thread (hand-off costs more) */
+
+static int g_threads = 1;
+static pthread_t *g_workers;
+static int g_nworkers;
+static Job g_job;
+static atomic_uint g_gen;
+static atomic_int g_pending;
+static atomic_int g_sleepers;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+
+/* slice `part` of the job: tiles [part*n/parts, (part+1)*n/parts) */
+static void run_part(const Job *j, int part) {
+    const int len = j->by_n ? j->N : j->M;
+    const int tiles = (len + j->unit - 1) / j->unit;
+    const int t0 = (int)((long)tiles * part / j->parts),
+              t1 = (int)((long)tiles * (part + 1) / j->parts);
+    const int lo = t0 * j->unit, hi = MIN(len, t1 * j->unit);
+    if (hi <= lo) return;
+    if (j->by_n) {
+        const float *b = j->transB ? j->B + (size_t)lo * j->ldb : j->B + lo;
+        gemm_blocked(j->kr, j->transA, j->transB, j->M, hi - lo, j->K, j->A, j->lda, b, j->ldb,
+                     j->beta, j->C + lo, j->ldc);
+    } else {
+        const float *a = j->transA ? j->A + lo : j->A + (size_t)lo * j->lda;
+        gemm_blocked(j->kr, j->transA, j->transB, hi - lo, j->N, j->K, a, j->lda, j->B, j->ldb,
+                     j->beta, j->C + (size_t)lo * j->ldc, j->ldc);
+    }
+}
+
+static void *worker(void *arg) {
+    const int part = (int)(intptr_t)arg;
+    unsigned seen = 0;
+    for (;;) {
+        unsigned g = atomic_load_explicit(&g_gen, memory_order_acquire);
+        for (int r = 0; r < SPIN_ROUNDS && g == seen; r++) {
+            _mm_pause();
+            g = atomic_load_explicit(&g_gen, memory_order_acquire);
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&g_mu);
+            atomic_fetch_add(&g_sleepers, 1);
+            while ((g = atomic_load(&g_gen)) == seen)
+                pthread_cond_wait(&g_cv, &g_mu);
+            atomic_fetch_sub(&g_sleepers, 1);
+            pthread_mutex_unlock(&g_mu);
+        }
+        seen = g;
+        if (part < g_job.parts) run_part(&g_job, part);
+        atomic_fetch_sub_explicit(&g_pending, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+int gemm_set_threads(int threads) {
+    if (threads < 1) threads = 1;
+    if (threads > GEMM_MAX_THREADS) threads = GEMM_MAX_THREADS;
+    if (threads - 1 > g_nworkers) { /* workers are never stopped: the pool only grows */
+        pthread_t *w = realloc(g_workers, (size_t)(threads - 1) * sizeof *w);
+        if (!w) fatal(1, "gemm_f32: out of memory for %d threads", threads);
+        g_workers = w;
+        for (int i = g_nworkers; i < threads - 1; i++) {
+            if (pthread_create(&g_workers[i], NULL, worker, (void *)(intptr_t)(i + 1)))
+                fatal(1, "gemm_f32: cannot start thread %d of %d", i + 2, threads);
+            pthread_detach(g_workers[i]);
+            g_nworkers = i + 1;
+        }
+    }
+    g_threads = threads;
+    return threads;
+}
+
+int gemm_threads(void) {
+    return g_threads;
+}
+
+/* Runs the job on `parts` threads (the caller is part 0) and returns when
+ * every part is done. */
+static void run_threaded(void) {
+    atomic_store(&g_pending, g_nworkers);
+    pthread_mutex_lock(&g_mu);
+    atomic_fetch_add_explicit(&g_gen, 1, memory_order_release);
+    if (atomic_load(&g_sleepers)) pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+    run_part(&g_job, 0);
+    for (long r = 0; atomic_load_explicit(&g_pending, memory_order_acquire) > 0; r++)
+        if (r < SPIN_ROUNDS)
+            _mm_pause();
+        else
+            sched_yield();
+}
+
 void gemm_f32(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
@@ -289,5 +424,29 @@ void gemm_f32(int transA, int transB, int M, int N, int K, const float *A, int l
                 memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
         return;
     }
-    gemm_blocked(&KERNELS[p], transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    const Kernel *kr = &KERNELS[p];
+    const int nt = (N + kr->nr - 1) / kr->nr, mt = (M + kr->mr - 1) / kr->mr;
+    int parts = g_threads;
+    if (parts > 1 && (long)M * N * K >= MIN_THREADED_MACS && (nt >= parts || mt >= parts)) {
+        const int by_n = nt >= parts * 2 || nt >= mt;
+        g_job = (Job){kr,
+                      transA,
+                      transB,
+                      M,
+                      N,
+                      K,
+                      lda,
+                      ldb,
+                      ldc,
+                      by_n,
+                      by_n ? kr->nr : kr->mr,
+                      MIN(parts, by_n ? nt : mt),
+                      A,
+                      B,
+                      beta,
+                      C};
+        run_threaded();
+        return;
+    }
+    gemm_blocked(kr, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }

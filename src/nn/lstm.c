@@ -3,7 +3,7 @@
  * For: nn.LSTM(I, H, layers, bidirectional=True) semantics on (T,B,C)
  * sequences with zero initial states: gate order i, f, g, o;
  * c' = f*c + i*g, h = o*tanh(c'); layer l > 0 reads concat(fwd, rev) of
- * layer l-1. The input projections of all T steps are ONE cblas_sgemm per
+ * layer l-1. The input projections of all T steps are ONE gemm_f32 per
  * direction and layer, the recurrence one GEMM per step; in backward the
  * weight gradients are likewise one GEMM each over all steps.
  * Not for: variable-length (packed) sequences, initial states, dropout,
@@ -22,7 +22,7 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
+#include "ocrkd/gemm.h"
 
 #include "vec4.h"
 
@@ -122,8 +122,7 @@ static void input_projection(const float *inp, int N, int In, int H, const LstmW
         for (int j = 0; j < 4 * H; j++)
             row[j] = w->b_ih[j] + w->b_hh[j];
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, 4 * H, In, 1.0f, inp, In, w->w_ih, In,
-                1.0f, pre, 4 * H);
+    gemm_f32(0, 1, N, 4 * H, In, inp, In, w->w_ih, In, 1.0f, pre, 4 * H);
 }
 
 /* n <= 4 lanes of one row's cell update: gates i,f,g,o (pre-activations,
@@ -169,8 +168,7 @@ static void direction_forward(const LstmShape *s, const LstmWeights *w, int d, c
         const float *cprev = NULL;
         if (k > 0) {
             const float *hprev = y + tp * ystep + d * H;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, 4 * H, H, 1.0f, hprev, 2 * H,
-                        w->w_hh, H, 1.0f, g, 4 * H);
+            gemm_f32(0, 1, B, 4 * H, H, hprev, 2 * H, w->w_hh, H, 1.0f, g, 4 * H);
             cprev = a.cell + tp * cstep;
         }
         lstm_cell(B, H, g, cprev, a.cell + t * cstep, a.tcell + t * cstep, y + t * ystep + d * H,
@@ -256,8 +254,7 @@ static void recurrent_weight_grad(const LstmShape *s, int d, const float *dg, co
     size_t gstep = (size_t)B * 4 * H, ystep = (size_t)B * 2 * H;
     const float *g0 = d == 0 ? dg + gstep : dg;
     const float *h0 = (d == 0 ? y : y + ystep) + d * H;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 4 * H, H, (T - 1) * B, 1.0f, g0, 4 * H, h0,
-                2 * H, 1.0f, dw_hh, H);
+    gemm_f32(1, 0, 4 * H, H, (T - 1) * B, g0, 4 * H, h0, 2 * H, 1.0f, dw_hh, H);
 }
 
 typedef struct {
@@ -288,20 +285,16 @@ static void direction_backward(const LstmShape *s, const LstmWeights *w, const L
                            k > 0 ? a.cell + tp * cstep : NULL, a.tcell + t * cstep, dg);
         if (k > 0) {
             take_dy(s, d, dy, tp, sc.dh);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, 4 * H, 1.0f, dg, 4 * H,
-                        w->w_hh, H, 1.0f, sc.dh, H);
+            gemm_f32(0, 0, B, H, 4 * H, dg, 4 * H, w->w_hh, H, 1.0f, sc.dh, H);
         }
     }
     int N = T * B;
     if (dw) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 4 * H, In, N, 1.0f, sc.dg, 4 * H, x,
-                    In, 1.0f, dw->w_ih, In);
+        gemm_f32(1, 0, 4 * H, In, N, sc.dg, 4 * H, x, In, 1.0f, dw->w_ih, In);
         recurrent_weight_grad(s, d, sc.dg, y, dw->w_hh);
         bias_grads(sc.dg, N, 4 * H, dw->b_ih, dw->b_hh);
     }
-    if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, In, 4 * H, 1.0f, sc.dg, 4 * H,
-                    w->w_ih, In, 1.0f, dx, In);
+    if (dx) gemm_f32(0, 0, N, In, 4 * H, sc.dg, 4 * H, w->w_ih, In, 1.0f, dx, In);
 }
 
 void bilstm_backward(const LstmShape *s, const LstmWeights *w, const LstmWeights *dw,

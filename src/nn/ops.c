@@ -12,7 +12,7 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
+#include "ocrkd/gemm.h"
 
 #include "vec4.h"
 
@@ -109,20 +109,15 @@ void linear_forward(const float *inp, const float *w, const float *b, int N, int
             memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, beta, out,
-                OC);
+    gemm_f32(0, 1, N, OC, IC, inp, IC, w, IC, beta, out, OC);
 }
 
 /* dout (N,OC) -> dinp (N,IC) += dout w, dw (OC,IC) += dout^T inp,
  * db (OC) += column sums of dout; each may be NULL */
 void linear_backward(const float *inp, const float *w, const float *dout, int N, int IC, int OC,
                      float *dinp, float *dw, float *db) {
-    if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC,
-                    1.0f, dinp, IC);
-    if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC,
-                    1.0f, dw, IC);
+    if (dinp) gemm_f32(0, 0, N, IC, OC, dout, OC, w, IC, 1.0f, dinp, IC);
+    if (dw) gemm_f32(1, 0, OC, IC, N, dout, OC, inp, IC, 1.0f, dw, IC);
     if (db)
         for (int n = 0; n < N; n++) {
             const float *dy = dout + (size_t)n * OC;

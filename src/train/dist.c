@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ocrkd/common.h"
+#include "ocrkd/gemm.h"
 
 static int g_local = 1;
 
@@ -50,7 +51,10 @@ int dist_set_threads(int threads) {
         threads = (int)(cores / g_local);
         if (threads < 1) threads = 1;
     }
-    openblas_set_num_threads(threads);
+    /* one pool at a time: ocrkd's GEMM threads, or OpenBLAS's when it is the path */
+    const int own = gemm_path() != GEMM_CBLAS;
+    gemm_set_threads(own ? threads : 1);
+    openblas_set_num_threads(own ? 1 : threads);
     return threads;
 }
 
