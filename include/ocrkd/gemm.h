@@ -39,4 +39,12 @@ const char *gemm_path_name(GemmPath path);
 int gemm_set_threads(int threads);
 int gemm_threads(void);
 
+/* 2 M N K summed over every gemm_f32 call of this process (any path): the
+ * FLOPs of a phase are the difference of two readings. */
+double gemm_flop_count(void);
+/* One core's single-precision FMA peak in GFLOP/s, measured once (about
+ * 20 ms) with an FMA-bound loop in the widest vectors this CPU runs; 0 on
+ * a CPU without AVX2/FMA. */
+double gemm_peak_gflops(void);
+
 #endif

@@ -36,6 +36,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cblas.h>
 #include <immintrin.h>
@@ -408,9 +409,62 @@ static void run_threaded(void) {
             sched_yield();
 }
 
+static double g_flops; /* 2 M N K of every product so far (gemm_flop_count) */
+
+double gemm_flop_count(void) {
+    return g_flops;
+}
+
+/* ---- the core's FMA peak, measured ----
+ * 12 independent accumulator chains (more than FMA latency x ports), so the
+ * loop is bound by FMA throughput alone; FLOPs per FMA = 2 x lanes. */
+#define PEAK_CHAINS 12
+#define DEFINE_PEAK(fname, ISA, VEC, W, SET1, FMA, ADD, CVT)                                       \
+    __attribute__((target(ISA))) static double fname(long iters) {                                 \
+        VEC acc[PEAK_CHAINS];                                                                      \
+        const VEC a = SET1(0.999999f), b = SET1(1e-7f);                                            \
+        _Pragma("GCC unroll 12") for (int i = 0; i < PEAK_CHAINS; i++) acc[i] = SET1((float)i);    \
+        for (long n = 0; n < iters; n++) {                                                         \
+            _Pragma("GCC unroll 12") for (int i = 0; i < PEAK_CHAINS; i++) acc[i] =                \
+                FMA(acc[i], a, b);                                                                 \
+            __asm__ volatile("" : "+x"(acc[0]));                                                   \
+        }                                                                                          \
+        VEC s = acc[0];                                                                            \
+        for (int i = 1; i < PEAK_CHAINS; i++)                                                      \
+            s = ADD(s, acc[i]);                                                                    \
+        return (double)CVT(s) * 0 + 2.0 * W * PEAK_CHAINS * (double)iters;                         \
+    }
+DEFINE_PEAK(peak_avx512, "avx512f,fma", __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps,
+            _mm512_reduce_add_ps)
+__attribute__((target("avx"))) static float first256(__m256 v) {
+    return _mm256_cvtss_f32(v);
+}
+DEFINE_PEAK(peak_avx2, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps,
+            first256)
+
+double gemm_peak_gflops(void) {
+    static double peak;
+    if (peak > 0) return peak;
+    double (*loop)(long) = path_supported(GEMM_AVX512) ? peak_avx512
+                           : path_supported(GEMM_AVX2) ? peak_avx2
+                                                       : NULL;
+    if (!loop) return 0;
+    loop(200000); /* warm up: frequency, and AVX-512 licence on Intel */
+    for (int rep = 0; rep < 3; rep++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        double flops = loop(2000000);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        if (sec > 0 && flops / sec / 1e9 > peak) peak = flops / sec / 1e9;
+    }
+    return peak;
+}
+
 void gemm_f32(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
+    if (K > 0) g_flops += 2.0 * M * N * K;
     GemmPath p = gemm_path();
     if (p == GEMM_CBLAS) {
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,

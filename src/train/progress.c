@@ -2,6 +2,7 @@
  * lines (redrawn in place on a terminal), metrics.jsonl for plotting and
  * tools, and the report of `ocrkd bench`. Not for decisions: nothing here
  * changes what the run does. */
+#include <cblas.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "ocrkd/blas_core.h"
 #include "ocrkd/dist.h"
+#include "ocrkd/gemm.h"
 #include "trainer_internal.h"
 
 static const char *tm_name[TM_COUNT] = {"data (wait)", "teacher forward",
@@ -94,28 +96,50 @@ void end_progress_line(const Trainer *t) {
     if (t->tty && dist_rank() == 0) printf("\n");
 }
 
+/* GEMM GFLOP/s of `flops` in `sec` per rank, and its share of the
+ * rank's peak (threads x one core's measured FMA peak) */
+static void print_rate(const char *what, double flops, double sec, double peak) {
+    if (sec <= 0 || flops <= 0) return;
+    double g = flops / sec / 1e9;
+    if (peak > 0)
+        printf0("bench      %-22s %8.1f GFLOP/s  %5.1f%% of peak\n", what, g, 100 * g / peak);
+    else
+        printf0("bench      %-22s %8.1f GFLOP/s\n", what, g);
+}
+
 void print_bench(Trainer *t, double secs) {
-    double v[TM_COUNT + 1];
+    double v[2 * TM_COUNT + 1];
     memcpy(v, t->tm, sizeof t->tm);
-    v[TM_COUNT] = secs;
-    dist_allreduce_sum_f64(v, TM_COUNT + 1);
-    double total = v[TM_COUNT] / dist_world();
+    memcpy(v + TM_COUNT, t->flops, sizeof t->flops);
+    v[2 * TM_COUNT] = secs;
+    dist_allreduce_sum_f64(v, 2 * TM_COUNT + 1);
+    const int P = dist_world();
+    double total = v[2 * TM_COUNT] / P;
     long steps = t->step - BENCH_WARMUP;
-    double images = (double)steps * t->cfg->batch_size * dist_world();
+    double images = (double)steps * t->cfg->batch_size * P;
     printf0("bench    %s: %ld steps, %d ranks x batch %d: %.1f images/s (%.1f ms/step)\n",
-            mode_name(t->mode), steps, dist_world(), t->cfg->batch_size, images / total,
-            1e3 * total / steps);
+            mode_name(t->mode), steps, P, t->cfg->batch_size, images / total, 1e3 * total / steps);
     for (int k = 0; k < TM_COUNT; k++) {
         if (k == TM_TEACHER && t->mode != MODE_DISTILL) continue;
-        double sec = v[k] / dist_world();
+        double sec = v[k] / P;
         printf0("bench      %-22s %8.2f ms/step  %5.1f%%\n", tm_name[k], 1e3 * sec / steps,
                 100 * sec / total);
     }
-    double teacher = v[TM_TEACHER] / dist_world();
+    double teacher = v[TM_TEACHER] / P;
     if (t->mode == MODE_DISTILL && teacher > 0)
         printf0("bench    teacher forward alone: %.1f images/s\n", images / teacher);
     double student = total - teacher;
     printf0("bench    student training step alone: %.1f images/s\n", images / student);
+    /* per rank: FLOPs and seconds are both means over the ranks */
+    const int threads = gemm_path() == GEMM_CBLAS ? openblas_get_num_threads() : gemm_threads();
+    const double core = gemm_peak_gflops(), peak = core * threads;
+    printf0(
+        "bench    GEMM rate per rank (%d thread(s), %s; core FMA peak %.1f GFLOP/s measured):\n",
+        threads, gemm_path_name(gemm_path()), core);
+    const double ft = v[TM_COUNT + TM_TEACHER] / P, fs = v[TM_COUNT + TM_STUDENT] / P;
+    if (t->mode == MODE_DISTILL) print_rate("teacher forward", ft, teacher, peak);
+    print_rate("student step", fs, v[TM_STUDENT] / P, peak);
+    print_rate("whole step", ft + fs, total, peak);
 }
 
 void print_start(const Trainer *t) {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ocrkd/dist.h"
+#include "ocrkd/gemm.h"
 #include "ocrkd/h5util.h"
 #include "ocrkd/nn.h"
 #include "trainer_internal.h"
@@ -28,16 +29,18 @@ static void compute_gradients(Trainer *t, double *flags) {
     const Batch *b;
     double t0 = now_seconds();
     fail_if(loader_next(t->train, &b, &err), &err);
-    double t1 = now_seconds();
+    double t1 = now_seconds(), f1 = gemm_flop_count();
     TeacherView tv = {0};
     if (t->mode == MODE_DISTILL) tv = teacher_outputs(t, b);
-    double t2 = now_seconds();
+    double t2 = now_seconds(), f2 = gemm_flop_count();
     LossTerms r = student_gradients(t->student, t->mode == MODE_DISTILL ? &tv : NULL, b,
                                     &t->loss_conf, &t->scratch);
     double t3 = now_seconds();
     t->tm[TM_DATA] += t1 - t0;
     t->tm[TM_TEACHER] += t2 - t1;
     t->tm[TM_STUDENT] += t3 - t2;
+    t->flops[TM_TEACHER] += f2 - f1;
+    t->flops[TM_STUDENT] += gemm_flop_count() - f2;
     if (fault_nan_now(t->step + 1)) t->student->grads[0] = NAN;
     int bad = !isfinite(r.loss) || !isfinite(grad_norm(t->student->grads, t->student->n_trainable));
     flags[F_LOSS] = r.loss;
@@ -171,7 +174,8 @@ static int start_run(Trainer *t, char *rbuf, size_t cap, const char **resume) {
     setup_student(t, loader_width(t->train));
     if (stopped_in_startup(t, *resume, "building the model")) return 1;
     teacher_cache_init(t);
-    converge_init(&t->converge, cfg->converge_window, cfg->converge_rel_tol, cfg->converge_patience);
+    converge_init(&t->converge, cfg->converge_window, cfg->converge_rel_tol,
+                  cfg->converge_patience);
     if (*resume) restore(t, *resume);
     if (stopped_in_startup(t, *resume, "restoring the checkpoint")) return 1;
     check_agreement(t);

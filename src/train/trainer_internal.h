@@ -85,7 +85,8 @@ typedef struct {
     double t_log;
     FILE *metrics;
     int tty;
-    double tm[TM_COUNT]; /* seconds per phase, for `ocrkd bench` */
+    double tm[TM_COUNT];    /* seconds per phase, for `ocrkd bench` */
+    double flops[TM_COUNT]; /* GEMM FLOPs per phase (gemm_flop_count), for `ocrkd bench` */
     /* names this run's checkpoints (kept across resumes); only files that
      * carry it are ever pruned. Rank 0 only; "" in bench. */
     char run_id[CKPT_RUN_ID_LEN + 1];

@@ -79,6 +79,21 @@ expect_grep '^bench +distill: 2 steps, 2 ranks x batch 8: [0-9.]+ images/s' "$TM
 expect_grep 'teacher forward alone: [0-9.]+ images/s' "$TMP/out" "bench prints the teacher's throughput"
 expect_grep 'allreduce +[0-9.]+ ms/step' "$TMP/out" "bench prints the time split"
 [ "$(ls "$TMP/student")" = "$before" ] && pass "bench writes nothing to run.dir" || fail "bench changed $TMP/student"
+expect_grep 'student step +[0-9.]+ GFLOP/s +[0-9.]+% of peak' "$TMP/out" "bench prints GFLOP/s and % of peak"
+
+# -- ocrkd's GEMM: threads change nothing but speed; OCRKD_GEMM picks the path --
+expect_code 0 "distill 4 steps, 1 rank x 1 thread" -- env OCRKD_THREADS=1 "$BIN/ocrkd" distill \
+  "$TMP/student.yaml" --set run.dir="$TMP/thr1" --set stop.max_steps=4
+expect_code 0 "distill 4 steps, 1 rank x 2 threads" -- env OCRKD_THREADS=2 "$BIN/ocrkd" distill \
+  "$TMP/student.yaml" --set run.dir="$TMP/thr2" --set stop.max_steps=4
+if h5diff "$TMP/thr1/ckpt-00000004.h5" "$TMP/thr2/ckpt-00000004.h5" /params /params >"$TMP/diff" 2>&1; then
+  pass "2 threads bit-identical to 1 thread"
+else fail "2 threads differ from 1"; head -n 20 "$TMP/diff"; fi
+expect_code 0 "bench with OCRKD_GEMM=openblas" -- env OCRKD_GEMM=openblas "$BIN/ocrkd" bench \
+  "$TMP/student.yaml" --steps 1
+expect_grep 'GEMM rate per rank \(1 thread\(s\), cblas' "$TMP/out" "OCRKD_GEMM=openblas runs cblas_sgemm"
+expect_code 2 "OCRKD_GEMM=fast is refused" -- env OCRKD_GEMM=fast "$BIN/ocrkd" bench "$TMP/student.yaml" --steps 1
+expect_grep 'OCRKD_GEMM=fast: unknown; one of auto, avx512, avx2, openblas' "$TMP/err" "the error names OCRKD_GEMM and its values"
 
 # -- exact resume: stop at 8, resume to 16 == straight to 16 ----------------
 expect_code 0 "distill to step 8" -- $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" \
