@@ -542,8 +542,62 @@ static void test_arch(void) {
           "bad depth accepted");
 }
 
+/* Crnn.grads_ready: each reported lo decreases, and from the report to the
+ * end of backward no gradient at offset >= lo changes (what the trainer's
+ * overlapped allreduce relies on), for every trainable set and both blocks. */
+typedef struct {
+    Crnn *m;
+    float *snap[16];
+    size_t lo[16];
+    int n;
+} ReadyLog;
+
+static void record_ready(void *ctx, size_t lo) {
+    ReadyLog *r = ctx;
+    if (r->n == 16) return;
+    r->lo[r->n] = lo;
+    r->snap[r->n] = xalloc_floats(r->m->n_trainable);
+    memcpy(r->snap[r->n], r->m->grads, r->m->n_trainable * sizeof(float));
+    r->n++;
+}
+
+static void test_grads_ready(int bottleneck) {
+    const int sets[3] = {PART_EXTRACTOR, PART_EXTRACTOR | PART_CLASSIFIER, PART_ALL};
+    for (int k = 0; k < 3; k++) {
+        ModelArch a = tiny_arch(bottleneck);
+        Rng r;
+        rng_seed(&r, 31);
+        Crnn *m = crnn_create(&a, 2, 18, 1);
+        crnn_init_params(m, 3);
+        crnn_set_trainable(m, sets[k]);
+        Probe p = probe_new(m, 2, &r);
+        ReadyLog log = {m, {0}, {0}, 0};
+        m->grads_ready = record_ready;
+        m->grads_ready_ctx = &log;
+        probe_backward(m, &p);
+        int decreasing = 1, stable = 1;
+        for (int i = 0; i < log.n; i++) {
+            if (i > 0) decreasing &= log.lo[i] < log.lo[i - 1];
+            size_t n = m->n_trainable - log.lo[i];
+            stable &= memcmp(log.snap[i] + log.lo[i], m->grads + log.lo[i], n * sizeof(float)) == 0;
+            free(log.snap[i]);
+        }
+        /* one report after the neck, one per block (tiny: 1+2+1+1 blocks) */
+        CHECK(log.n == 6, "%s set %d: %d reports, want 6", bottleneck ? "bottleneck" : "basic",
+              sets[k], log.n);
+        CHECK(decreasing && log.n > 0 && log.lo[log.n - 1] > 0,
+              "set %d: reported offsets not decreasing above the stem", sets[k]);
+        CHECK(stable, "set %d: a gradient above a reported offset changed after the report",
+              sets[k]);
+        probe_free(&p);
+        crnn_free(m);
+    }
+}
+
 int main(void) {
     test_table();
+    test_grads_ready(0);
+    test_grads_ready(1);
     test_trainable_and_steps();
     test_gradients(0);
     test_gradients(1);

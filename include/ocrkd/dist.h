@@ -21,6 +21,15 @@ int dist_world(void);
 /* In-place sum over ranks, divided by the world size (one call; split only
  * past INT_MAX elements). */
 void dist_allreduce_mean_f32(float *buf, size_t n);
+/* Non-blocking in-place sum over ranks (MPI_Iallreduce), for buckets of
+ * gradients reduced while backward goes on: buf must not be touched until
+ * dist_isum_wait() returns. Each start also lets earlier buckets progress.
+ * Every rank must start the same buckets in the same order. At most
+ * DIST_MAX_PENDING buckets in flight (more: the oldest is waited for). */
+#define DIST_MAX_PENDING 64
+void dist_isum_f32_start(float *buf, size_t n);
+/* Waits for every started bucket. */
+void dist_isum_wait(void);
 /* In-place sum over ranks of a small double vector. */
 void dist_allreduce_sum_f64(double *v, int n);
 void dist_bcast_f32(float *buf, size_t n, int root);
@@ -40,6 +49,5 @@ long dist_max_long(long v);
 /* 1 if every rank passed the same value. */
 int dist_all_equal_u64(uint64_t v);
 void dist_barrier(void);
-
 
 #endif

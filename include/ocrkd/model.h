@@ -66,6 +66,12 @@ typedef struct {
     float *enc;  /* (T,B,2H) encoder output */
     float *logp; /* (T,B,K) log-softmax */
     CrnnActs *acts;
+    /* Called by crnn_backward each time the gradients of every trainable
+     * tensor at offset >= lo are final (lo decreasing within one backward;
+     * never for the stem, so grads[0 .. lo) is always left), so a caller
+     * can start reducing them while backward goes on. NULL: not called. */
+    void (*grads_ready)(void *ctx, size_t lo);
+    void *grads_ready_ctx;
 } Crnn;
 
 /* Time steps for an image width (the conv arithmetic, as PyTorch). */

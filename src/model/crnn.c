@@ -177,6 +177,7 @@ void crnn_backward(Crnn *m, const float *d_logits, const float *d_enc, const flo
     memset(A->d_pooled, 0, (size_t)N * A->fc * sizeof(float));
     linear_backward(A->pooled, m->params + A->neck_w, A->d_feat, N, A->fc, D, A->d_pooled,
                     m->grads + A->neck_w, m->grads + A->neck_b);
+    report_grads_ready(m, MIN(A->neck_w, A->neck_b)); /* the neck, classifier, encoder */
     memset(A->grad[0], 0, (size_t)B * A->fc * A->fh * A->fw * sizeof(float));
     mean_height_backward(A->d_pooled, B, A->fc, A->fh, A->fw, A->grad[0]);
     extractor_backward(m, A->img, B);

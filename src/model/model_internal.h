@@ -101,4 +101,9 @@ void extractor_params_changed(Crnn *m);
  * workspace planned at creation stays large enough). */
 void extractor_set_chunk(Crnn *m, int chunk);
 
+/* crnn_backward's progress report (Crnn.grads_ready): grads[lo ..) final */
+static inline void report_grads_ready(Crnn *m, size_t lo) {
+    if (m->grads_ready && lo < m->n_trainable) m->grads_ready(m->grads_ready_ctx, lo);
+}
+
 #endif

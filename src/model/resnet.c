@@ -10,6 +10,7 @@
  * ReLU in the conv's output pass. Not for the height mean, neck, encoder or
  * classifier (crnn.c) nor for the tensor table (params.c). */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "model_internal.h"
@@ -339,11 +340,22 @@ static void block_backward(Crnn *m, Block *b, int B, float *gout, float *din, fl
     convbn_backward(m, &b->u[0], b->in, B, dy, dc, din, 0);
 }
 
+/* The lowest parameter offset of a block's tensors (its gradients are
+ * final after block_backward; later blocks lie above it). */
+static size_t block_lowest_offset(const Block *b) {
+    size_t lo = SIZE_MAX;
+    for (int j = 0; j < b->nu; j++)
+        lo = MIN(lo, MIN(b->u[j].w, MIN(b->u[j].gamma, b->u[j].beta)));
+    if (b->has_ds) lo = MIN(lo, MIN(b->ds.w, MIN(b->ds.gamma, b->ds.beta)));
+    return lo;
+}
+
 void extractor_backward(Crnn *m, const float *img, int B) {
     CrnnActs *A = m->acts;
     float *g = A->grad[0], *other = A->grad[1], *dc = A->grad[2];
     for (int k = A->nblocks - 1; k >= 0; k--) {
         block_backward(m, &A->blocks[k], B, g, other, dc);
+        report_grads_ready(m, block_lowest_offset(&A->blocks[k]));
         float *t = g;
         g = other;
         other = t;

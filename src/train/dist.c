@@ -84,6 +84,26 @@ void dist_allreduce_mean_f32(float *buf, size_t n) {
         buf[i] *= inv;
 }
 
+static MPI_Request g_pending[DIST_MAX_PENDING];
+static int g_npending;
+
+void dist_isum_f32_start(float *buf, size_t n) {
+    if (dist_world() == 1 || n == 0) return;
+    for (size_t off = 0; off < n; off += INT_MAX) {
+        if (g_npending == DIST_MAX_PENDING) dist_isum_wait();
+        int cnt = (int)MIN(n - off, (size_t)INT_MAX);
+        MPI_Iallreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                       &g_pending[g_npending++]);
+    }
+    int done;
+    MPI_Testall(g_npending, g_pending, &done, MPI_STATUSES_IGNORE); /* progress */
+}
+
+void dist_isum_wait(void) {
+    if (g_npending) MPI_Waitall(g_npending, g_pending, MPI_STATUSES_IGNORE);
+    g_npending = 0;
+}
+
 /* Reduce to rank 0 then broadcast, rather than MPI_Allreduce: every rank
  * must see bit-identical sums, because stop decisions are computed from
  * them on every rank and must agree. */

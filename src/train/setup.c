@@ -158,6 +158,7 @@ void setup_student(Trainer *t, int width) {
         parts = PART_EXTRACTOR | (cfg->train_classifier ? PART_CLASSIFIER : 0);
     }
     if (crnn_set_trainable(t->student, parts) != 0) fatal(1, "internal: trainable set %d", parts);
+    grad_sync_setup(t);
     dist_bcast_f32(t->student->params, t->student->nparams, 0);
     optim_init(&t->optim, &cfg->optim, t->student->n_trainable);
 

@@ -33,6 +33,7 @@ static void compute_gradients(Trainer *t, double *flags) {
     TeacherView tv = {0};
     if (t->mode == MODE_DISTILL) tv = teacher_outputs(t, b);
     double t2 = now_seconds(), f2 = gemm_flop_count();
+    grad_sync_begin(t);
     LossTerms r = student_gradients(t->student, t->mode == MODE_DISTILL ? &tv : NULL, b,
                                     &t->loss_conf, &t->scratch);
     double t3 = now_seconds();
@@ -42,7 +43,7 @@ static void compute_gradients(Trainer *t, double *flags) {
     t->flops[TM_TEACHER] += f2 - f1;
     t->flops[TM_STUDENT] += gemm_flop_count() - f2;
     if (fault_nan_now(t->step + 1)) t->student->grads[0] = NAN;
-    int bad = !isfinite(r.loss) || !isfinite(grad_norm(t->student->grads, t->student->n_trainable));
+    int bad = !isfinite(r.loss) || grad_sync_local_bad(t);
     flags[F_LOSS] = r.loss;
     flags[F_DIST] = r.distance;
     flags[F_CTC] = r.ctc;
@@ -70,6 +71,7 @@ static const char *train_step(Trainer *t, int *code) {
     int P = dist_world();
     float lr = lr_at_step(&c->schedule, c->optim.lr, t->step);
     if (f[F_BAD] > 0) {
+        grad_sync_finish(t, 0); /* buckets already in flight are waited for, not used */
         t->nonfinite_streak++;
         t->nonfinite_total++;
         warn0("step %ld: non-finite loss or gradient on %.0f rank(s); update skipped (%d in a row)",
@@ -82,7 +84,7 @@ static const char *train_step(Trainer *t, int *code) {
         t->nonfinite_streak = 0;
         Crnn *s = t->student;
         double t0 = now_seconds();
-        dist_allreduce_mean_f32(s->grads, s->n_trainable);
+        grad_sync_finish(t, 1);
         double t1 = now_seconds();
         clip_grad_norm(s->grads, s->n_trainable, c->grad_clip);
         optim_step(&t->optim, s->params, s->grads, lr);

@@ -87,10 +87,25 @@ typedef struct {
     int tty;
     double tm[TM_COUNT];    /* seconds per phase, for `ocrkd bench` */
     double flops[TM_COUNT]; /* GEMM FLOPs per phase (gemm_flop_count), for `ocrkd bench` */
+    /* gradient buckets reduced during backward (grad_sync.c) */
+    struct {
+        size_t bucket;  /* floats per bucket; 0 = one allreduce after backward */
+        size_t sent_lo; /* grads[sent_lo ..) are in flight this step */
+        int bad;        /* a bucket sent had a non-finite value (checked before sending) */
+    } sync;
     /* names this run's checkpoints (kept across resumes); only files that
      * carry it are ever pruned. Rank 0 only; "" in bench. */
     char run_id[CKPT_RUN_ID_LEN + 1];
 } Trainer;
+
+/* grad_sync.c: the trainable gradients' allreduce, in buckets overlapped
+ * with backward (env OCRKD_BUCKET_KB, default GRAD_BUCKET_KB; 0: one
+ * allreduce after backward) */
+#define GRAD_BUCKET_KB 256
+void grad_sync_setup(Trainer *t);
+void grad_sync_begin(Trainer *t);
+int grad_sync_local_bad(const Trainer *t);
+void grad_sync_finish(Trainer *t, int apply);
 
 static inline const char *mode_name(TrainMode m) {
     return m == MODE_DISTILL ? "distill" : "train";

@@ -89,6 +89,16 @@ expect_code 0 "distill 4 steps, 1 rank x 2 threads" -- env OCRKD_THREADS=2 "$BIN
 if h5diff "$TMP/thr1/ckpt-00000004.h5" "$TMP/thr2/ckpt-00000004.h5" /params /params >"$TMP/diff" 2>&1; then
   pass "2 threads bit-identical to 1 thread"
 else fail "2 threads differ from 1"; head -n 20 "$TMP/diff"; fi
+# -- the gradient allreduce overlapped with backward: buckets change nothing --
+expect_code 0 "distill 4 steps on 2 ranks, one allreduce after backward" -- env OCRKD_BUCKET_KB=0 \
+  $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" --set run.dir="$TMP/bk0" --set stop.max_steps=4
+expect_code 0 "distill 4 steps on 2 ranks, 1 KiB buckets during backward" -- env OCRKD_BUCKET_KB=1 \
+  $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" --set run.dir="$TMP/bk1" --set stop.max_steps=4
+if h5diff "$TMP/bk0/ckpt-00000004.h5" "$TMP/bk1/ckpt-00000004.h5" /params /params >"$TMP/diff" 2>&1; then
+  pass "bucketed allreduce bit-identical to one allreduce"
+else fail "bucketed allreduce differs"; head -n 20 "$TMP/diff"; fi
+expect_code 2 "OCRKD_BUCKET_KB=big is refused" -- env OCRKD_BUCKET_KB=big "$BIN/ocrkd" bench "$TMP/student.yaml" --steps 1
+expect_grep 'OCRKD_BUCKET_KB=big: not a size' "$TMP/err" "the error names OCRKD_BUCKET_KB"
 expect_code 0 "bench with OCRKD_GEMM=openblas" -- env OCRKD_GEMM=openblas "$BIN/ocrkd" bench \
   "$TMP/student.yaml" --steps 1
 expect_grep 'GEMM rate per rank \(1 thread\(s\), cblas' "$TMP/out" "OCRKD_GEMM=openblas runs cblas_sgemm"
