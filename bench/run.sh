@@ -123,6 +123,7 @@ table() { # TAG TITLE
     row "distill step (teacher + student)" "$(ocrkd_rate "$d" distill:)" "$(torch_rate distill)"
     row "distill step without the teacher" "$(ocrkd_rate "$d" 'student training step alone')" \
         "$(torch_rate distill_student)"
+    sed -n 's/^bench  *\(GEMM rate.*\)/  ocrkd distill step, \1/p; s/^bench  *\(.*GFLOP\/s.*\)/    \1/p' "$d"
 }
 version=$("$bin/ocrkd" --version 2>/dev/null | head -n 1)
 kernels() { "$bin/ocrkd" --version 2>/dev/null | sed -n 2p; }

@@ -19,7 +19,7 @@ typedef struct {
     /* run */
     char *run_dir; /* default "runs/default" */
     long seed;     /* default 1234 */
-    int threads;   /* run.threads: OpenBLAS threads per rank; 0 = auto (env OCRKD_THREADS, else 1) */
+    int threads;   /* run.threads: GEMM threads per rank; 0 = auto (env OCRKD_THREADS, else cores / ranks) */
 
     /* data */
     char **train;  /* one file or a list of shard files */
