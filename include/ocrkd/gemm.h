@@ -43,7 +43,7 @@ int gemm_threads(void);
  * FLOPs of a phase are the difference of two readings. */
 double gemm_flop_count(void);
 /* One core's single-precision FMA peak in GFLOP/s, measured once (about
- * 20 ms) with an FMA-bound loop in the widest vectors this CPU runs; 0 on
+ * 0.2 s) with an FMA-bound loop in the widest vectors this CPU runs; 0 on
  * a CPU without AVX2/FMA. */
 double gemm_peak_gflops(void);
 

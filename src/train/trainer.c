@@ -106,6 +106,7 @@ static const char *train_step(Trainer *t, int *code) {
     if (t->opt->bench_steps) {
         if (t->step == BENCH_WARMUP) { /* first steps touch fresh memory: not timed */
             memset(t->tm, 0, sizeof t->tm);
+            memset(t->flops, 0, sizeof t->flops); /* counted over the same steps */
             t->t_start = now_seconds();
         }
         return t->step >= BENCH_WARMUP + t->opt->bench_steps ? "bench done" : NULL;
