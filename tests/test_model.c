@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "../src/model/model_internal.h" /* extractor_set_chunk */
-#include "ocrkd/config.h"                /* arch_from_config */
+#include "ocrkd/config.h" /* arch_from_config */
 #include "ocrkd/model.h"
 #include "test.h"
 
@@ -25,8 +25,7 @@ static ModelArch tiny_arch(int bottleneck) {
 }
 
 static void fill_random(float *p, size_t n, Rng *r, float lo, float hi) {
-    for (size_t i = 0; i < n; i++)
-        p[i] = lo + (hi - lo) * (float)rng_uniform(r);
+    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * (float)rng_uniform(r);
 }
 
 /* Random running statistics, so inference BN is not the identity. */
@@ -104,10 +103,7 @@ static void test_table(void) {
         const TensorInfo *t = &m->tensors[i];
         size_t end = i + 1 < m->ntensors ? m->tensors[i + 1].offset : m->nparams;
         if (t->offset + t->numel != end) contiguous = 0;
-        int rank = t->is_buffer                 ? 3
-                   : t->part == PART_EXTRACTOR  ? 0
-                   : t->part == PART_CLASSIFIER ? 1
-                                                : 2;
+        int rank = t->is_buffer ? 3 : t->part == PART_EXTRACTOR ? 0 : t->part == PART_CLASSIFIER ? 1 : 2;
         if (rank < prev_rank) ordered = 0;
         prev_rank = rank;
     }
@@ -148,16 +144,9 @@ typedef struct {
 } Probe;
 
 static Probe probe_new(const Crnn *m, int B, Rng *r) {
-    Probe p = {B,
-               B * IMAGE_H * m->width,
-               m->T * B * m->arch.num_classes,
-               m->T * B * 2 * m->arch.enc_hidden,
-               m->T * B * m->arch.feature_dim,
-               NULL,
-               NULL,
-               NULL,
-               NULL,
-               NULL};
+    Probe p = {B,    B * IMAGE_H * m->width, m->T * B * m->arch.num_classes,
+               m->T * B * 2 * m->arch.enc_hidden, m->T * B * m->arch.feature_dim,
+               NULL, NULL, NULL, NULL, NULL};
     p.img = xalloc_floats((size_t)p.n_img);
     p.r1 = xalloc_floats((size_t)p.n_lp);
     p.r2 = xalloc_floats((size_t)p.n_enc);
@@ -182,12 +171,9 @@ static void probe_free(Probe *p) {
 static double probe_loss(Crnn *m, const Probe *p) {
     crnn_forward(m, p->img, p->B, 1, UPTO_LOGITS);
     double s = 0;
-    for (int i = 0; i < p->n_lp; i++)
-        s += (double)m->logp[i] * p->r1[i];
-    for (int i = 0; i < p->n_enc; i++)
-        s += (double)m->enc[i] * p->r2[i];
-    for (int i = 0; i < p->n_feat; i++)
-        s += (double)m->feat[i] * p->r3[i];
+    for (int i = 0; i < p->n_lp; i++) s += (double)m->logp[i] * p->r1[i];
+    for (int i = 0; i < p->n_enc; i++) s += (double)m->enc[i] * p->r2[i];
+    for (int i = 0; i < p->n_feat; i++) s += (double)m->feat[i] * p->r3[i];
     return s;
 }
 
@@ -198,8 +184,7 @@ static double probe_backward(Crnn *m, const Probe *p) {
     int K = m->arch.num_classes, N = p->n_lp / K;
     for (int n = 0; n < N; n++) {
         double sr = 0;
-        for (int k = 0; k < K; k++)
-            sr += p->r1[n * K + k];
+        for (int k = 0; k < K; k++) sr += p->r1[n * K + k];
         for (int k = 0; k < K; k++)
             p->d_logits[n * K + k] = (float)(p->r1[n * K + k] - exp(m->logp[n * K + k]) * sr);
     }
@@ -210,7 +195,7 @@ static double probe_backward(Crnn *m, const Probe *p) {
 
 enum { K_CONV, K_BN, K_DS, K_NECK, K_LSTM, K_CLS, K_COUNT };
 static const char *k_kind_names[K_COUNT] = {"conv", "batchnorm", "downsample",
-                                            "neck", "lstm",      "classifier"};
+                                            "neck", "lstm", "classifier"};
 
 static int kind_of(const TensorInfo *t) {
     if (strstr(t->name, "downsample")) return K_DS;
@@ -316,12 +301,10 @@ static void test_frozen(void) {
     const int sets[2] = {PART_EXTRACTOR, PART_EXTRACTOR | PART_CLASSIFIER};
     for (int s = 0; s < 2; s++) {
         crnn_set_trainable(m, sets[s]);
-        for (size_t i = 0; i < all; i++)
-            m->grads[i] = 7.0f; /* sentinel */
+        for (size_t i = 0; i < all; i++) m->grads[i] = 7.0f; /* sentinel */
         probe_backward(m, &p);
         size_t n = m->n_trainable, untouched = 0;
-        for (size_t i = n; i < all; i++)
-            untouched += m->grads[i] == 7.0f;
+        for (size_t i = n; i < all; i++) untouched += m->grads[i] == 7.0f;
         CHECK(untouched == all - n, "set %d: %zu of %zu frozen gradients written", sets[s],
               all - n - untouched, all - n);
         CHECK_CLOSE(s ? "extractor+classifier grads == full mode" : "extractor grads == full mode",
@@ -484,7 +467,8 @@ static void test_copy(void) {
     crnn_init_params(src, 1);
     crnn_init_params(dst, 2);
     Err err = {0, ""};
-    CHECK(crnn_copy_part(dst, src, PART_ENCODER | PART_CLASSIFIER, &err) == 0, "copy: %s", err.msg);
+    CHECK(crnn_copy_part(dst, src, PART_ENCODER | PART_CLASSIFIER, &err) == 0, "copy: %s",
+          err.msg);
     const TensorInfo *ts = crnn_find(src, "encoder.weight_hh_l1_reverse");
     const TensorInfo *td = crnn_find(dst, "encoder.weight_hh_l1_reverse");
     CHECK_CLOSE("copied encoder tensor", crnn_tensor(dst, td), crnn_tensor(src, ts), ts->numel, 0,
@@ -503,8 +487,7 @@ static void test_copy(void) {
     d.enc_layers = 3; /* a layer the source does not have */
     Crnn *deep = crnn_create(&d, 1, 16, 0);
     rc = crnn_copy_part(deep, src, PART_ENCODER, &err);
-    CHECK(rc == EXIT_USAGE && strstr(err.msg, "encoder.weight_ih_l2 ") &&
-              strstr(err.msg, "missing"),
+    CHECK(rc == EXIT_USAGE && strstr(err.msg, "encoder.weight_ih_l2 ") && strstr(err.msg, "missing"),
           "extra layer: rc %d, '%s'", rc, err.msg);
     crnn_free(deep);
     crnn_free(src);

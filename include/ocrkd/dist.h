@@ -50,4 +50,5 @@ long dist_max_long(long v);
 int dist_all_equal_u64(uint64_t v);
 void dist_barrier(void);
 
+
 #endif

@@ -5,7 +5,9 @@
  * non-finite values and its MPI_Iallreduce started, so the reduction of
  * the upper layers runs while the lower ones compute. What is left (the
  * stem and a partial bucket) is started after backward, then all are
- * waited for and divided by the world size.
+ * waited for and divided by the world size. With buckets off
+ * (OCRKD_BUCKET_KB=0, or one rank) the whole vector is that rest: one
+ * reduction after backward.
  *
  * Every rank starts the same buckets in the same order (the same model and
  * bucket size), as MPI requires. A sum of P values per element does not
@@ -18,13 +20,12 @@
 #include <stdlib.h>
 
 #include "ocrkd/dist.h"
+#include "ocrkd/optim.h"
 #include "trainer_internal.h"
 
+/* the trainer's test of a gradient, as before the buckets: a finite 2-norm */
 static int all_finite(const float *g, size_t n) {
-    float acc = 0.0f;
-    for (size_t i = 0; i < n; i++)
-        acc += g[i] * 0.0f; /* NaN or inf makes it NaN */
-    return acc == 0.0f;
+    return isfinite(grad_norm(g, n));
 }
 
 static void on_grads_ready(void *ctx, size_t lo) {
@@ -66,14 +67,9 @@ int grad_sync_local_bad(const Trainer *t) {
 
 void grad_sync_finish(Trainer *t, int apply) {
     Crnn *s = t->student;
-    if (!t->sync.bucket) { /* no buckets in flight: one allreduce, or nothing */
-        if (apply) dist_allreduce_mean_f32(s->grads, s->n_trainable);
-        return;
-    }
-    if (apply) dist_isum_f32_start(s->grads, t->sync.sent_lo);
+    if (apply) dist_isum_f32_start(s->grads, t->sync.sent_lo); /* the rest: stem, partial bucket */
     dist_isum_wait();
-    if (!apply) return;
+    if (!apply || dist_world() == 1) return;
     const float inv = 1.0f / (float)dist_world();
-    for (size_t i = 0; i < s->n_trainable; i++)
-        s->grads[i] *= inv;
+    for (size_t i = 0; i < s->n_trainable; i++) s->grads[i] *= inv;
 }

@@ -177,8 +177,7 @@ static int start_run(Trainer *t, char *rbuf, size_t cap, const char **resume) {
     setup_student(t, loader_width(t->train));
     if (stopped_in_startup(t, *resume, "building the model")) return 1;
     teacher_cache_init(t);
-    converge_init(&t->converge, cfg->converge_window, cfg->converge_rel_tol,
-                  cfg->converge_patience);
+    converge_init(&t->converge, cfg->converge_window, cfg->converge_rel_tol, cfg->converge_patience);
     if (*resume) restore(t, *resume);
     if (stopped_in_startup(t, *resume, "restoring the checkpoint")) return 1;
     check_agreement(t);

@@ -85,11 +85,11 @@ typedef struct {
     double t_log;
     FILE *metrics;
     int tty;
-    double tm[TM_COUNT];    /* seconds per phase, for `ocrkd bench` */
+    double tm[TM_COUNT]; /* seconds per phase, for `ocrkd bench` */
     double flops[TM_COUNT]; /* GEMM FLOPs per phase (gemm_flop_count), for `ocrkd bench` */
     /* gradient buckets reduced during backward (grad_sync.c) */
     struct {
-        size_t bucket;  /* floats per bucket; 0 = one allreduce after backward */
+        size_t bucket;  /* floats per bucket; 0 = one reduction after backward */
         size_t sent_lo; /* grads[sent_lo ..) are in flight this step */
         int bad;        /* a bucket sent had a non-finite value (checked before sending) */
     } sync;
