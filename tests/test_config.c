@@ -106,6 +106,7 @@ static const char *config_diff(const Config *a, const Config *b) {
     SAME(temperature);
     SAME(ctc_weight);
     SAME(teacher_cache);
+    SAME(student_init);
     SAME(allow_any_size);
     SAME(optim.kind);
     SAME(optim.lr);
@@ -174,7 +175,7 @@ static void test_defaults(void) {
               c.dist_weight[DIST_COSINE] == 0 && c.dist_weight[DIST_KL] == 0,
           "distance default {l2: 1}");
     CHECK(c.temperature == 1.0f && c.ctc_weight == 0.1f && c.teacher_cache == TEACHER_CACHE_AUTO &&
-              !c.allow_any_size,
+              !c.allow_any_size && c.student_init == STUDENT_INIT_RANDOM,
           "distill defaults");
     CHECK(c.optim.kind == OPT_ADAM && c.optim.lr == 1e-3f && c.optim.weight_decay == 0 &&
               c.optim.momentum == 0.9f && c.optim.beta1 == 0.9f && c.optim.beta2 == 0.999f &&
@@ -263,6 +264,7 @@ static const char *ALL_FIELDS =
     "  temperature: 2.5\n"
     "  ctc_weight: 0\n"
     "  teacher_cache: off\n"
+    "  student_init: teacher\n"
     "  allow_any_size: true\n"
     "optim:\n"
     "  name: adamw\n  lr: 3.3e-4\n  weight_decay: 0.01\n  grad_clip: 0\n  momentum: 0.5\n"
@@ -300,6 +302,7 @@ static void test_all_fields(void) {
               c.aug.lowres == 0.3f && c.aug.invert == 0.5f,
           "augment ranges");
     CHECK(c.teacher_cache == TEACHER_CACHE_OFF && c.allow_any_size, "teacher_cache off");
+    CHECK(c.student_init == STUDENT_INIT_TEACHER, "student_init teacher");
     CHECK(c.optim.kind == OPT_ADAMW && c.optim.lr == 3.3e-4f && c.optim.eps == 1e-6f, "optim");
     CHECK(c.schedule.kind == SCHED_STEP && c.schedule.step_size == 300 && c.schedule.gamma == 0.3f,
           "schedule");
@@ -338,6 +341,7 @@ static void test_errors(void) {
     expect_error("optim:\n  schedule: {type: linear}\n", "2:20",
                  "expected one of constant, cosine, step");
     expect_error("distill: {teacher_cache: maybe}\n", "1:26", "expected one of auto, on, off");
+    expect_error("distill: {student_init: pretrained}\n", "1:25", "expected one of random, teacher");
     expect_error("distill: {distance: {l3: 1}}\n", "1:22", "unknown distance 'l3'");
     expect_error("distill: {distance: {l1: 0, l2: 0}}\n", "1:21",
                  "at least one weight must be > 0");

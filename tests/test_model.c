@@ -495,6 +495,95 @@ static void test_copy(void) {
     crnn_free(bad);
 }
 
+static float tensor_at(const Crnn *m, const char *name, size_t i) {
+    return crnn_tensor(m, crnn_find(m, name))[i];
+}
+
+/* crnn_select_extractor: evenly spaced channels and the first blocks of each
+ * stage, the neck scaled; the encoder untouched; every mismatch refused
+ * before anything is written. */
+static void test_select(void) {
+    ModelArch big = tiny_arch(0), small = tiny_arch(0);
+    big.width = 8;
+    small.width = 3; /* 3 of 8: channels 0, 2, 5 */
+    small.blocks[1] = 1;
+    Crnn *src = crnn_create(&big, 1, 16, 0), *dst = crnn_create(&small, 1, 16, 0);
+    Rng r;
+    rng_seed(&r, 3);
+    fill_random(src->params, src->nparams, &r, -1.0f, 1.0f);
+    crnn_init_params(dst, 2);
+    float enc = tensor_at(dst, "encoder.weight_ih_l0", 5);
+    Err err = {0, ""};
+    CHECK(crnn_select_extractor(dst, src, &err) == 0, "select: %s", err.msg);
+    static const int pick[3] = {0, 2, 5};
+    int ok = 1;
+    for (int o = 0; o < 3; o++) /* stem (w,1,3,3) */
+        for (int k = 0; k < 9; k++)
+            ok &= tensor_at(dst, "extractor.conv1.weight", (size_t)o * 9 + k) ==
+                  tensor_at(src, "extractor.conv1.weight", (size_t)pick[o] * 9 + k);
+    CHECK(ok, "stem: output channels 0, 2, 5 of 8");
+    /* layer2.0.conv2 (2w, 2w, 3, 3): 6 of 16, index i -> i * 16 / 6 */
+    const char *c2 = "extractor.layer2.0.conv2.weight";
+    ok = 1;
+    for (int o = 0; o < 6; o++)
+        for (int i = 0; i < 6; i++)
+            for (int k = 0; k < 9; k++)
+                ok &= tensor_at(dst, c2, ((size_t)o * 6 + i) * 9 + k) ==
+                      tensor_at(src, c2, ((size_t)(o * 16 / 6) * 16 + (size_t)(i * 16 / 6)) * 9 + k);
+    CHECK(ok, "layer2.0.conv2: both channel dimensions selected");
+    CHECK(tensor_at(dst, "extractor.layer4.0.bn1.running_var", 7) ==
+              tensor_at(src, "extractor.layer4.0.bn1.running_var", 7 * 64 / 24),
+          "BN running statistics selected");
+    /* neck (feature_dim, 8w): 24 of 64 input channels, scaled by 64 / 24 */
+    int F = small.feature_dim;
+    ok = 1;
+    for (int f = 0; f < F; f++)
+        for (int c = 0; c < 24; c++) {
+            float want = (64.0f / 24.0f) * tensor_at(src, "extractor.neck.weight",
+                                                     (size_t)f * 64 + (size_t)(c * 64 / 24));
+            ok &= tensor_at(dst, "extractor.neck.weight", (size_t)f * 24 + c) == want;
+        }
+    CHECK(ok, "neck weight selected and scaled by 64/24");
+    CHECK(tensor_at(dst, "extractor.neck.bias", 1) == tensor_at(src, "extractor.neck.bias", 1),
+          "neck bias as the teacher's");
+    CHECK(tensor_at(dst, "encoder.weight_ih_l0", 5) == enc, "encoder untouched");
+
+    /* the same architecture: an exact copy of the extractor */
+    Crnn *same = crnn_create(&big, 1, 16, 0);
+    crnn_init_params(same, 4);
+    CHECK(crnn_select_extractor(same, src, &err) == 0, "select same: %s", err.msg);
+    ok = 1;
+    for (int i = 0; i < src->ntensors; i++) {
+        const TensorInfo *t = &src->tensors[i];
+        if (t->part == PART_EXTRACTOR)
+            ok &= !memcmp(crnn_tensor(src, t), crnn_tensor(same, crnn_find(same, t->name)),
+                          t->numel * sizeof(float));
+    }
+    CHECK(ok, "same architecture: extractor copied exactly");
+
+    /* refused: deeper, wider, other block kind; the destination untouched */
+    ModelArch deep = small, wide = big, bott = tiny_arch(1);
+    deep.blocks[1] = 3;
+    wide.width = 9;
+    const ModelArch *bad[3] = {&deep, &wide, &bott};
+    const char *want[3] = {"extractor.layer2.2.", "narrower", "extractor.layer1.0.conv1.weight"};
+    for (int i = 0; i < 3; i++) {
+        Crnn *m = crnn_create(bad[i], 1, 16, 0);
+        crnn_init_params(m, 5);
+        float before = tensor_at(m, "extractor.conv1.weight", 0);
+        int rc = crnn_select_extractor(m, src, &err);
+        CHECK(rc == EXIT_USAGE && strstr(err.msg, want[i]), "refused %d: rc %d, '%s'", i, rc,
+              err.msg);
+        CHECK(tensor_at(m, "extractor.conv1.weight", 0) == before,
+              "refused %d: destination unchanged", i);
+        crnn_free(m);
+    }
+    printf("  (error message: %s)\n", err.msg);
+    crnn_free(same);
+    crnn_free(src);
+    crnn_free(dst);
+}
+
 static void test_arch(void) {
     Config c;
     memset(&c, 0, sizeof c);
@@ -591,6 +680,7 @@ int main(void) {
     test_folded(0);
     test_folded(1);
     test_copy();
+    test_select();
     test_arch();
     TEST_END();
 }

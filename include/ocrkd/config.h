@@ -14,6 +14,7 @@
 #include "ocrkd/optim.h"
 
 enum { TEACHER_CACHE_AUTO = 0, TEACHER_CACHE_ON, TEACHER_CACHE_OFF };
+enum { STUDENT_INIT_RANDOM = 0, STUDENT_INIT_TEACHER };
 
 typedef struct {
     /* run */
@@ -57,6 +58,9 @@ typedef struct {
     float temperature;                     /* default 1.0, > 0 */
     float ctc_weight;                      /* default 0.1, >= 0 */
     int teacher_cache;                     /* TEACHER_CACHE_*, default auto */
+    int student_init;                      /* distill.student_init: STUDENT_INIT_*; default
+                                              random (the method); teacher = the extractor
+                                              selected from the teacher's (doc/distill.md) */
     int allow_any_size;                    /* default 0 */
 
     /* optim */

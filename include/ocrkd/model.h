@@ -121,5 +121,11 @@ void crnn_backward(Crnn *m, const float *d_logits, const float *d_enc, const flo
 /* Copies tensors of `part` from src to dst by name, shape-checked; the
  * first mismatch is an error naming the tensor (EXIT_USAGE). */
 int crnn_copy_part(Crnn *dst, const Crnn *src, int part, Err *err);
+/* Initialises dst's extractor (parameters and BN buffers) from src's, which
+ * must be as wide or wider and as deep or deeper, with blocks of the same
+ * kind: the first blocks of each stage, and along every channel dimension
+ * evenly spaced channels (index i of n takes i * N / n of N); the neck's
+ * weight is scaled by N / n. Weight selection, Xu et al. 2023 (doc/distill.md). */
+int crnn_select_extractor(Crnn *dst, const Crnn *src, Err *err);
 
 #endif

@@ -178,6 +178,7 @@ typedef struct {
 const char *const OPT_NAMES[] = {"sgd", "adam", "adamw", NULL};
 const char *const SCHED_NAMES[] = {"constant", "cosine", "step", NULL};
 const char *const CACHE_NAMES[] = {"auto", "on", "off", NULL};
+const char *const STUDENT_INIT_NAMES[] = {"random", "teacher", NULL};
 const char *const BLOCK_NAMES[] = {"basic", "bottleneck", NULL};
 static const char *const PART_NAMES[] = {"extractor", "classifier", NULL};
 
@@ -328,6 +329,10 @@ static int apply_teacher_cache(Config *c, Ctx *x, const char *key, yaml_node_t *
     return read_enum(x, key, n, CACHE_NAMES, &c->teacher_cache);
 }
 
+static int apply_student_init(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
+    return read_enum(x, key, n, STUDENT_INIT_NAMES, &c->student_init);
+}
+
 static int apply_optim_name(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
     int v;
     if (read_enum(x, key, n, OPT_NAMES, &v)) return EXIT_USAGE;
@@ -384,6 +389,7 @@ static const Key KEYS[] = {
     {"distill.temperature", T_FLOAT, F(temperature), 0, 1e6, 1, 0, NULL},
     {"distill.ctc_weight", T_FLOAT, F(ctc_weight), 0, 1e6, 0, 0, NULL},
     {"distill.teacher_cache", T_SPECIAL, 0, 0, 0, 0, 0, apply_teacher_cache},
+    {"distill.student_init", T_SPECIAL, 0, 0, 0, 0, 0, apply_student_init},
     {"distill.allow_any_size", T_BOOL, F(allow_any_size), 0, 0, 0, 0, NULL},
     {"optim.name", T_SPECIAL, 0, 0, 0, 0, 0, apply_optim_name},
     {"optim.lr", T_FLOAT, F(optim.lr), 0, 1e3, 1, 0, NULL},

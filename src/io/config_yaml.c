@@ -121,7 +121,8 @@ static void write_distill(FILE *f, const Config *c) {
     fprintf(f, "  logit_kl: %s\n", fmt_float(c->logit_kl, a, sizeof a));
     fprintf(f, "  temperature: %s\n  ctc_weight: %s\n", fmt_float(c->temperature, a, sizeof a),
             fmt_float(c->ctc_weight, b, sizeof b));
-    fprintf(f, "  teacher_cache: %s\n  allow_any_size: %s\n", CACHE_NAMES[c->teacher_cache],
+    fprintf(f, "  teacher_cache: %s\n  student_init: %s\n  allow_any_size: %s\n",
+            CACHE_NAMES[c->teacher_cache], STUDENT_INIT_NAMES[c->student_init],
             bool_name(c->allow_any_size));
 }
 

@@ -334,6 +334,80 @@ int crnn_copy_part(Crnn *dst, const Crnn *src, int part, Err *err) {
     return 0;
 }
 
+/* ---- the extractor selected from a wider or deeper one ---- */
+
+/* Source index of index i of n_dst along a dimension of n_src: evenly spaced,
+ * so every tensor that shares a channel dimension (a residual stream) takes
+ * the same channels. */
+static int select_index(int i, int n_dst, int n_src) {
+    return (int)((long long)i * n_src / n_dst);
+}
+
+/* Each extractor tensor of dst needs the same name in src with as many
+ * dimensions, none smaller and the same kernel size. */
+static int check_selectable(const TensorInfo *a, const TensorInfo *b, Err *err) {
+    if (!b)
+        return err_set(err, EXIT_USAGE,
+                       "the teacher has no tensor %s: the student's extractor needs blocks of the "
+                       "teacher's kind and at most its blocks per stage",
+                       a->name);
+    int ok = a->ndim == b->ndim;
+    for (int d = 0; ok && d < a->ndim; d++)
+        ok = a->shape[d] <= b->shape[d] && (d < 2 || a->shape[d] == b->shape[d]);
+    if (ok) return 0;
+    char sa[64], sb[64];
+    shape_str(a, sa, sizeof sa);
+    shape_str(b, sb, sizeof sb);
+    return err_set(err, EXIT_USAGE,
+                   "tensor %s: shape %s in the student, %s in the teacher: the student's extractor "
+                   "must be the teacher's or narrower, with blocks of the same kind",
+                   a->name, sa, sb);
+}
+
+static void select_tensor(float *dst, const TensorInfo *a, const float *src, const TensorInfo *b,
+                          float scale) {
+    int n[4] = {1, 1, 1, 1}, m[4] = {1, 1, 1, 1};
+    for (int d = 0; d < a->ndim; d++) {
+        n[d] = a->shape[d];
+        m[d] = b->shape[d];
+    }
+    size_t k = 0;
+    for (int i0 = 0; i0 < n[0]; i0++)
+        for (int i1 = 0; i1 < n[1]; i1++)
+            for (int i2 = 0; i2 < n[2]; i2++)
+                for (int i3 = 0; i3 < n[3]; i3++) {
+                    size_t j = (((size_t)select_index(i0, n[0], m[0]) * (size_t)m[1] +
+                                 (size_t)select_index(i1, n[1], m[1])) *
+                                    (size_t)m[2] +
+                                (size_t)select_index(i2, n[2], m[2])) *
+                                   (size_t)m[3] +
+                               (size_t)select_index(i3, n[3], m[3]);
+                    dst[k++] = scale * src[j];
+                }
+}
+
+int crnn_select_extractor(Crnn *dst, const Crnn *src, Err *err) {
+    for (int i = 0; i < dst->ntensors; i++) {
+        const TensorInfo *a = &dst->tensors[i];
+        if (a->part != PART_EXTRACTOR) continue;
+        int rc = check_selectable(a, crnn_find(src, a->name), err);
+        if (rc) return rc;
+    }
+    for (int i = 0; i < dst->ntensors; i++) {
+        const TensorInfo *a = &dst->tensors[i];
+        if (a->part != PART_EXTRACTOR) continue;
+        const TensorInfo *b = crnn_find(src, a->name);
+        /* the neck sums fewer channels and has no BatchNorm after it: scaled
+         * so its output keeps the teacher's size for the frozen encoder */
+        float scale = !strcmp(a->name, "extractor.neck.weight")
+                          ? (float)b->shape[1] / (float)a->shape[1]
+                          : 1.0f;
+        select_tensor(crnn_tensor(dst, a), a, crnn_tensor(src, b), b, scale);
+    }
+    crnn_params_changed(dst);
+    return 0;
+}
+
 /* ---- time steps ---- */
 
 static int conv_out(int in, int k, int stride) {

@@ -145,6 +145,11 @@ void setup_student(Trainer *t, int width) {
     Err err = {0};
     ModelArch arch;
     fail_if(arch_from_config(cfg, t->alpha.n + 1, &arch, &err), &err);
+    int select = t->mode == MODE_DISTILL && cfg->student_init == STUDENT_INIT_TEACHER;
+    if (select && cfg->init && cfg->init[0])
+        fatal(EXIT_USAGE, "model.init (%s) and distill.student_init: teacher both set the "
+                          "student's extractor; keep one",
+              cfg->init);
     t->student = crnn_create(&arch, cfg->batch_size, width, CRNN_TRAINING);
     crnn_init_params(t->student, (uint64_t)cfg->seed);
     if (cfg->init && cfg->init[0]) load_and_bcast(t->student, cfg->init, PART_ALL, 0);
@@ -154,6 +159,13 @@ void setup_student(Trainer *t, int width) {
             fatal(EXIT_USAGE, "student and teacher alphabets differ");
         int copy = PART_ENCODER | PART_CLASSIFIER;
         fail_if(crnn_copy_part(t->student, t->teacher, copy, &err), &err);
+        if (select) {
+            if (crnn_select_extractor(t->student, t->teacher, &err))
+                fatal(EXIT_USAGE, "distill.student_init: teacher (%s): %s",
+                      cfg->teacher_checkpoint, err.msg);
+            printf0("student  extractor selected from the teacher's (distill.student_init: "
+                    "teacher)\n");
+        }
         check_size_band(t);
         parts = PART_EXTRACTOR | (cfg->train_classifier ? PART_CLASSIFIER : 0);
     }

@@ -113,6 +113,21 @@ expect_code 0 "distill with every augmentation at strong settings" -- $MPI "$BIN
 expect_grep 'ignored because data.augment is on' "$TMP/err" "teacher_cache: on is refused with augmentation"
 differ_params aug direct "augmentation changes what the student learns"
 
+# distill.student_init: teacher - the extractor selected from the teacher's
+student select on "" | sed 's/  teacher_cache: on/  teacher_cache: on\n  student_init: teacher/' >"$TMP/select.yaml"
+expect_code 0 "distill with student_init: teacher (2 ranks)" -- $MPI "$BIN/ocrkd" distill "$TMP/select.yaml"
+expect_grep "extractor selected from the teacher's" "$TMP/out" "the selection is said"
+differ_params select cached "a selected extractor is not the random one"
+sed -e 's/width: 4}/width: 4}\n  init: x.h5/' -e 's#/select,#/select-init,#' "$TMP/select.yaml" >"$TMP/select-init.yaml"
+expect_code 2 "student_init: teacher with model.init" -- $MPI "$BIN/ocrkd" distill "$TMP/select-init.yaml"
+expect_grep 'model.init \(x.h5\) and distill.student_init: teacher both' "$TMP/err" "names both keys"
+sed -e 's/blocks: \[1, 1, 1, 1\], block: basic, width: 4/blocks: [1, 2, 1, 1], block: basic, width: 4/' \
+  -e 's#/select,#/select-deep,#' \
+  "$TMP/select.yaml" >"$TMP/select-deep.yaml"
+expect_code 2 "student_init: teacher with a deeper student" -- $MPI "$BIN/ocrkd" distill "$TMP/select-deep.yaml"
+expect_grep "student_init: teacher \($TMP/teacher/best.h5\): the teacher has no tensor extractor.layer2.1" \
+  "$TMP/err" "names the teacher's file and the missing block"
+
 # bad values name the file, line and key
 printf 'augment: {prob: 1.5}\n' >"$TMP/bad1.yaml"
 expect_code 2 "augment.prob 1.5" -- "$BIN/ocrkd" train "$TMP/bad1.yaml"
