@@ -65,6 +65,18 @@ static void test_clip(void) {
     double bn = grad_norm(big, N);
     CHECK(fabs(bn - sqrt(N) * (double)1e-3f) < 1e-12, "grad_norm of %d x 1e-3 = %.12g", N, bn);
     free(big);
+    /* lengths around the 8 lanes: 3 4 12 0 ... (squares sum to 13^2) */
+    float odd[11] = {0};
+    odd[0] = 3, odd[1] = 4, odd[2] = 12;
+    for (int n = 3; n <= 11; n++)
+        CHECK(grad_norm(odd, (size_t)n) == 13.0, "grad_norm of %d values = %.17g, want 13", n,
+              grad_norm(odd, (size_t)n));
+    odd[9] = 5; /* 3 4 12 0 ... 5 0: a value past the last 8 */
+    CHECK(fabs(grad_norm(odd, 11) - sqrt(194.0)) < 1e-12, "grad_norm with a value in the tail");
+    float a[3] = {3, 4, 12}, b[3] = {3, 4, 12};
+    double na = clip_grad_norm(a, 3, 1.0f), nb = clip_grad_to_norm(b, 3, 1.0f, grad_norm(b, 3));
+    CHECK(na == nb && a[0] == b[0] && a[1] == b[1] && a[2] == b[2],
+          "clip_grad_to_norm with the norm given differs from clip_grad_norm");
 }
 
 static void test_schedules(void) {

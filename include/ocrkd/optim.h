@@ -35,6 +35,9 @@ double grad_norm(const float *g, size_t n);
 /* Scales g so its norm is at most max_norm (max_norm <= 0: no clipping);
  * returns the norm before clipping, as torch.nn.utils.clip_grad_norm_. */
 double clip_grad_norm(float *g, size_t n, float max_norm);
+/* clip_grad_norm with g's norm already known (grad_norm(g, n), computed
+ * since g last changed): spares the second pass over g. */
+double clip_grad_to_norm(float *g, size_t n, float max_norm, double norm);
 
 typedef enum { SCHED_CONSTANT = 0, SCHED_COSINE, SCHED_STEP } SchedKind;
 

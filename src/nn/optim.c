@@ -75,9 +75,19 @@ void optim_step(Optim *o, float *params, const float *grads, float lr) {
     }
 }
 
+/* 8 double lanes, which the compiler vectorizes: one chain of dependent
+ * additions ran at the adder's latency (1.4 % of a small train step). */
+#define NORM_LANES 8
 double grad_norm(const float *g, size_t n) {
+    double a[NORM_LANES] = {0};
+    size_t i = 0;
+    for (; i + NORM_LANES <= n; i += NORM_LANES)
+        for (int j = 0; j < NORM_LANES; j++)
+            a[j] += (double)g[i + j] * g[i + j];
     double s = 0;
-    for (size_t i = 0; i < n; i++)
+    for (int j = 0; j < NORM_LANES; j++)
+        s += a[j];
+    for (; i < n; i++)
         s += (double)g[i] * g[i];
     return sqrt(s);
 }
@@ -85,7 +95,10 @@ double grad_norm(const float *g, size_t n) {
 /* As torch: g *= min(1, max_norm / (norm + 1e-6)). A non-finite norm leaves
  * g untouched; the caller sees it in the return value. */
 double clip_grad_norm(float *g, size_t n, float max_norm) {
-    double norm = grad_norm(g, n);
+    return clip_grad_to_norm(g, n, max_norm, grad_norm(g, n));
+}
+
+double clip_grad_to_norm(float *g, size_t n, float max_norm, double norm) {
     if (max_norm <= 0 || !isfinite(norm)) return norm;
     double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0)
