@@ -9,6 +9,7 @@
 
 #include "ocrkd/common.h"
 #include "ocrkd/nn.h"
+#include "ocrkd/pool.h"
 #include "test.h"
 
 typedef struct {
@@ -136,6 +137,49 @@ static void check_case(Rng *r, int B, int C, int HW, float offset) {
         free(bufs[i]);
 }
 
+/* pool.h threads: the training forward (with and without ReLU) and both
+ * backwards split over channels give the same bits with 1 and 3 threads. */
+static void check_threads(Rng *r, int B, int C, int HW) {
+    const size_t n = (size_t)B * C * HW;
+    float *x = xalloc_floats(n), *dy = xalloc_floats(n), *g = xalloc_floats((size_t)C),
+          *be = xalloc_floats((size_t)C);
+    fill(r, x, n, 0.3f, 1.5f);
+    fill(r, dy, n, 0.0f, 1.0f);
+    fill(r, g, (size_t)C, 1.0f, 0.2f);
+    fill(r, be, (size_t)C, 0.0f, 0.2f);
+    float *res[2][8];
+    const int threads[2] = {1, 3};
+    for (int t = 0; t < 2; t++) {
+        pool_set_threads(threads[t]);
+        float *y = xalloc_floats(n), *yr = xalloc_floats(n), *st = xalloc_floats(4 * (size_t)C),
+              *di = xalloc_floats(n), *dir = xalloc_floats(n), *dg = xalloc_floats(2 * (size_t)C),
+              *inf = xalloc_floats(n);
+        for (int c = 0; c < C; c++) st[2 * C + c] = 0.1f * (float)c, st[3 * C + c] = 1.0f;
+        batchnorm_forward_train(x, g, be, st + 2 * C, st + 3 * C, 0.1f, B, C, HW, y, st, st + C);
+        batchnorm_relu_forward_train(x, g, be, st + 2 * C, st + 3 * C, 0.1f, B, C, HW, yr, st,
+                                     st + C);
+        batchnorm_backward_train(x, dy, g, st, st + C, B, C, HW, di, dg, dg + C);
+        batchnorm_relu_backward_train(x, yr, dy, g, st, st + C, B, C, HW, dir, dg, dg + C);
+        batchnorm_relu_forward_infer(x, g, be, st + 2 * C, st + 3 * C, B, C, HW, inf);
+        res[t][0] = y, res[t][1] = yr, res[t][2] = st, res[t][3] = di, res[t][4] = dir;
+        res[t][5] = dg, res[t][6] = inf, res[t][7] = NULL;
+    }
+    pool_set_threads(1);
+    const size_t len[7] = {n, n, 4 * (size_t)C, n, n, 2 * (size_t)C, n};
+    const char *what[7] = {"forward", "forward+relu", "saved and running statistics", "dinp",
+                           "dinp through relu", "dgamma, dbeta", "inference forward+relu"};
+    for (int k = 0; k < 7; k++) {
+        CHECK(!memcmp(res[0][k], res[1][k], len[k] * sizeof(float)),
+              "B%d C%d HW%d: %s bit-identical with 1 and 3 threads", B, C, HW, what[k]);
+        free(res[0][k]);
+        free(res[1][k]);
+    }
+    free(x);
+    free(dy);
+    free(g);
+    free(be);
+}
+
 int main(void) {
     Rng r;
     rng_seed(&r, 7);
@@ -145,5 +189,7 @@ int main(void) {
     check_case(&r, 2, 3, 37, 0.0f); /* HW not a multiple of the 8 lanes */
     check_case(&r, 8, 4, 128, 0.0f);
     check_case(&r, 4, 3, 257, 1000.0f); /* offset: cancellation check */
+    check_threads(&r, 8, 16, 256);
+    check_threads(&r, 4, 7, 129);
     TEST_END();
 }

@@ -7,6 +7,7 @@
 
 #include "ocrkd/common.h"
 #include "ocrkd/nn.h"
+#include "ocrkd/pool.h"
 #include "test.h"
 
 static void fill_normal(Rng *r, float *x, size_t n) {
@@ -152,6 +153,42 @@ static void check_shape(Rng *r, ConvShape s, int fd) {
         free(bufs[i]);
 }
 
+/* pool.h threads: forward, the folded-BN forward (bias + residual + ReLU)
+ * and backward give the same bits with 1 and 3 threads. */
+static void check_threads(Rng *r, ConvShape s) {
+    size_t ni = inp_n(&s), nw = w_n(&s), no = out_n(&s), nws = conv_workspace_floats(&s);
+    float *inp = xalloc_floats(ni), *w = xalloc_floats(nw), *R = xalloc_floats(no),
+          *bias = xalloc_floats((size_t)s.OC), *ws = xalloc_floats(nws ? nws : 1);
+    fill_normal(r, inp, ni);
+    fill_normal(r, w, nw);
+    fill_normal(r, R, no);
+    fill_normal(r, bias, (size_t)s.OC);
+    float *got[2][4];
+    const int threads[2] = {1, 3};
+    for (int t = 0; t < 2; t++) {
+        pool_set_threads(threads[t]);
+        float *out = xalloc_floats(no), *fused = xalloc_floats(no), *di = xalloc_floats(ni),
+              *dw = xalloc_floats(nw);
+        conv2d_forward(&s, inp, w, out, ws);
+        conv2d_bias_forward(&s, inp, w, bias, R, 1, fused, ws);
+        conv2d_backward(&s, inp, w, R, di, dw, ws);
+        got[t][0] = out, got[t][1] = fused, got[t][2] = di, got[t][3] = dw;
+    }
+    pool_set_threads(1);
+    const size_t n[4] = {no, no, ni, nw};
+    const char *what[4] = {"forward", "bias+residual+relu forward", "dinp", "dw"};
+    for (int k = 0; k < 4; k++) {
+        CHECK(!memcmp(got[0][k], got[1][k], n[k] * sizeof(float)),
+              "B%d C%d %dx%d OC%d s(%d,%d): %s bit-identical with 1 and 3 threads", s.B, s.C, s.H,
+              s.W, s.OC, s.SH, s.SW, what[k]);
+        free(got[0][k]);
+        free(got[1][k]);
+    }
+    float *bufs[] = {inp, w, R, bias, ws};
+    for (size_t i = 0; i < ARRAY_LEN(bufs); i++)
+        free(bufs[i]);
+}
+
 int main(void) {
     Rng r;
     rng_seed(&r, 42);
@@ -180,5 +217,10 @@ int main(void) {
     check_shape(&r, conv_shape(3, 8, 16, 33, 16, 3, 3, 2, 1, 1, 1), 0);
     check_shape(&r, conv_shape(2, 16, 8, 20, 32, 1, 1, 2, 1, 0, 0), 0);
     check_shape(&r, conv_shape(2, 16, 8, 20, 8, 1, 1, 1, 1, 0, 0), 0);
+    /* threads: a folded batch, per-sample maps, a strided 1x1, a pointwise conv */
+    check_threads(&r, conv_shape(4, 16, 16, 64, 32, 3, 3, 2, 2, 1, 1));
+    check_threads(&r, conv_shape(2, 8, 32, 40, 16, 3, 3, 1, 1, 1, 1));
+    check_threads(&r, conv_shape(4, 32, 8, 32, 64, 1, 1, 2, 1, 0, 0));
+    check_threads(&r, conv_shape(4, 32, 8, 32, 64, 1, 1, 1, 1, 0, 0));
     TEST_END();
 }

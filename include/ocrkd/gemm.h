@@ -7,9 +7,9 @@
  *   C (M,N) = beta * C + op(A) (M,K) . op(B) (K,N)
  * op(A) is A (M,K) with row stride lda, or with transA A^T for A (K,M);
  * op(B) likewise. beta 0 never reads C (it may hold NaN).
- * Threads: gemm_set_threads(n) splits each large enough product over n
- * threads (the caller and a pool of n - 1); results are bit-identical for
- * any n. One caller at a time: the pool is not reentrant.
+ * Threads: gemm_set_threads(n) (= pool_set_threads, pool.h) splits each
+ * large enough product over n threads (the caller and the pool's n - 1);
+ * results are bit-identical for any n.
  * The path: the best this CPU runs (AVX-512, AVX2, else OpenBLAS's
  * cblas_sgemm), or env OCRKD_GEMM = auto | avx512 | avx2 | openblas.
  * Not for: alpha != 1, other betas, column-major, double.
@@ -32,8 +32,8 @@ int gemm_force_path(GemmPath path);
 GemmPath gemm_path(void);
 const char *gemm_path_name(GemmPath path);
 
-#define GEMM_MAX_THREADS 256
-/* Threads for gemm_f32 from now on (clamped to 1..GEMM_MAX_THREADS);
+/* Threads for gemm_f32 (and pool.h's other users) from now on (clamped to
+ * 1..POOL_MAX_THREADS);
  * returns the count set. The OpenBLAS path uses OpenBLAS's own threads
  * (openblas_set_num_threads), not these. */
 int gemm_set_threads(int threads);

@@ -4,6 +4,7 @@
  * batch statistics normalize with the biased variance, the running variance
  * is updated with the unbiased one, running = (1-m)*running + m*batch, eps
  * BN_EPS. Per-channel sums accumulate in double.
+ * Threads: passes split over channels (pool.h); bit-identical for any count.
  * Not for: statistics across MPI ranks (SPEC: BatchNorm statistics are per
  * rank, as DDP without SyncBatchNorm), or allocation.
  *
@@ -15,6 +16,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "ocrkd/pool.h"
 #include "vec4.h"
 
 /* Row reductions: 8 float lanes (which the compiler vectorizes; a single
@@ -162,11 +164,26 @@ static void channel_affine(const float *inp, int B, int C, int HW, int c, float 
     }
 }
 
-static void forward_train(const float *inp, const float *gamma, const float *beta, float *run_mean,
-                          float *run_var, float momentum, int B, int C, int HW, int relu,
-                          float *out, float *save_mean, float *save_invstd) {
+/* The arguments of a pass, split over channels on pool.h's threads: every
+ * channel's sums stay whole in one thread, so results do not depend on the
+ * thread count. */
+typedef struct {
+    const float *inp, *y, *dout, *gamma, *beta, *save_mean, *save_invstd;
+    const float *run_mean_in, *run_var_in;
+    float *run_mean, *run_var, *out, *save_mean_out, *save_invstd_out, *dinp, *dgamma, *dbeta;
+    float momentum;
+    int B, C, HW, relu, accumulate;
+} BnPass;
+
+static void forward_train_channels(void *arg, size_t c0, size_t c1) {
+    const BnPass *p = arg;
+    const float *inp = p->inp, *gamma = p->gamma, *beta = p->beta;
+    float *run_mean = p->run_mean, *run_var = p->run_var, *out = p->out;
+    float *save_mean = p->save_mean_out, *save_invstd = p->save_invstd_out;
+    const float momentum = p->momentum;
+    const int B = p->B, C = p->C, HW = p->HW, relu = p->relu;
     const double n = (double)B * HW;
-    for (int c = 0; c < C; c++) {
+    for (int c = (int)c0; c < (int)c1; c++) {
         double mean, var;
         channel_stats(inp, B, C, HW, c, &mean, &var);
         const double invstd = 1.0 / sqrt(var + BN_EPS);
@@ -180,6 +197,16 @@ static void forward_train(const float *inp, const float *gamma, const float *bet
         channel_affine(inp, B, C, HW, c, (float)scale, (float)(beta[c] - mean * scale), relu,
                        out);
     }
+}
+
+static void forward_train(const float *inp, const float *gamma, const float *beta, float *run_mean,
+                          float *run_var, float momentum, int B, int C, int HW, int relu,
+                          float *out, float *save_mean, float *save_invstd) {
+    BnPass p = {.inp = inp, .gamma = gamma, .beta = beta, .run_mean = run_mean,
+                .run_var = run_var, .out = out, .save_mean_out = save_mean,
+                .save_invstd_out = save_invstd, .momentum = momentum, .B = B, .C = C, .HW = HW,
+                .relu = relu};
+    pool_for((size_t)C, 3 * (size_t)B * HW, forward_train_channels, &p);
 }
 
 /* inp/out (B,C,HW) (out may equal inp); gamma, beta, run_mean, run_var,
@@ -199,14 +226,21 @@ void batchnorm_relu_forward_train(const float *inp, const float *gamma, const fl
                   save_invstd);
 }
 
+static void forward_infer_channels(void *arg, size_t c0, size_t c1) {
+    const BnPass *p = arg;
+    for (size_t c = c0; c < c1; c++) {
+        const double scale = p->gamma[c] / sqrt((double)p->run_var_in[c] + BN_EPS);
+        channel_affine(p->inp, p->B, p->C, p->HW, (int)c, (float)scale,
+                       (float)(p->beta[c] - p->run_mean_in[c] * scale), p->relu, p->out);
+    }
+}
+
 static void forward_infer(const float *inp, const float *gamma, const float *beta,
                           const float *run_mean, const float *run_var, int B, int C, int HW,
                           int relu, float *out) {
-    for (int c = 0; c < C; c++) {
-        const double scale = gamma[c] / sqrt((double)run_var[c] + BN_EPS);
-        channel_affine(inp, B, C, HW, c, (float)scale, (float)(beta[c] - run_mean[c] * scale),
-                       relu, out);
-    }
+    BnPass p = {.inp = inp, .gamma = gamma, .beta = beta, .run_mean_in = run_mean,
+                .run_var_in = run_var, .out = out, .B = B, .C = C, .HW = HW, .relu = relu};
+    pool_for((size_t)C, (size_t)B * HW, forward_infer_channels, &p);
 }
 
 /* inp/out (B,C,HW) (out may equal inp); running statistics, no update. */
@@ -225,11 +259,14 @@ void batchnorm_relu_forward_infer(const float *inp, const float *gamma, const fl
 
 /* The backward of BN (+ ReLU when y, the ReLU output, is not NULL) on
  * channel-major runs; dinp accumulated or overwritten. */
-static void backward_train(const float *inp, const float *y, const float *dout, const float *gamma,
-                           const float *save_mean, const float *save_invstd, int B, int C, int HW,
-                           int accumulate, float *dinp, float *dgamma, float *dbeta) {
+static void backward_train_channels(void *arg, size_t c0, size_t c1) {
+    const BnPass *p = arg;
+    const float *inp = p->inp, *y = p->y, *dout = p->dout, *gamma = p->gamma;
+    const float *save_mean = p->save_mean, *save_invstd = p->save_invstd;
+    float *dinp = p->dinp, *dgamma = p->dgamma, *dbeta = p->dbeta;
+    const int B = p->B, C = p->C, HW = p->HW, accumulate = p->accumulate;
     const double n = (double)B * HW;
-    for (int c = 0; c < C; c++) {
+    for (int c = (int)c0; c < (int)c1; c++) {
         const float mean = save_mean[c], invstd = save_invstd[c];
         double sum_dy = 0, sum_dy_xc = 0; /* xc = x - mean */
         for (int b = 0; b < B; b++) {
@@ -251,6 +288,15 @@ static void backward_train(const float *inp, const float *y, const float *dout, 
                    accumulate, dinp + off);
         }
     }
+}
+
+static void backward_train(const float *inp, const float *y, const float *dout, const float *gamma,
+                           const float *save_mean, const float *save_invstd, int B, int C, int HW,
+                           int accumulate, float *dinp, float *dgamma, float *dbeta) {
+    BnPass p = {.inp = inp, .y = y, .dout = dout, .gamma = gamma, .save_mean = save_mean,
+                .save_invstd = save_invstd, .dinp = dinp, .dgamma = dgamma, .dbeta = dbeta,
+                .B = B, .C = C, .HW = HW, .accumulate = accumulate};
+    pool_for((size_t)C, 4 * (size_t)B * HW, backward_train_channels, &p);
 }
 
 /* inp (B,C,HW) is the forward INPUT, dout (B,C,HW); gamma, save_* (C).

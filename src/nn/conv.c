@@ -8,8 +8,9 @@
  * conv2d_bias_forward is the inference form with BatchNorm folded into the
  * weights: conv + per-channel bias (+ residual) (+ ReLU), the epilogue
  * fused into the GEMM output's scatter or done while the sample is in cache.
- * Not for: groups, dilation, allocation (scratch comes in as ws),
- * threading (OpenBLAS does that).
+ * Not for: groups, dilation, allocation (scratch comes in as ws).
+ * Threads: the GEMMs and the passes around them (im2col, col2im, layout
+ * changes, epilogues) split over pool.h's threads; bit-identical for any count.
  *
  * Layouts: col (K = C*KH*KW, N = B*OH*OW), row k = (c,kh,kw), column
  * n = (b,oh,ow). The GEMM writes (OC, N) scratch, scattered to (B,OC,OH,OW);
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "ocrkd/gemm.h"
+#include "ocrkd/pool.h"
 
 ConvShape conv_shape(int B, int C, int H, int W, int OC, int KH, int KW, int SH, int SW, int PH,
                      int PW) {
@@ -102,25 +104,41 @@ static void gather_row(float *dst, const float *inp_row, int OW, int SW, int PW,
         dst[ow] = 0.0f;
 }
 
-/* inp (B,C,H,W) -> col (C*KH*KW, B*OH*OW) */
-static void im2col(const ConvShape *s, const float *inp, float *col) {
+/* The arguments of a pass split over the pool (pool_for): rows of col,
+ * channels or output channels; each range writes only its own part. */
+typedef struct {
+    const ConvShape *s;
+    const float *src, *bias, *res;
+    float *dst;
+    int relu;
+} ConvPass;
+
+/* inp (B,C,H,W) -> col rows [r0, r1) of (C*KH*KW, B*OH*OW) */
+static void im2col_rows(void *arg, size_t r0, size_t r1) {
+    const ConvPass *a = arg;
+    const ConvShape *s = a->s;
+    const float *inp = a->src;
     const size_t N = col_cols(s), HW = (size_t)s->H * s->W;
-    for (int c = 0; c < s->C; c++)
-        for (int kh = 0; kh < s->KH; kh++)
-            for (int kw = 0; kw < s->KW; kw++) {
-                float *row = col + ((size_t)(c * s->KH + kh) * s->KW + kw) * N;
-                int lo, hi;
-                valid_range(s->OW, s->SW, s->PW, kw, s->W, &lo, &hi);
-                for (int b = 0; b < s->B; b++) {
-                    const float *plane = inp + ((size_t)b * s->C + c) * HW;
-                    for (int oh = 0; oh < s->OH; oh++, row += s->OW) {
-                        int ih = oh * s->SH - s->PH + kh;
-                        const float *src =
-                            (ih >= 0 && ih < s->H) ? plane + (size_t)ih * s->W : NULL;
-                        gather_row(row, src, s->OW, s->SW, s->PW, kw, lo, hi);
-                    }
-                }
+    for (size_t r = r0; r < r1; r++) {
+        const int c = (int)(r / ((size_t)s->KH * s->KW)), kh = (int)(r / s->KW % s->KH),
+                  kw = (int)(r % s->KW);
+        float *row = a->dst + r * N;
+        int lo, hi;
+        valid_range(s->OW, s->SW, s->PW, kw, s->W, &lo, &hi);
+        for (int b = 0; b < s->B; b++) {
+            const float *plane = inp + ((size_t)b * s->C + c) * HW;
+            for (int oh = 0; oh < s->OH; oh++, row += s->OW) {
+                int ih = oh * s->SH - s->PH + kh;
+                const float *src = (ih >= 0 && ih < s->H) ? plane + (size_t)ih * s->W : NULL;
+                gather_row(row, src, s->OW, s->SW, s->PW, kw, lo, hi);
             }
+        }
+    }
+}
+
+static void im2col(const ConvShape *s, const float *inp, float *col) {
+    ConvPass a = {.s = s, .src = inp, .dst = col};
+    pool_for(col_rows(s), col_cols(s), im2col_rows, &a);
 }
 
 /* dst[2*ow] += row[ow] for ow in [lo, hi): 4 values spread over 8 lanes */
@@ -164,10 +182,15 @@ static void scatter_add_row(float *dst, const float *row, int SW, int lo, int hi
     }
 }
 
-/* col (C*KH*KW, B*OH*OW) -> dinp (B,C,H,W) += (the adjoint of im2col) */
-static void col2im_add(const ConvShape *s, const float *col, float *dinp) {
+/* col (C*KH*KW, B*OH*OW) -> dinp (B,C,H,W) += (the adjoint of im2col), for
+ * input channels [c0, c1) */
+static void col2im_channels(void *arg, size_t c0, size_t c1) {
+    const ConvPass *a = arg;
+    const ConvShape *s = a->s;
+    const float *col = a->src;
+    float *dinp = a->dst;
     const size_t N = col_cols(s), HW = (size_t)s->H * s->W;
-    for (int c = 0; c < s->C; c++)
+    for (int c = (int)c0; c < (int)c1; c++)
         for (int kh = 0; kh < s->KH; kh++)
             for (int kw = 0; kw < s->KW; kw++) {
                 const float *row = col + ((size_t)(c * s->KH + kh) * s->KW + kw) * N;
@@ -184,22 +207,41 @@ static void col2im_add(const ConvShape *s, const float *col, float *dinp) {
             }
 }
 
+static void col2im_add(const ConvShape *s, const float *col, float *dinp) {
+    ConvPass a = {.s = s, .src = col, .dst = dinp};
+    pool_for((size_t)s->C, col_rows(s) / (size_t)s->C * col_cols(s), col2im_channels, &a);
+}
+
 /* The GEMM's (OC, B*P) layout and the tensor's (B, OC, P), P = OH*OW:
  * OC*B contiguous runs of P floats each way. */
-static void ocb_to_boc(const ConvShape *s, const float *ocb, float *boc) {
+static void ocb_to_boc_channels(void *arg, size_t oc0, size_t oc1) {
+    const ConvPass *a = arg;
+    const ConvShape *s = a->s;
     const size_t P = (size_t)s->OH * s->OW, N = col_cols(s);
-    for (int b = 0; b < s->B; b++)
-        for (int oc = 0; oc < s->OC; oc++)
-            memcpy(boc + ((size_t)b * s->OC + oc) * P, ocb + (size_t)oc * N + (size_t)b * P,
+    for (size_t oc = oc0; oc < oc1; oc++)
+        for (int b = 0; b < s->B; b++)
+            memcpy(a->dst + ((size_t)b * s->OC + oc) * P, a->src + oc * N + (size_t)b * P,
                    P * sizeof(float));
 }
 
-static void boc_to_ocb(const ConvShape *s, const float *boc, float *ocb) {
+static void boc_to_ocb_channels(void *arg, size_t oc0, size_t oc1) {
+    const ConvPass *a = arg;
+    const ConvShape *s = a->s;
     const size_t P = (size_t)s->OH * s->OW, N = col_cols(s);
-    for (int b = 0; b < s->B; b++)
-        for (int oc = 0; oc < s->OC; oc++)
-            memcpy(ocb + (size_t)oc * N + (size_t)b * P, boc + ((size_t)b * s->OC + oc) * P,
+    for (size_t oc = oc0; oc < oc1; oc++)
+        for (int b = 0; b < s->B; b++)
+            memcpy(a->dst + oc * N + (size_t)b * P, a->src + ((size_t)b * s->OC + oc) * P,
                    P * sizeof(float));
+}
+
+static void ocb_to_boc(const ConvShape *s, const float *ocb, float *boc) {
+    ConvPass a = {.s = s, .src = ocb, .dst = boc};
+    pool_for((size_t)s->OC, col_cols(s), ocb_to_boc_channels, &a);
+}
+
+static void boc_to_ocb(const ConvShape *s, const float *boc, float *ocb) {
+    ConvPass a = {.s = s, .src = boc, .dst = ocb};
+    pool_for((size_t)s->OC, col_cols(s), boc_to_ocb_channels, &a);
 }
 
 /* Maps of at least this many output positions run one sample at a time:
@@ -272,23 +314,37 @@ static void bias_act_run(float *dst, const float *src, float bias, const float *
 }
 
 /* out (OC,P) of one sample in place; res (OC,P) or NULL */
+static void bias_act_channels(void *arg, size_t oc0, size_t oc1) {
+    const ConvPass *a = arg;
+    const size_t P = (size_t)a->s->OH * a->s->OW;
+    for (size_t oc = oc0; oc < oc1; oc++)
+        bias_act_run(a->dst + oc * P, a->dst + oc * P, a->bias[oc],
+                     a->res ? a->res + oc * P : NULL, a->relu, P);
+}
+
 static void bias_act_sample(const ConvShape *s, float *out, const float *bias, const float *res,
                             int relu) {
-    const size_t P = (size_t)s->OH * s->OW;
-    for (int oc = 0; oc < s->OC; oc++)
-        bias_act_run(out + oc * P, out + oc * P, bias[oc], res ? res + oc * P : NULL, relu, P);
+    ConvPass a = {.s = s, .bias = bias, .res = res, .dst = out, .relu = relu};
+    pool_for((size_t)s->OC, (size_t)s->OH * s->OW, bias_act_channels, &a);
 }
 
 /* ocb_to_boc with the epilogue on the way */
+static void ocb_to_boc_bias_act_channels(void *arg, size_t oc0, size_t oc1) {
+    const ConvPass *a = arg;
+    const ConvShape *s = a->s;
+    const size_t P = (size_t)s->OH * s->OW, N = col_cols(s);
+    for (size_t oc = oc0; oc < oc1; oc++)
+        for (int b = 0; b < s->B; b++) {
+            size_t o = ((size_t)b * s->OC + oc) * P;
+            bias_act_run(a->dst + o, a->src + oc * N + (size_t)b * P, a->bias[oc],
+                         a->res ? a->res + o : NULL, a->relu, P);
+        }
+}
+
 static void ocb_to_boc_bias_act(const ConvShape *s, const float *ocb, const float *bias,
                                 const float *res, int relu, float *boc) {
-    const size_t P = (size_t)s->OH * s->OW, N = col_cols(s);
-    for (int b = 0; b < s->B; b++)
-        for (int oc = 0; oc < s->OC; oc++) {
-            size_t o = ((size_t)b * s->OC + oc) * P;
-            bias_act_run(boc + o, ocb + (size_t)oc * N + (size_t)b * P, bias[oc],
-                         res ? res + o : NULL, relu, P);
-        }
+    ConvPass a = {.s = s, .src = ocb, .bias = bias, .res = res, .dst = boc, .relu = relu};
+    pool_for((size_t)s->OC, col_cols(s), ocb_to_boc_bias_act_channels, &a);
 }
 
 /* inp (B,C,H,W), w (OC,C,KH,KW), bias (OC), res (B,OC,OH,OW) or NULL ->

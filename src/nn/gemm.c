@@ -2,7 +2,7 @@
  * with an AVX-512 and an AVX2 micro-kernel, cblas_sgemm as the fallback.
  *
  * For: the row-major, alpha 1, beta 0/1 products of conv.c, lstm.c, ops.c,
- * one thread. Not for: threads, alpha, column-major callers.
+ * split over the threads of pool.c. Not for: alpha, column-major callers.
  *
  * The scheme is the textbook Goto/BLIS one. C (M,N) is cut into column
  * panels of NC, K into blocks of KC, rows into blocks of MC:
@@ -29,10 +29,8 @@
  * in the order of those additions (error bound of any order: K u sum|ab|).
  */
 #include "ocrkd/gemm.h"
+#include "ocrkd/pool.h"
 
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,43 +295,30 @@ static void gemm_blocked(const Kernel *kr, int transA, int transB, int M, int N,
     }
 }
 
-/* ---- threads: a persistent pool, each thread one slice of C ----
+/* ---- threads: each thread of the pool (pool.h) one slice of C ----
  *
- * C is cut into g_threads slices of whole tiles, along N when it has tiles
- * enough, else along M; every thread runs gemm_blocked on its slice with
- * its own packing buffers. Each element of C is still one FMA chain per KC
- * block (KC depends on K only) and the blocks are added in the same order,
- * so the result is bit-identical for any number of threads.
- * Workers spin a short while on the job counter (the gaps between a step's
- * GEMMs are short), then sleep on a condition variable. */
+ * C is cut into pool_threads() slices of whole tiles, along N when it has
+ * tiles enough, else along M; every thread runs gemm_blocked on its slice
+ * with its own packing buffers. Each element of C is still one FMA chain
+ * per KC block (KC depends on K only) and the blocks are added in the same
+ * order, so the result is bit-identical for any number of threads. */
 
 typedef struct {
     const Kernel *kr;
-    int transA, transB, M, N, K, lda, ldb, ldc, by_n, unit, parts;
+    int transA, transB, M, N, K, lda, ldb, ldc, by_n, unit;
     const float *A, *B;
     float beta;
     float *C;
 } Job;
 
-#define SPIN_ROUNDS 20000
 #define MIN_THREADED_MACS (1L << 18) /* below: one thread (hand-off costs more) */
 
-static int g_threads = 1;
-static pthread_t *g_workers;
-static int g_nworkers;
-static Job g_job;
-static atomic_uint g_gen;
-static atomic_int g_pending;
-static atomic_int g_sleepers;
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-
 /* slice `part` of the job: tiles [part*n/parts, (part+1)*n/parts) */
-static void run_part(const Job *j, int part) {
+static void run_part(void *arg, int part, int parts) {
+    const Job *j = arg;
     const int len = j->by_n ? j->N : j->M;
     const int tiles = (len + j->unit - 1) / j->unit;
-    const int t0 = (int)((long)tiles * part / j->parts),
-              t1 = (int)((long)tiles * (part + 1) / j->parts);
+    const int t0 = (int)((long)tiles * part / parts), t1 = (int)((long)tiles * (part + 1) / parts);
     const int lo = t0 * j->unit, hi = MIN(len, t1 * j->unit);
     if (hi <= lo) return;
     if (j->by_n) {
@@ -347,66 +332,12 @@ static void run_part(const Job *j, int part) {
     }
 }
 
-static void *worker(void *arg) {
-    const int part = (int)(intptr_t)arg;
-    unsigned seen = 0;
-    for (;;) {
-        unsigned g = atomic_load_explicit(&g_gen, memory_order_acquire);
-        for (int r = 0; r < SPIN_ROUNDS && g == seen; r++) {
-            _mm_pause();
-            g = atomic_load_explicit(&g_gen, memory_order_acquire);
-        }
-        if (g == seen) {
-            pthread_mutex_lock(&g_mu);
-            atomic_fetch_add(&g_sleepers, 1);
-            while ((g = atomic_load(&g_gen)) == seen)
-                pthread_cond_wait(&g_cv, &g_mu);
-            atomic_fetch_sub(&g_sleepers, 1);
-            pthread_mutex_unlock(&g_mu);
-        }
-        seen = g;
-        if (part < g_job.parts) run_part(&g_job, part);
-        atomic_fetch_sub_explicit(&g_pending, 1, memory_order_release);
-    }
-    return NULL;
-}
-
 int gemm_set_threads(int threads) {
-    if (threads < 1) threads = 1;
-    if (threads > GEMM_MAX_THREADS) threads = GEMM_MAX_THREADS;
-    if (threads - 1 > g_nworkers) { /* workers are never stopped: the pool only grows */
-        pthread_t *w = realloc(g_workers, (size_t)(threads - 1) * sizeof *w);
-        if (!w) fatal(1, "gemm_f32: out of memory for %d threads", threads);
-        g_workers = w;
-        for (int i = g_nworkers; i < threads - 1; i++) {
-            if (pthread_create(&g_workers[i], NULL, worker, (void *)(intptr_t)(i + 1)))
-                fatal(1, "gemm_f32: cannot start thread %d of %d", i + 2, threads);
-            pthread_detach(g_workers[i]);
-            g_nworkers = i + 1;
-        }
-    }
-    g_threads = threads;
-    return threads;
+    return pool_set_threads(threads);
 }
 
 int gemm_threads(void) {
-    return g_threads;
-}
-
-/* Runs the job on `parts` threads (the caller is part 0) and returns when
- * every part is done. */
-static void run_threaded(void) {
-    atomic_store(&g_pending, g_nworkers);
-    pthread_mutex_lock(&g_mu);
-    atomic_fetch_add_explicit(&g_gen, 1, memory_order_release);
-    if (atomic_load(&g_sleepers)) pthread_cond_broadcast(&g_cv);
-    pthread_mutex_unlock(&g_mu);
-    run_part(&g_job, 0);
-    for (long r = 0; atomic_load_explicit(&g_pending, memory_order_acquire) > 0; r++)
-        if (r < SPIN_ROUNDS)
-            _mm_pause();
-        else
-            sched_yield();
+    return pool_threads();
 }
 
 static double g_flops; /* 2 M N K of every product so far (gemm_flop_count) */
@@ -485,14 +416,13 @@ void gemm_f32(int transA, int transB, int M, int N, int K, const float *A, int l
     }
     const Kernel *kr = &KERNELS[p];
     const int nt = (N + kr->nr - 1) / kr->nr, mt = (M + kr->mr - 1) / kr->mr;
-    int parts = g_threads;
+    int parts = pool_threads();
     if (parts > 1 && (long)M * N * K >= MIN_THREADED_MACS && (nt >= parts || mt >= parts)) {
         const int by_n = nt >= parts * 2 || nt >= mt;
-        g_job = (Job){.kr = kr, .transA = transA, .transB = transB, .M = M, .N = N, .K = K,
-                      .lda = lda, .ldb = ldb, .ldc = ldc, .by_n = by_n,
-                      .unit = by_n ? kr->nr : kr->mr, .parts = MIN(parts, by_n ? nt : mt),
-                      .A = A, .B = B, .beta = beta, .C = C};
-        run_threaded();
+        Job job = {.kr = kr, .transA = transA, .transB = transB, .M = M, .N = N, .K = K,
+                   .lda = lda, .ldb = ldb, .ldc = ldc, .by_n = by_n,
+                   .unit = by_n ? kr->nr : kr->mr, .A = A, .B = B, .beta = beta, .C = C};
+        pool_run(MIN(parts, by_n ? nt : mt), run_part, &job);
         return;
     }
     gemm_blocked(kr, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
