@@ -4,6 +4,7 @@
  * Loss = sum(out * R) for a random R, so dout = R. */
 #include "ocrkd/common.h"
 #include "ocrkd/nn.h"
+#include "ocrkd/pool.h"
 #include "test.h"
 
 #include <string.h>
@@ -113,6 +114,16 @@ int main(void) {
         yref[i] = (float)yd[i];
     bilstm_forward(&s, w, xf, out, acts);
     CHECK_CLOSE("forward vs double reference", out, yref, ny, 1e-5, 1e-5);
+
+    /* the two directions' recurrences on two (or three) threads: the same bits */
+    for (int th = 2; th <= 3; th++) {
+        float out_t[T * B * 2 * H];
+        pool_set_threads(th);
+        bilstm_forward(&s, w, xf, out_t, acts);
+        pool_set_threads(1);
+        CHECK(!memcmp(out_t, out, sizeof out), "forward on %d threads bit-identical to 1", th);
+    }
+    bilstm_forward(&s, w, xf, out, acts); /* acts of one thread for the backward checks */
 
     /* finite differences of the double reference */
     const double h = 1e-5;

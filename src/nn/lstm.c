@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "ocrkd/gemm.h"
+#include "ocrkd/pool.h"
 
 #include "vec4.h"
 
@@ -156,12 +157,12 @@ static void lstm_cell(int B, int H, float *g, const float *cprev, float *c, floa
     }
 }
 
-/* One direction of one layer: x (T,B,In) -> y[..., d*H : d*H+H] of (T,B,2H). */
-static void direction_forward(const LstmShape *s, const LstmWeights *w, int d, const float *x,
-                              int In, DirActs a, float *y) {
+/* The recurrence of one direction of one layer, its input projection in
+ * a.gates: -> y[..., d*H : d*H+H] of (T,B,2H). */
+static void direction_recurrence(const LstmShape *s, const LstmWeights *w, int d, DirActs a,
+                                 float *y) {
     int T = s->T, B = s->B, H = s->H;
     size_t gstep = (size_t)B * 4 * H, cstep = (size_t)B * H, ystep = (size_t)B * 2 * H;
-    input_projection(x, T * B, In, H, w, a.gates);
     for (int k = 0; k < T; k++) {
         int t = step_t(s, d, k), tp = step_t(s, d, k - 1);
         float *g = a.gates + t * gstep;
@@ -176,13 +177,35 @@ static void direction_forward(const LstmShape *s, const LstmWeights *w, int d, c
     }
 }
 
+typedef struct {
+    const LstmShape *s;
+    const LstmWeights *w; /* the layer's two directions */
+    const float *acts;
+    float *y;
+    int l;
+} LayerPass;
+
+/* part d of 2: direction d's recurrence (on one thread: both, in order) */
+static void recurrence_part(void *arg, int part, int parts) {
+    const LayerPass *p = arg;
+    for (int d = part; d < 2; d += parts)
+        direction_recurrence(p->s, &p->w[d], d, dir_acts(p->s, p->acts, p->l, d), p->y);
+}
+
+/* Per layer: both directions' input projections (GEMMs over all steps, on
+ * every thread), then the two recurrences side by side on two threads of
+ * the pool (their step GEMMs then run on their own thread). A direction's
+ * arithmetic does not depend on where it runs: bit-identical for any count. */
 void bilstm_forward(const LstmShape *s, const LstmWeights *w, const float *inp, float *out,
                     float *acts) {
     for (int l = 0; l < s->layers; l++) {
         const float *x = l == 0 ? inp : layer_out(s, acts, l - 1);
         float *y = layer_out(s, acts, l);
         for (int d = 0; d < 2; d++)
-            direction_forward(s, &w[2 * l + d], d, x, layer_in(s, l), dir_acts(s, acts, l, d), y);
+            input_projection(x, s->T * s->B, layer_in(s, l), s->H, &w[2 * l + d],
+                             dir_acts(s, acts, l, d).gates);
+        LayerPass p = {s, &w[2 * l], acts, y, l};
+        pool_run(2, recurrence_part, &p);
     }
     memcpy(out, layer_out(s, acts, s->layers - 1), seq_floats(s, 2 * s->H) * sizeof(float));
 }
