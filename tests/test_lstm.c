@@ -176,6 +176,23 @@ int main(void) {
     CHECK_CLOSE("second backward accumulates dw", dwf, dw1, np, 1e-6, 1e-6);
     CHECK_CLOSE("second backward accumulates dinp", dx2, dx, nx, 1e-6, 1e-6);
 
+    /* the two directions' backward recurrences on two (or three) threads: the same bits */
+    for (int th = 2; th <= 3; th++) {
+        float *dwt = xalloc_floats(np), dxt[T * B * IN] = {0}, dx1t[T * B * IN] = {0};
+        float *dw1t = xalloc_floats(np);
+        LstmWeights wt[NW], w1t[NW];
+        views(dwt, wt);
+        views(dw1t, w1t);
+        pool_set_threads(th);
+        bilstm_backward(&s, w, wt, xf, acts, Rf, dxt, ws);
+        pool_set_threads(1);
+        bilstm_backward(&s, w, w1t, xf, acts, Rf, dx1t, ws);
+        CHECK(!memcmp(dwt, dw1t, np * sizeof(float)) && !memcmp(dxt, dx1t, sizeof dxt),
+              "backward on %d threads bit-identical to 1", th);
+        free(dwt);
+        free(dw1t);
+    }
+
     /* frozen encoder: dw == NULL gives the same dinp */
     float dxf[T * B * IN] = {0};
     bilstm_backward(&s, w, NULL, xf, acts, Rf, dxf, ws);

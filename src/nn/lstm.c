@@ -14,7 +14,8 @@
  *                          tcell (T,B,H) tanh(c_t)
  *   y (T,B,2H): the layer output (fwd in [0:H], rev in [H:2H])
  * ws layout (bilstm_workspace_floats):
- *   dgates (T,B,4H) | dy0 (T,B,2H) | dy1 (T,B,2H) | dh (B,H) | dc (B,H)
+ *   dgates fwd (T,B,4H) | dgates rev (T,B,4H) | dy0 (T,B,2H) | dy1 (T,B,2H) |
+ *   dh fwd, dc fwd, dh rev, dc rev (B,H each)
  */
 #include "ocrkd/common.h"
 #include "ocrkd/nn.h"
@@ -64,7 +65,7 @@ size_t bilstm_acts_floats(const LstmShape *s) {
 }
 
 size_t bilstm_workspace_floats(const LstmShape *s) {
-    return seq_floats(s, 4 * s->H) + 2 * seq_floats(s, 2 * s->H) + 2 * (size_t)s->B * s->H;
+    return 2 * seq_floats(s, 4 * s->H) + 2 * seq_floats(s, 2 * s->H) + 4 * (size_t)s->B * s->H;
 }
 
 /* ---- gate activations, 4 lanes at a time ----
@@ -291,12 +292,12 @@ static void take_dy(const LstmShape *s, int d, const float *dy, int t, float *dh
         memcpy(dh + (size_t)b * s->H, src + (size_t)b * 2 * s->H, s->H * sizeof(float));
 }
 
-/* One direction of one layer. dy (T,B,2H) gradient of the layer output;
- * x (T,B,In) its input, y its output; dx (T,B,In) += or NULL; dw or NULL.
- * dh holds dy[t] plus the recurrent gradient dg[t+1] w_hh (added by GEMM). */
-static void direction_backward(const LstmShape *s, const LstmWeights *w, const LstmWeights *dw,
-                               int d, const float *x, int In, const float *y, DirActs a,
-                               const float *dy, float *dx, DirScratch sc) {
+/* The recurrence of one direction of one layer: sc.dg (T,B,4H) receives the
+ * gradients w.r.t. the gate pre-activations. dy (T,B,2H) gradient of the
+ * layer output; dh holds dy[t] plus the recurrent gradient dg[t+1] w_hh
+ * (added by GEMM). */
+static void direction_recurrence_backward(const LstmShape *s, const LstmWeights *w, int d,
+                                          DirActs a, const float *dy, DirScratch sc) {
     int T = s->T, B = s->B, H = s->H;
     size_t gstep = (size_t)B * 4 * H, cstep = (size_t)B * H;
     memset(sc.dc, 0, cstep * sizeof(float));
@@ -311,28 +312,59 @@ static void direction_backward(const LstmShape *s, const LstmWeights *w, const L
             gemm_f32(0, 0, B, H, 4 * H, dg, 4 * H, w->w_hh, H, 1.0f, sc.dh, H);
         }
     }
-    int N = T * B;
-    if (dw) {
-        gemm_f32(1, 0, 4 * H, In, N, sc.dg, 4 * H, x, In, 1.0f, dw->w_ih, In);
-        recurrent_weight_grad(s, d, sc.dg, y, dw->w_hh);
-        bias_grads(sc.dg, N, 4 * H, dw->b_ih, dw->b_hh);
-    }
-    if (dx) gemm_f32(0, 0, N, In, 4 * H, sc.dg, 4 * H, w->w_ih, In, 1.0f, dx, In);
 }
 
+/* The products after one direction's recurrence: x (T,B,In) the layer's
+ * input, y its output; dx (T,B,In) += or NULL; dw or NULL. */
+static void direction_products(const LstmShape *s, const LstmWeights *w, const LstmWeights *dw,
+                               int d, const float *x, int In, const float *y, const float *dg,
+                               float *dx) {
+    int N = s->T * s->B, H = s->H;
+    if (dw) {
+        gemm_f32(1, 0, 4 * H, In, N, dg, 4 * H, x, In, 1.0f, dw->w_ih, In);
+        recurrent_weight_grad(s, d, dg, y, dw->w_hh);
+        bias_grads(dg, N, 4 * H, dw->b_ih, dw->b_hh);
+    }
+    if (dx) gemm_f32(0, 0, N, In, 4 * H, dg, 4 * H, w->w_ih, In, 1.0f, dx, In);
+}
+
+typedef struct {
+    const LstmShape *s;
+    const LstmWeights *w; /* the layer's two directions */
+    const float *acts, *dy;
+    const DirScratch *sc; /* one per direction */
+    int l;
+} LayerBackPass;
+
+/* part d of 2: direction d's backward recurrence (on one thread: both) */
+static void recurrence_backward_part(void *arg, int part, int parts) {
+    const LayerBackPass *p = arg;
+    for (int d = part; d < 2; d += parts)
+        direction_recurrence_backward(p->s, &p->w[d], d, dir_acts(p->s, p->acts, p->l, d), p->dy,
+                                      p->sc[d]);
+}
+
+/* Per layer: the two directions' recurrences side by side on two threads
+ * (each with its own scratch), then their weight and input gradients as
+ * GEMMs on every thread, direction 0 first. Where a recurrence runs does not
+ * change its arithmetic, and the sums keep one order: bit-identical for any
+ * thread count. */
 void bilstm_backward(const LstmShape *s, const LstmWeights *w, const LstmWeights *dw,
                      const float *inp, const float *acts, const float *dout, float *dinp,
                      float *ws) {
-    size_t ny = seq_floats(s, 2 * s->H), nbh = (size_t)s->B * s->H;
-    float *dybuf[2] = {ws + seq_floats(s, 4 * s->H), ws + seq_floats(s, 4 * s->H) + ny};
-    DirScratch sc = {ws, dybuf[1] + ny, dybuf[1] + ny + nbh};
+    size_t ny = seq_floats(s, 2 * s->H), nbh = (size_t)s->B * s->H, ng = seq_floats(s, 4 * s->H);
+    float *dybuf[2] = {ws + 2 * ng, ws + 2 * ng + ny};
+    float *rest = dybuf[1] + ny;
+    DirScratch sc[2] = {{ws, rest, rest + nbh}, {ws + ng, rest + 2 * nbh, rest + 3 * nbh}};
     for (int l = s->layers - 1; l >= 0; l--) {
         const float *dy = l == s->layers - 1 ? dout : dybuf[l % 2];
         float *dx = l == 0 ? dinp : dybuf[(l - 1) % 2];
         if (l > 0) memset(dx, 0, ny * sizeof(float));
         const float *x = l == 0 ? inp : layer_out(s, acts, l - 1);
+        LayerBackPass p = {s, &w[2 * l], acts, dy, sc, l};
+        pool_run(2, recurrence_backward_part, &p);
         for (int d = 0; d < 2; d++)
-            direction_backward(s, &w[2 * l + d], dw ? &dw[2 * l + d] : NULL, d, x, layer_in(s, l),
-                               layer_out(s, acts, l), dir_acts(s, acts, l, d), dy, dx, sc);
+            direction_products(s, &w[2 * l + d], dw ? &dw[2 * l + d] : NULL, d, x, layer_in(s, l),
+                               layer_out(s, acts, l), sc[d].dg, dx);
     }
 }
