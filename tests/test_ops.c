@@ -6,6 +6,7 @@
 
 #include "ocrkd/common.h"
 #include "ocrkd/nn.h"
+#include "ocrkd/pool.h"
 #include "test.h"
 
 static Rng rng;
@@ -212,9 +213,42 @@ static void test_log_softmax(int N, int K) {
     free(x), free(R), free(out), free(want), free(dx), free(dx2);
 }
 
+/* The element-wise passes split over the pool (above POOL_MIN_WORK): on 2
+ * and 3 threads every output equals the definition, an odd n included. */
+static void test_elementwise_threads(void) {
+    const size_t n = 4 * POOL_MIN_WORK + 3;
+    float *a = randn(n), *b = randn(n), *out = xalloc_floats(n), *g = xalloc_floats(n);
+    for (int th = 2; th <= 3; th++) {
+        pool_set_threads(th);
+        int bad = 0;
+        relu_forward(a, out, n);
+        for (size_t i = 0; i < n; i++)
+            bad += out[i] != (a[i] > 0 ? a[i] : 0.0f);
+        add_relu_forward(a, b, out, n);
+        for (size_t i = 0; i < n; i++)
+            bad += out[i] != (a[i] + b[i] > 0 ? a[i] + b[i] : 0.0f);
+        add_forward(a, b, out, n);
+        for (size_t i = 0; i < n; i++)
+            bad += out[i] != a[i] + b[i];
+        memcpy(g, b, n * sizeof(float));
+        relu_backward(a, b, g, n); /* g = b + b where a > 0 */
+        for (size_t i = 0; i < n; i++)
+            bad += g[i] != (a[i] > 0 ? b[i] + b[i] : b[i]);
+        memcpy(g, b, n * sizeof(float));
+        relu_mask(a, g, n);
+        for (size_t i = 0; i < n; i++)
+            bad += g[i] != (a[i] > 0 ? b[i] : 0.0f);
+        pool_set_threads(1);
+        CHECK(bad == 0, "relu, add, add_relu, relu_backward, relu_mask on %d threads: %d wrong", th,
+              bad);
+    }
+    free(a), free(b), free(out), free(g);
+}
+
 int main(void) {
     rng_seed(&rng, 123);
     test_relu_add();
+    test_elementwise_threads();
     test_mean_height(1, 3, 2, 5);
     test_mean_height(3, 4, 3, 7);
     test_linear(5, 7, 3, 1);

@@ -13,11 +13,12 @@
 #include <string.h>
 
 #include "ocrkd/gemm.h"
+#include "ocrkd/pool.h"
 
 #include "vec4.h"
 
 /* inp, out (n); out may equal inp */
-void relu_forward(const float *inp, float *out, size_t n) {
+static void relu_forward_serial(const float *inp, float *out, size_t n) {
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
         const v4f x = load4(inp + i);
@@ -28,8 +29,7 @@ void relu_forward(const float *inp, float *out, size_t n) {
 }
 
 /* out is the forward OUTPUT (n); dinp (n) += dout * (out > 0) */
-void relu_backward(const float *out, const float *dout, float *dinp, size_t n) {
-    if (!dinp) return;
+static void relu_backward_serial(const float *out, const float *dout, float *dinp, size_t n) {
     size_t i = 0;
     for (; i + 4 <= n; i += 4)
         store4(dinp + i, load4(dinp + i) + keep_where_positive(load4(out + i), load4(dout + i)));
@@ -38,7 +38,7 @@ void relu_backward(const float *out, const float *dout, float *dinp, size_t n) {
 }
 
 /* out (n) and g (n): g = 0 where out <= 0 (in place; out may equal g) */
-void relu_mask(const float *out, float *g, size_t n) {
+static void relu_mask_serial(const float *out, float *g, size_t n) {
     size_t i = 0;
     for (; i + 4 <= n; i += 4)
         store4(g + i, keep_where_positive(load4(out + i), load4(g + i)));
@@ -47,7 +47,7 @@ void relu_mask(const float *out, float *g, size_t n) {
 }
 
 /* a, b, out (n): out = a + b; out may equal a or b */
-void add_forward(const float *a, const float *b, float *out, size_t n) {
+static void add_forward_serial(const float *a, const float *b, float *out, size_t n) {
     size_t i = 0;
     for (; i + 4 <= n; i += 4)
         store4(out + i, load4(a + i) + load4(b + i));
@@ -56,7 +56,7 @@ void add_forward(const float *a, const float *b, float *out, size_t n) {
 }
 
 /* a, b, out (n): out = max(a + b, 0), a residual add and its ReLU in one pass */
-void add_relu_forward(const float *a, const float *b, float *out, size_t n) {
+static void add_relu_forward_serial(const float *a, const float *b, float *out, size_t n) {
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
         const v4f v = load4(a + i) + load4(b + i);
@@ -66,6 +66,59 @@ void add_relu_forward(const float *a, const float *b, float *out, size_t n) {
         const float v = a[i] + b[i];
         out[i] = v > 0.0f ? v : 0.0f;
     }
+}
+
+/* ---- the element-wise passes over the pool ----
+ * Each splits [0, n) into contiguous ranges (pool_for); outputs are
+ * disjoint, so results do not depend on the thread count. */
+typedef enum { EW_RELU, EW_RELU_BACKWARD, EW_RELU_MASK, EW_ADD, EW_ADD_RELU } EwKind;
+
+typedef struct {
+    EwKind kind;
+    const float *a, *b;
+    float *out;
+} EwPass;
+
+static void elementwise_range(void *ctx, size_t lo, size_t hi) {
+    const EwPass *p = ctx;
+    size_t n = hi - lo;
+    switch (p->kind) {
+    case EW_RELU: relu_forward_serial(p->a + lo, p->out + lo, n); break;
+    case EW_RELU_BACKWARD: relu_backward_serial(p->a + lo, p->b + lo, p->out + lo, n); break;
+    case EW_RELU_MASK: relu_mask_serial(p->a + lo, p->out + lo, n); break;
+    case EW_ADD: add_forward_serial(p->a + lo, p->b + lo, p->out + lo, n); break;
+    case EW_ADD_RELU: add_relu_forward_serial(p->a + lo, p->b + lo, p->out + lo, n); break;
+    }
+}
+
+static void elementwise(EwKind kind, const float *a, const float *b, float *out, size_t n) {
+    EwPass p = {kind, a, b, out};
+    pool_for(n, 1, elementwise_range, &p);
+}
+
+/* inp, out (n); out may equal inp */
+void relu_forward(const float *inp, float *out, size_t n) {
+    elementwise(EW_RELU, inp, NULL, out, n);
+}
+
+/* out is the forward OUTPUT (n); dinp (n) += dout * (out > 0) */
+void relu_backward(const float *out, const float *dout, float *dinp, size_t n) {
+    if (dinp) elementwise(EW_RELU_BACKWARD, out, dout, dinp, n);
+}
+
+/* out (n) and g (n): g = 0 where out <= 0 (in place; out may equal g) */
+void relu_mask(const float *out, float *g, size_t n) {
+    elementwise(EW_RELU_MASK, out, NULL, g, n);
+}
+
+/* a, b, out (n): out = a + b; out may equal a or b */
+void add_forward(const float *a, const float *b, float *out, size_t n) {
+    elementwise(EW_ADD, a, b, out, n);
+}
+
+/* a, b, out (n): out = max(a + b, 0), a residual add and its ReLU in one pass */
+void add_relu_forward(const float *a, const float *b, float *out, size_t n) {
+    elementwise(EW_ADD_RELU, a, b, out, n);
 }
 
 /* inp (B,C,H,W) -> out (W,B,C): out[w,b,c] = mean over h of inp[b,c,h,w] */
