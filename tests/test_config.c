@@ -87,6 +87,7 @@ static const char *config_diff(const Config *a, const Config *b) {
     SAME_S(teacher_checkpoint);
     SAME(train_extractor);
     SAME(train_classifier);
+    SAME(train_encoder);
     for (int d = 0; d < DIST_COUNT; d++)
         SAME(dist_weight[d]);
     for (int d = 0; d < DIST_COUNT; d++)
@@ -170,7 +171,8 @@ static void test_defaults(void) {
           "sizes");
     CHECK(same_str(c.alphabet, "") && same_str(c.init, "") && same_str(c.teacher_checkpoint, ""),
           "empty strings");
-    CHECK(c.train_extractor && !c.train_classifier, "distill.train default [extractor]");
+    CHECK(c.train_extractor && !c.train_classifier && !c.train_encoder,
+          "distill.train default [extractor]");
     CHECK(c.dist_weight[DIST_L2] == 1.0f && c.dist_weight[DIST_L1] == 0 &&
               c.dist_weight[DIST_COSINE] == 0 && c.dist_weight[DIST_KL] == 0,
           "distance default {l2: 1}");
@@ -291,7 +293,7 @@ static void test_all_fields(void) {
           "custom blocks");
     CHECK(same_str(c.alphabet, "\xc3\xa4\xc3\xb6\\ \"#: x"), "alphabet escapes + UTF-8: '%s'",
           c.alphabet);
-    CHECK(c.train_extractor && c.train_classifier, "distill.train both");
+    CHECK(c.train_extractor && c.train_classifier && !c.train_encoder, "distill.train both");
     CHECK(c.dist_weight[DIST_L1] == 0.25f && c.dist_weight[DIST_L2] == 0 &&
               c.dist_weight[DIST_COSINE] == 2 && c.dist_weight[DIST_KL] == 0.1f,
           "distance map replaces the default");
@@ -347,7 +349,11 @@ static void test_errors(void) {
                  "at least one weight must be > 0");
     expect_error("distill: {distance: {l1: -1}}\n", "1:26", "must be in [0, 1e6]");
     expect_error("distill: {train: [classifier]}\n", "1:18", "must include extractor");
-    expect_error("distill: {train: [encoder]}\n", "1:19", "expected one of extractor, classifier");
+    expect_error("distill: {train: [extractor, encoder]}\n", "1:18",
+                 "the encoder trains only with the classifier");
+    expect_error("distill: {train: [extractor, decoder]}\n", "1:30",
+                 "expected one of extractor, classifier, encoder, got 'decoder'");
+    expect_error("distill: {train: [encoder]}\n", "1:18", "must include extractor");
     expect_error("model:\n  extractor: {depth: 18, blocks: [2, 2, 2, 2]}\n", "2:26", "not both");
     expect_error("model:\n  extractor: {blocks: [2, 2, 2]}\n", "2:23", "list of 4 block counts");
     expect_error("model:\n  extractor: {blocks: [2, 0, 2, 2], block: basic}\n", "2:27",
@@ -448,6 +454,9 @@ static void test_set(void) {
           "set a map: %s", err.msg);
     CHECK(config_set(&c, "distill.train=[extractor, classifier]", &err) == 0 && c.train_classifier,
           "set distill.train");
+    CHECK(config_set(&c, "distill.train=[extractor, classifier, encoder]", &err) == 0 &&
+              c.train_classifier && c.train_encoder,
+          "set distill.train with the encoder: %s", err.msg);
     CHECK(config_set(&c, "optim.schedule={type: constant, warmup_steps: 0}", &err) == 0 &&
               c.schedule.kind == SCHED_CONSTANT && c.schedule.warmup_steps == 0,
           "set a section");

@@ -189,6 +189,45 @@ static void check_threads(Rng *r, ConvShape s) {
         free(bufs[i]);
 }
 
+/* Winograd F(2x2,3x3) (3x3 stride 1 pad 1, >= 16 channels each way) against
+ * the im2col path on the same data: forward, the folded-BN forward,
+ * dinp and dw. The tolerance is the direct-loop one of check_shape: the
+ * transforms add and halve, which keeps the error within a few ulps of the
+ * products' sum (measured max differences are printed). */
+static void check_winograd(Rng *r, ConvShape s) {
+    size_t ni = inp_n(&s), nw = w_n(&s), no = out_n(&s), nws = conv_workspace_floats(&s);
+    float *inp = xalloc_floats(ni), *w = xalloc_floats(nw), *R = xalloc_floats(no),
+          *bias = xalloc_floats((size_t)s.OC), *ws = xalloc_floats(nws);
+    fill_normal(r, inp, ni);
+    fill_normal(r, w, nw);
+    fill_normal(r, R, no);
+    fill_normal(r, bias, (size_t)s.OC);
+    float *got[2][4];
+    for (int on = 1; on >= 0; on--) {
+        conv_set_winograd(on);
+        float *out = xalloc_floats(no), *fused = xalloc_floats(no), *di = xalloc_floats(ni),
+              *dw = xalloc_floats(nw);
+        conv2d_forward(&s, inp, w, out, ws);
+        conv2d_bias_forward(&s, inp, w, bias, R, 1, fused, ws);
+        conv2d_backward(&s, inp, w, R, di, dw, ws);
+        got[on][0] = out, got[on][1] = fused, got[on][2] = di, got[on][3] = dw;
+    }
+    conv_set_winograd(1);
+    const size_t n[4] = {no, no, ni, nw};
+    const char *what[4] = {"forward", "bias+residual+relu forward", "dinp", "dw"};
+    for (int k = 0; k < 4; k++) {
+        char name[160];
+        snprintf(name, sizeof name, "B%d C%d %dx%d OC%d winograd %s vs im2col", s.B, s.C, s.H, s.W,
+                 s.OC, what[k]);
+        CHECK_CLOSE(name, got[1][k], got[0][k], n[k], 1e-4, 1e-4);
+        free(got[0][k]);
+        free(got[1][k]);
+    }
+    float *bufs[] = {inp, w, R, bias, ws};
+    for (size_t i = 0; i < ARRAY_LEN(bufs); i++)
+        free(bufs[i]);
+}
+
 int main(void) {
     Rng r;
     rng_seed(&r, 42);
@@ -222,5 +261,19 @@ int main(void) {
     check_threads(&r, conv_shape(2, 8, 32, 40, 16, 3, 3, 1, 1, 1, 1));
     check_threads(&r, conv_shape(4, 32, 8, 32, 64, 1, 1, 2, 1, 0, 0));
     check_threads(&r, conv_shape(4, 32, 8, 32, 64, 1, 1, 1, 1, 0, 0));
+    /* Winograd shapes: against the direct loops and finite differences (odd
+     * and even sizes, one-row and one-column maps), against im2col, and on
+     * 3 threads; the last spans several sample chunks (the path is opt-in) */
+    conv_set_winograd(1);
+    check_shape(&r, conv_shape(1, 16, 5, 7, 16, 3, 3, 1, 1, 1, 1), 1);
+    check_shape(&r, conv_shape(2, 16, 2, 6, 17, 3, 3, 1, 1, 1, 1), 1);
+    check_shape(&r, conv_shape(2, 17, 1, 5, 16, 3, 3, 1, 1, 1, 1), 1);
+    check_shape(&r, conv_shape(1, 16, 4, 1, 16, 3, 3, 1, 1, 1, 1), 1);
+    check_shape(&r, conv_shape(3, 32, 8, 33, 16, 3, 3, 1, 1, 1, 1), 0);
+    check_winograd(&r, conv_shape(2, 16, 7, 9, 24, 3, 3, 1, 1, 1, 1));
+    check_winograd(&r, conv_shape(4, 64, 4, 32, 64, 3, 3, 1, 1, 1, 1));
+    check_winograd(&r, conv_shape(3, 64, 16, 64, 64, 3, 3, 1, 1, 1, 1));
+    check_threads(&r, conv_shape(3, 64, 16, 64, 64, 3, 3, 1, 1, 1, 1));
+    check_threads(&r, conv_shape(4, 32, 5, 11, 16, 3, 3, 1, 1, 1, 1));
     TEST_END();
 }

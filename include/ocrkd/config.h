@@ -49,7 +49,7 @@ typedef struct {
     char *teacher_checkpoint; /* "" when absent */
 
     /* distill */
-    int train_extractor, train_classifier; /* distill.train list; default [extractor] */
+    int train_extractor, train_classifier, train_encoder; /* distill.train; default [extractor] */
     float dist_weight[DIST_COUNT];         /* distill.distance map; default {l2: 1.0} */
     float feat_weight[DIST_COUNT];         /* distill.feature_distance: the same distances
                                               between the extractors' outputs; default {} */

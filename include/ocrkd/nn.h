@@ -39,6 +39,11 @@ void conv2d_forward(const ConvShape *s, const float *inp, const float *w, float 
  * neither inp nor res. ws as for conv2d_forward. */
 void conv2d_bias_forward(const ConvShape *s, const float *inp, const float *w, const float *bias,
                          const float *res, int relu, float *out, float *ws);
+/* 3x3 stride-1 pad-1 convs with >= 16 input and output channels run by
+ * Winograd F(2x2,3x3) (src/nn/winograd.c) when OCRKD_WINOGRAD=on or after
+ * this is called with 1 (off by default: slower than im2col so far); size
+ * workspaces with it on. */
+void conv_set_winograd(int on);
 /* dout (B,OC,OH,OW) -> dinp (B,C,H,W) +=, dw (OC,C,KH,KW) +=; either may be NULL */
 void conv2d_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
                      float *dinp, float *dw, float *ws);

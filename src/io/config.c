@@ -180,7 +180,7 @@ const char *const SCHED_NAMES[] = {"constant", "cosine", "step", NULL};
 const char *const CACHE_NAMES[] = {"auto", "on", "off", NULL};
 const char *const STUDENT_INIT_NAMES[] = {"random", "teacher", NULL};
 const char *const BLOCK_NAMES[] = {"basic", "bottleneck", NULL};
-static const char *const PART_NAMES[] = {"extractor", "classifier", NULL};
+static const char *const PART_NAMES[] = {"extractor", "classifier", "encoder", NULL};
 
 static void free_train(Config *c) {
     for (int i = 0; i < c->n_train; i++)
@@ -256,11 +256,13 @@ static int apply_block(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
     return 0;
 }
 
-/* distill.train: a non-empty list from {extractor, classifier} that includes
- * the extractor (the trainable set must be a prefix of the parameters). */
+/* distill.train: a non-empty list from {extractor, classifier, encoder}
+ * that includes the extractor; the encoder only with the classifier (the
+ * trainable set is a prefix of the parameters: extractor, classifier,
+ * encoder). Training the encoder is beyond the method (doc/distill.md). */
 static int apply_distill_train(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
     char buf[96];
-    int parts[2] = {0, 0}, which;
+    int parts[3] = {0, 0, 0}, which;
     if (n->type == YAML_SCALAR_NODE) {
         if (read_enum(x, key, n, PART_NAMES, &which)) return EXIT_USAGE;
         parts[which] = 1;
@@ -276,9 +278,17 @@ static int apply_distill_train(Config *c, Ctx *x, const char *key, yaml_node_t *
     }
     if (!parts[0])
         return fail_at(x, n->start_mark,
-                       "%s must include extractor ([extractor] or [extractor, classifier])", key);
+                       "%s must include extractor ([extractor], [extractor, classifier] or "
+                       "[extractor, classifier, encoder])",
+                       key);
+    if (parts[2] && !parts[1])
+        return fail_at(x, n->start_mark,
+                       "%s: the encoder trains only with the classifier ([extractor, classifier, "
+                       "encoder])",
+                       key);
     c->train_extractor = parts[0];
     c->train_classifier = parts[1];
+    c->train_encoder = parts[2];
     return 0;
 }
 

@@ -113,8 +113,8 @@ static void write_distance_map(FILE *f, const float *w) {
 
 static void write_distill(FILE *f, const Config *c) {
     char a[32], b[32];
-    fprintf(f, "distill:\n  train: [extractor%s]\n  distance: ",
-            c->train_classifier ? ", classifier" : "");
+    fprintf(f, "distill:\n  train: [extractor%s%s]\n  distance: ",
+            c->train_classifier ? ", classifier" : "", c->train_encoder ? ", encoder" : "");
     write_distance_map(f, c->dist_weight);
     fprintf(f, "  feature_distance: ");
     write_distance_map(f, c->feat_weight);

@@ -23,6 +23,8 @@
 #include "ocrkd/gemm.h"
 #include "ocrkd/pool.h"
 
+#include "winograd.h"
+
 ConvShape conv_shape(int B, int C, int H, int W, int OC, int KH, int KW, int SH, int SW, int PH,
                      int PW) {
     ConvShape s = {B, C, H, W, OC, KH, KW, SH, SW, PH, PW, 0, 0};
@@ -46,11 +48,22 @@ static int use_per_sample(const ConvShape *s);
 
 /* col: K*N floats; then, when B > 1, the (OC, N) GEMM result / dout gather.
  * Per-sample convs need one sample's col only. */
-size_t conv_workspace_floats(const ConvShape *s) {
+static size_t im2col_workspace_floats(const ConvShape *s) {
     if (is_pointwise(s)) return 0;
     if (use_per_sample(s)) return col_rows(s) * s->OH * s->OW;
     size_t n = col_cols(s);
     return col_rows(s) * n + (s->B > 1 ? (size_t)s->OC * n : 0);
+}
+
+/* Winograd shapes get room for either path (OCRKD_WINOGRAD may differ
+ * between the sizing and a later call only in tests, which size for both). */
+size_t conv_workspace_floats(const ConvShape *s) {
+    size_t n = im2col_workspace_floats(s);
+    if (wino_applies(s)) {
+        size_t wn = wino_workspace_floats(s);
+        if (wn > n) n = wn;
+    }
+    return n;
 }
 
 #include "vec4.h"
@@ -353,6 +366,13 @@ static void ocb_to_boc_bias_act(const ConvShape *s, const float *ocb, const floa
 void conv2d_bias_forward(const ConvShape *s, const float *inp, const float *w, const float *bias,
                          const float *res, int relu, float *out, float *ws) {
     const size_t out_per = out_per_sample(s);
+    if (wino_applies(s)) {
+        ConvShape one = sample_shape(s);
+        wino_forward(s, inp, w, out, ws);
+        for (int b = 0; b < s->B; b++)
+            bias_act_sample(&one, out + b * out_per, bias, res ? res + b * out_per : NULL, relu);
+        return;
+    }
     if (is_pointwise(s) || use_per_sample(s) || s->B == 1) {
         ConvShape one = sample_shape(s);
         for (int b = 0; b < s->B; b++) {
@@ -373,6 +393,10 @@ void conv2d_bias_forward(const ConvShape *s, const float *inp, const float *w, c
 /* inp (B,C,H,W), w (OC,C,KH,KW) -> out (B,OC,OH,OW) (overwritten);
  * ws: conv_workspace_floats(s) floats */
 void conv2d_forward(const ConvShape *s, const float *inp, const float *w, float *out, float *ws) {
+    if (wino_applies(s)) {
+        wino_forward(s, inp, w, out, ws);
+        return;
+    }
     if (is_pointwise(s)) {
         pointwise_forward(s, inp, w, out);
         return;
@@ -395,6 +419,10 @@ void conv2d_forward(const ConvShape *s, const float *inp, const float *w, float 
 void conv2d_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
                      float *dinp, float *dw, float *ws) {
     if (!dinp && !dw) return;
+    if (wino_applies(s)) {
+        wino_backward(s, inp, w, dout, dinp, dw, ws);
+        return;
+    }
     if (is_pointwise(s)) {
         pointwise_backward(s, inp, w, dout, dinp, dw);
         return;

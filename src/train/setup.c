@@ -138,7 +138,7 @@ void check_agreement(const Trainer *t) {
 
 /* The student: initialised from run.seed (or model.init); when distilling,
  * the teacher's encoder and classifier are copied in and only the
- * extractor (and the classifier with distill.train) stays trainable. Then
+ * extractor (and the classifier, and the encoder, with distill.train) stays trainable. Then
  * the optimizer and the loss terms for what is trainable. */
 void setup_student(Trainer *t, int width) {
     Config *cfg = t->cfg;
@@ -167,7 +167,8 @@ void setup_student(Trainer *t, int width) {
                     "teacher)\n");
         }
         check_size_band(t);
-        parts = PART_EXTRACTOR | (cfg->train_classifier ? PART_CLASSIFIER : 0);
+        parts = PART_EXTRACTOR | (cfg->train_classifier ? PART_CLASSIFIER : 0) |
+                (cfg->train_encoder ? PART_ENCODER : 0);
     }
     if (crnn_set_trainable(t->student, parts) != 0) fatal(1, "internal: trainable set %d", parts);
     grad_sync_setup(t);
