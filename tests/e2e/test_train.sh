@@ -104,6 +104,12 @@ expect_code 0 "bench with OCRKD_GEMM=openblas" -- env OCRKD_GEMM=openblas "$BIN/
 expect_grep 'GEMM rate per rank \(1 thread\(s\), cblas' "$TMP/out" "OCRKD_GEMM=openblas runs cblas_sgemm"
 expect_code 2 "OCRKD_GEMM=fast is refused" -- env OCRKD_GEMM=fast "$BIN/ocrkd" bench "$TMP/student.yaml" --steps 1
 expect_grep 'OCRKD_GEMM=fast: unknown; one of auto, avx512, avx2, openblas' "$TMP/err" "the error names OCRKD_GEMM and its values"
+expect_code 0 "distill 4 steps with OCRKD_WINOGRAD=on (student and teacher 3x3 convs of >= 16 channels)" -- \
+  env OCRKD_WINOGRAD=on $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" --set run.dir="$TMP/wino" \
+  --set stop.max_steps=4
+expect_grep '^step +4 .*loss [0-9]' "$TMP/out" "the Winograd run logs a finite loss at step 4"
+expect_code 2 "OCRKD_WINOGRAD=maybe is refused" -- env OCRKD_WINOGRAD=maybe "$BIN/ocrkd" bench "$TMP/student.yaml" --steps 1
+expect_grep 'OCRKD_WINOGRAD=maybe: unknown; on or off' "$TMP/err" "the error names OCRKD_WINOGRAD and its values"
 
 # -- exact resume: stop at 8, resume to 16 == straight to 16 ----------------
 expect_code 0 "distill to step 8" -- $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" \
