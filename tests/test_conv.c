@@ -153,6 +153,19 @@ static void check_shape(Rng *r, ConvShape s, int fd) {
         free(bufs[i]);
 }
 
+/* forward, the folded-BN forward (bias + residual + ReLU), dinp and dw of
+ * s into fresh buffers got[0..3] */
+static void run_paths(const ConvShape *s, const float *inp, const float *w, const float *bias,
+                      const float *R, float *ws, float *got[4]) {
+    got[0] = xalloc_floats(out_n(s));
+    got[1] = xalloc_floats(out_n(s));
+    got[2] = xalloc_floats(inp_n(s));
+    got[3] = xalloc_floats(w_n(s));
+    conv2d_forward(s, inp, w, got[0], ws);
+    conv2d_bias_forward(s, inp, w, bias, R, 1, got[1], ws);
+    conv2d_backward(s, inp, w, R, got[2], got[3], ws);
+}
+
 /* pool.h threads: forward, the folded-BN forward (bias + residual + ReLU)
  * and backward give the same bits with 1 and 3 threads. */
 static void check_threads(Rng *r, ConvShape s) {
@@ -167,12 +180,7 @@ static void check_threads(Rng *r, ConvShape s) {
     const int threads[2] = {1, 3};
     for (int t = 0; t < 2; t++) {
         pool_set_threads(threads[t]);
-        float *out = xalloc_floats(no), *fused = xalloc_floats(no), *di = xalloc_floats(ni),
-              *dw = xalloc_floats(nw);
-        conv2d_forward(&s, inp, w, out, ws);
-        conv2d_bias_forward(&s, inp, w, bias, R, 1, fused, ws);
-        conv2d_backward(&s, inp, w, R, di, dw, ws);
-        got[t][0] = out, got[t][1] = fused, got[t][2] = di, got[t][3] = dw;
+        run_paths(&s, inp, w, bias, R, ws, got[t]);
     }
     pool_set_threads(1);
     const size_t n[4] = {no, no, ni, nw};
@@ -205,12 +213,7 @@ static void check_winograd(Rng *r, ConvShape s) {
     float *got[2][4];
     for (int on = 1; on >= 0; on--) {
         conv_set_winograd(on);
-        float *out = xalloc_floats(no), *fused = xalloc_floats(no), *di = xalloc_floats(ni),
-              *dw = xalloc_floats(nw);
-        conv2d_forward(&s, inp, w, out, ws);
-        conv2d_bias_forward(&s, inp, w, bias, R, 1, fused, ws);
-        conv2d_backward(&s, inp, w, R, di, dw, ws);
-        got[on][0] = out, got[on][1] = fused, got[on][2] = di, got[on][3] = dw;
+        run_paths(&s, inp, w, bias, R, ws, got[on]);
     }
     conv_set_winograd(1);
     const size_t n[4] = {no, no, ni, nw};
