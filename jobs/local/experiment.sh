@@ -1,11 +1,11 @@
 #!/bin/sh
 # experiment.sh - what `make experiment` runs: the full-length comparison on
-# this 2-core machine (about 45 minutes, 55 with the unlabeled row): the
+# this 2-core machine (about 40 minutes, 50 with the unlabeled row): the
 # demo's ResNet-18 w16 teacher (BiLSTM 2x128) trained for 30000 steps of
 # 2 x 8 (~25 minutes) on 2 ranks on 200k lines;
 # the ResNet-18 w8 student (25% of its extractor), its extractor selected
-# from the teacher's, distilled for 12000 steps on the first 64k lines, its
-# teacher outputs cached after the first epoch; the same student from
+# from the teacher's, distilled for 24000 steps (CTC weight 1.0) on the
+# first 64k lines, its teacher outputs cached after the first epoch; the same student from
 # scratch on all 200k lines for the same wall time; with UNLABELED=1
 # (default) the student distilled again with 64k unlabeled images of the
 # held-out renderer's domain (issue 12; UNLABELED=0 skips that row); all of
