@@ -85,7 +85,9 @@ if [ ! -f "$SCRATCH_DIR/budget.txt" ]; then
     $MPIRUN bin/ocrkd train "$CONF_SCRATCH" --set run.dir="$RATE_DIR" --set stop.max_steps=600 \
         --set log.every_steps=100 --set eval.every_steps=0 --set checkpoint.every_steps=100000 \
         >"$OUT/scratch-rate.log"
-    ms=$(awk -F'[:,]' '/"step":100,/ { a = $2 } /"step":600,/ { b = $2 } END { if (b > a) printf "%.3f", (b - a) * 1000 / 500 }' "$RATE_DIR/metrics.jsonl")
+    # training log lines only (they carry "epoch"): the step-600 validation
+    # and stop lines come after a validation pass and a checkpoint
+    ms=$(awk -F'[:,]' '/"step":100,"epoch"/ { a = $2 } /"step":600,"epoch"/ { b = $2 } END { if (b > a) printf "%.3f", (b - a) * 1000 / 500 }' "$RATE_DIR/metrics.jsonl")
     rm -rf "$RATE_DIR"
     [ -n "$ms" ] || { echo "compare.sh: could not measure the scratch step rate (see $OUT/scratch-rate.log)" >&2; exit 1; }
     awk -v w="$wall" -v ms="$ms" 'BEGIN { printf "%d %.4f %s\n", w * 1000 / ms, w / 60, ms }' >"$SCRATCH_DIR/budget.txt"

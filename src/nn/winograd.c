@@ -133,7 +133,8 @@ static void transform_weights(const float *w, int OC, int C, int flip, float *U)
     pool_for((size_t)OC * C, 64, weight_tiles, &p);
 }
 
-/* V (16, C, N) of input tiles: x (nb, C, H, W), columns from col0 */
+/* V (16, C, N) of input tiles: x (nb, C, H, W); also D of dout tiles
+ * (grad_tiles, with C = OC) */
 typedef struct {
     const float *x;
     float *V;
