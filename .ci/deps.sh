@@ -8,7 +8,7 @@ fonts-croscore fonts-crosextra-carlito fonts-crosextra-caladea fonts-noto-core f
 fonts-go fonts-hack fonts-inconsolata fonts-linuxlibertine fonts-sil-gentiumplus fonts-sil-charis
 fonts-sil-andika fonts-sil-doulos fonts-comic-neue fonts-oxygen fonts-quicksand fonts-league-spartan
 fonts-jetbrains-mono fonts-mononoki fonts-courier-prime fonts-b612 fonts-ebgaramond fonts-cabin
-fonts-tuffy fonts-anonymous-pro fonts-stix
+fonts-tuffy fonts-anonymous-pro fonts-stix fonts-dkg-handwriting fonts-breip fonts-rufscript
 python3-pil python3-matplotlib wbritish wbritish-large fonts-open-sans fonts-lato fonts-roboto-unhinted
 fonts-roboto-slab fonts-firacode fonts-adf-accanthis fonts-adf-gillius fonts-dosis fonts-averia-serif-gwf
 fonts-humor-sans fonts-agave fonts-prociono fonts-junicode fonts-fantasque-sans fonts-gfs-neohellenic"

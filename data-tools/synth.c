@@ -96,7 +96,10 @@
     "/usr/share/fonts/truetype/tuffy:"           /* fonts-tuffy */                                 \
     "/usr/share/fonts/truetype/anonymous-pro:"   /* fonts-anonymous-pro */                         \
     "/usr/share/fonts/opentype/stix:"            /* fonts-stix */                                  \
-    "/usr/share/fonts/opentype/stix-word"        /* fonts-stix */
+    "/usr/share/fonts/opentype/stix-word:"       /* fonts-stix */                                  \
+    "/usr/share/fonts/truetype/fifthhorseman:"   /* fonts-dkg-handwriting */                       \
+    "/usr/share/fonts/truetype/breip:"           /* fonts-breip */                                 \
+    "/usr/share/fonts/truetype/rufscript"        /* fonts-rufscript */
 
 enum { SPLIT_TRAIN = 0, SPLIT_VAL, SPLIT_TEST, SPLIT_COUNT };
 static const char *SPLIT_NAME[SPLIT_COUNT] = {"train", "val", "test"};
@@ -177,7 +180,7 @@ static const char *USAGE =
     "  --width W         image width (default 128)\n"
     "  --alphabet STR    symbols of the labels (default " DEFAULT_ALPHABET ")\n"
     "  --fonts PATHS     colon-separated font files or directories of .ttf/.otf\n"
-    "                    (default: 30 directories of Debian font packages, see doc/tools.md)\n"
+    "                    (default: 33 directories of Debian font packages, see doc/tools.md)\n"
     "  --words FILE      word list (default /usr/share/dict/words)\n"
     "  --shards K        write train as DIR/train-000.h5 .. train-(K-1).h5\n"
     "  --min-len N       shortest text (default 1)\n"
