@@ -9,7 +9,8 @@
 # Not for clusters (jobs/slurm, jobs/pbs) or single runs (jobs/local/run.sh).
 #
 # Set by the caller (jobs/local/demo.sh, jobs/local/experiment.sh):
-#   NAME            run and data prefix (runs/$NAME-teacher, -distill, -scratch)
+#   NAME            prefix of the table's directory (runs/$NAME-compare)
+#   DATA_NAME       data prefix (data/$DATA_NAME, -heldout, -unlabeled); default $NAME
 #   SYNTH_ARGS      ocrkd-synth arguments after --out (sizes, width, seed)
 #   HELDOUT_ARGS    heldout_render.py arguments after --out (count, width, seed)
 #   CONF_TEACHER, CONF_DISTILL, CONF_SCRATCH   the three configs
@@ -17,14 +18,15 @@
 #   CONF_UNLABELED, UNLABELED_ARGS   optional (issue 12): a fourth row, the
 #                   student distilled with unlabeled images of the held-out
 #                   renderer's domain (heldout_render.py UNLABELED_ARGS, packed
-#                   without labels into data/$NAME-unlabeled/unlabeled.h5)
+#                   without labels into data/$DATA_NAME-unlabeled/unlabeled.h5)
 # Environment: NP (ranks, default 2), OCRKD_THREADS (default 1),
 #   TESSERACT_N (held-out images Tesseract reads, default 400; 0 = skip).
 set -eu
 cd "$(dirname "$0")/../.."
 NP=${NP:-2}
-DATA=data/$NAME
-HELD=data/$NAME-heldout
+DATA_NAME=${DATA_NAME:-$NAME}
+DATA=data/$DATA_NAME
+HELD=data/$DATA_NAME-heldout
 OUT=runs/$NAME-compare
 PY=/usr/bin/python3
 export OCRKD_THREADS=${OCRKD_THREADS:-1}
@@ -50,7 +52,7 @@ if [ ! -f "$HELD/test.h5" ]; then
 else
     say "reusing the held-out test set in $HELD"
 fi
-UNL=data/$NAME-unlabeled
+UNL=data/$DATA_NAME-unlabeled
 if [ -n "${CONF_UNLABELED:-}" ] && [ ! -f "$UNL/unlabeled.h5" ]; then
     say "unlabeled images of the held-out domain (other seed, labels thrown away): $UNL"
     mkdir -p "$UNL"

@@ -17,12 +17,15 @@
 #   runs/experiment-compare/
 # Re-running reuses the data and resumes the runs (--resume auto).
 set -eu
-export NAME=experiment
+# NAME and the CONF_* variables may be set by the caller to run another
+# pair on the same data (jobs/local/experiment-r34.sh).
+export NAME=${NAME:-experiment} DATA_NAME=experiment
 export SYNTH_ARGS="--train 200000 --val 1000 --test 2000 --width 128 --seed 11 --words /usr/share/dict/american-english"
 export HELDOUT_ARGS="--n 2000 --width 128 --seed 17"
 export UNLABELED_ARGS="--n 64000 --width 128 --seed 99"
-export CONF_TEACHER=conf/experiment-teacher.yaml CONF_DISTILL=conf/experiment-distill.yaml
-export CONF_SCRATCH=conf/experiment-scratch.yaml
-if [ "${UNLABELED:-1}" != 0 ]; then export CONF_UNLABELED=conf/experiment-unlabeled.yaml; fi
+export CONF_TEACHER=${CONF_TEACHER:-conf/experiment-teacher.yaml}
+export CONF_DISTILL=${CONF_DISTILL:-conf/experiment-distill.yaml}
+export CONF_SCRATCH=${CONF_SCRATCH:-conf/experiment-scratch.yaml}
+if [ "${UNLABELED:-1}" != 0 ]; then export CONF_UNLABELED=${CONF_UNLABELED:-conf/experiment-unlabeled.yaml}; fi
 export TARGET_MINUTES=90
 exec sh "$(dirname "$0")/compare.sh"
