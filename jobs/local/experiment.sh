@@ -18,7 +18,7 @@
 # Re-running reuses the data and resumes the runs (--resume auto).
 set -eu
 # NAME and the CONF_* variables may be set by the caller to run another
-# pair on the same data (jobs/local/experiment-r34.sh).
+# pair on the same data (jobs/local/experiment-variant.sh).
 export NAME=${NAME:-experiment} DATA_NAME=experiment
 export SYNTH_ARGS="--train 200000 --val 1000 --test 2000 --width 128 --seed 11 --words /usr/share/dict/american-english"
 export HELDOUT_ARGS="--n 2000 --width 128 --seed 17"
