@@ -39,6 +39,7 @@ typedef struct {
     int blocks[4];     /* derived from depth when depth != 0 */
     int bottleneck;    /* block: basic (0) | bottleneck (1); derived from depth */
     int width;         /* base width w, default 64 */
+    int widths[4];     /* model.extractor.widths: planes per stage; all 0 = width x 1,2,4,8 */
     int feature_dim;   /* default 256 */
     int enc_layers;    /* default 2 */
     int enc_hidden;    /* default 256 */

@@ -24,6 +24,8 @@ typedef struct {
     int blocks[4];              /* blocks per stage */
     int bottleneck;             /* 0 basic (expansion 1), 1 bottleneck (expansion 4) */
     int width;                  /* base width w */
+    int widths[4];              /* planes per stage when set (model.extractor.widths);
+                                 * all 0: w, 2w, 4w, 8w (arch_planes) */
     int feature_dim;            /* neck output D */
     int enc_layers, enc_hidden; /* BiLSTM */
     int num_classes;            /* K = alphabet symbols + 1 */
@@ -33,6 +35,9 @@ typedef struct {
  * (18, 34, 50, 101, 152); returns 0 (and leaves them) for any other depth.
  * (arch_from_config, which builds a ModelArch from a config, is config.h's.) */
 int resnet_depth_blocks(int depth, int blocks[4], int *bottleneck);
+/* Planes of stage s (0..3): widths[s] when set, else width << s; the stem
+ * has arch_planes(a, 0) channels. */
+int arch_planes(const ModelArch *a, int s);
 /* "ResNet-18 w64 -> BiLSTM 2x256 -> 37 classes" style summary into buf. */
 void arch_describe(const ModelArch *a, char *buf, size_t cap);
 

@@ -226,6 +226,42 @@ static int apply_depth(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
     return 0;
 }
 
+/* model.extractor.width: w, 1..4096; clears widths (so that a --set width
+ * over a config with widths means what it says). */
+static int apply_width(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
+    long v;
+    if (read_long(x, key, n, &v)) return EXIT_USAGE;
+    if (v < 1 || v > 4096)
+        return fail_at(x, n->start_mark, "%s must be in [1, 4096], got %ld", key, v);
+    c->width = (int)v;
+    memset(c->widths, 0, sizeof c->widths);
+    return 0;
+}
+
+/* model.extractor.widths: [a, b, c, d] planes per stage, each 1..4096
+ * (instead of width: w, 2w, 4w, 8w). */
+static int apply_widths(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
+    char buf[96];
+    int count = n->type == YAML_SEQUENCE_NODE
+                    ? (int)(n->data.sequence.items.top - n->data.sequence.items.start)
+                    : -1;
+    if (count != 4)
+        return fail_at(x, n->start_mark, "%s: expected a list of 4 stage widths, got %s", key,
+                       count < 0 ? describe(n, buf, sizeof buf) : "a list of another length");
+    int widths[4];
+    for (int i = 0; i < 4; i++) {
+        yaml_node_t *item = node_at(x, n->data.sequence.items.start[i]);
+        long v;
+        if (read_long(x, key, item, &v)) return EXIT_USAGE;
+        if (v < 1 || v > 4096)
+            return fail_at(x, item->start_mark, "%s: stage widths must be in [1, 4096], got %ld",
+                           key, v);
+        widths[i] = (int)v;
+    }
+    memcpy(c->widths, widths, sizeof widths);
+    return 0;
+}
+
 /* model.extractor.blocks: [a, b, c, d], each 1..100; makes the depth custom. */
 static int apply_blocks(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
     char buf[96];
@@ -385,7 +421,8 @@ static const Key KEYS[] = {
     {"model.extractor.depth", T_SPECIAL, 0, 0, 0, 0, 0, apply_depth},
     {"model.extractor.blocks", T_SPECIAL, 0, 0, 0, 0, 0, apply_blocks},
     {"model.extractor.block", T_SPECIAL, 0, 0, 0, 0, 0, apply_block},
-    {"model.extractor.width", T_INT, F(width), 1, 4096, 0, 0, NULL},
+    {"model.extractor.width", T_SPECIAL, 0, 0, 0, 0, 0, apply_width},
+    {"model.extractor.widths", T_SPECIAL, 0, 0, 0, 0, 0, apply_widths},
     {"model.feature_dim", T_INT, F(feature_dim), 1, 65536, 0, 0, NULL},
     {"model.encoder.layers", T_INT, F(enc_layers), 1, 16, 0, 0, NULL},
     {"model.encoder.hidden", T_INT, F(enc_hidden), 1, 65536, 0, 0, NULL},
@@ -509,16 +546,22 @@ static int apply_key(Config *c, Ctx *x, const Key *k, yaml_node_t *n) {
     return 0;
 }
 
-/* model.extractor takes {depth, width} or {blocks, block, width}, not both. */
+/* model.extractor takes {depth, width} or {blocks, block, width}, not both;
+ * and width or widths, not both. */
 static int check_extractor_keys(Ctx *x, yaml_node_t *map) {
-    yaml_node_t *depth = NULL, *custom = NULL;
+    yaml_node_t *depth = NULL, *custom = NULL, *width = NULL, *widths = NULL;
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
         yaml_node_t *k = node_at(x, p->key);
         const char *s = scalar(k);
         if (s && !strcmp(s, "depth")) depth = k;
         if (s && (!strcmp(s, "blocks") || !strcmp(s, "block"))) custom = k;
+        if (s && !strcmp(s, "width")) width = k;
+        if (s && !strcmp(s, "widths")) widths = k;
     }
+    if (width && widths)
+        return fail_at(x, widths->start_mark,
+                       "model.extractor: give either width or widths (one per stage), not both");
     if (depth && custom)
         return fail_at(x, custom->start_mark,
                        "model.extractor: give either depth or blocks + block, not both");

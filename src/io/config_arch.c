@@ -22,6 +22,7 @@ int arch_from_config(const Config *c, int num_classes, ModelArch *a, Err *err) {
                                a->blocks[s]);
     }
     a->width = c->width;
+    memcpy(a->widths, c->widths, sizeof a->widths);
     a->feature_dim = c->feature_dim;
     a->enc_layers = c->enc_layers;
     a->enc_hidden = c->enc_hidden;

@@ -77,7 +77,12 @@ static void write_model(FILE *f, const Config *c) {
     else
         fprintf(f, "    blocks: [%d, %d, %d, %d]\n    block: %s\n", c->blocks[0], c->blocks[1],
                 c->blocks[2], c->blocks[3], BLOCK_NAMES[c->bottleneck ? 1 : 0]);
-    fprintf(f, "    width: %d\n  feature_dim: %d\n", c->width, c->feature_dim);
+    if (c->widths[0])
+        fprintf(f, "    widths: [%d, %d, %d, %d]\n", c->widths[0], c->widths[1], c->widths[2],
+                c->widths[3]);
+    else
+        fprintf(f, "    width: %d\n", c->width);
+    fprintf(f, "  feature_dim: %d\n", c->feature_dim);
     fprintf(f, "  encoder: {layers: %d, hidden: %d}\n", c->enc_layers, c->enc_hidden);
     put_key_string(f, "  alphabet", c->alphabet);
     put_key_string(f, "  init", c->init);

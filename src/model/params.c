@@ -45,22 +45,31 @@ static int arch_is_standard(const ModelArch *a) {
     return 0;
 }
 
+int arch_planes(const ModelArch *a, int s) {
+    return a->widths[s] ? a->widths[s] : a->width << s;
+}
+
 void arch_describe(const ModelArch *a, char *buf, size_t cap) {
-    char ext[96];
+    char ext[96], w[64];
     if (arch_is_standard(a))
         snprintf(ext, sizeof ext, "ResNet-%d", arch_depth(a));
     else
         snprintf(ext, sizeof ext, "ResNet-%d (%s [%d,%d,%d,%d])", arch_depth(a),
                  a->bottleneck ? "bottleneck" : "basic", a->blocks[0], a->blocks[1], a->blocks[2],
                  a->blocks[3]);
-    snprintf(buf, cap, "%s w%d -> neck %d -> BiLSTM %dx%d -> %d classes", ext, a->width,
-             a->feature_dim, a->enc_layers, a->enc_hidden, a->num_classes);
+    if (a->widths[0])
+        snprintf(w, sizeof w, "widths [%d,%d,%d,%d]", a->widths[0], a->widths[1], a->widths[2],
+                 a->widths[3]);
+    else
+        snprintf(w, sizeof w, "w%d", a->width);
+    snprintf(buf, cap, "%s %s -> neck %d -> BiLSTM %dx%d -> %d classes", ext, w, a->feature_dim,
+             a->enc_layers, a->enc_hidden, a->num_classes);
 }
 
 /* ---- block geometry (shared with resnet.c) ---- */
 
 int extractor_channels(const ModelArch *a) {
-    return 8 * a->width * (a->bottleneck ? 4 : 1);
+    return arch_planes(a, 3) * (a->bottleneck ? 4 : 1);
 }
 
 int extractor_nblocks(const ModelArch *a) {
@@ -75,7 +84,7 @@ static ConvSpec conv_spec(int ic, int oc, int k, int sh, int sw) {
 /* torchvision BasicBlock (3x3, 3x3) or Bottleneck (1x1, 3x3 strided, 1x1 x4);
  * only the first block of a stage strides. */
 void block_geom(const ModelArch *a, int stage, int i, int in_ch, BlockGeom *g) {
-    int planes = a->width << stage;
+    int planes = arch_planes(a, stage);
     int sh = i == 0 ? k_stride_h[stage] : 1, sw = i == 0 ? k_stride_w[stage] : 1;
     memset(g, 0, sizeof *g);
     if (a->bottleneck) {
@@ -157,9 +166,9 @@ static void add_convbn(Table *tb, int stage, int blk, int j, const ConvSpec *c, 
 
 /* Walks the extractor in state_dict order, emitting parameters or buffers. */
 static void add_extractor(Table *tb, const ModelArch *a, int buffers) {
-    ConvSpec stem = conv_spec(1, a->width, 3, 1, 1);
+    ConvSpec stem = conv_spec(1, arch_planes(a, 0), 3, 1, 1);
     add_convbn(tb, -1, 0, 0, &stem, buffers);
-    int ch = a->width;
+    int ch = arch_planes(a, 0);
     for (int s = 0; s < 4; s++)
         for (int i = 0; i < a->blocks[s]; i++) {
             BlockGeom g;

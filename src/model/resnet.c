@@ -72,11 +72,11 @@ static void plan_unit(Crnn *m, ConvBn *u, int stage, int blk, int j, const ConvS
 void extractor_plan_shapes(Crnn *m) {
     const ModelArch *a = &m->arch;
     CrnnActs *A = m->acts;
-    ConvSpec stem = {1, a->width, 3, 1, 1};
+    ConvSpec stem = {1, arch_planes(a, 0), 3, 1, 1};
     plan_unit(m, &A->stem, -1, 0, 0, &stem, IMAGE_H, m->width, 1);
     A->nblocks = extractor_nblocks(a);
     A->blocks = xcalloc((size_t)A->nblocks, sizeof *A->blocks);
-    int ch = a->width, H = A->stem.s.OH, W = A->stem.s.OW, k = 0;
+    int ch = arch_planes(a, 0), H = A->stem.s.OH, W = A->stem.s.OW, k = 0;
     for (int s = 0; s < 4; s++)
         for (int i = 0; i < a->blocks[s]; i++, k++) {
             Block *b = &A->blocks[k];
