@@ -78,8 +78,8 @@ def load_config(path, sets):
 
 
 def extractor_arch(ext):
-    """model.extractor -> (block, blocks, width)."""
-    width = int(ext.get("width", 64))
+    """model.extractor -> (block, blocks, width); width is a list with widths."""
+    width = [int(w) for w in ext["widths"]] if "widths" in ext else int(ext.get("width", 64))
     if "blocks" in ext:
         return ext.get("block", "basic"), [int(b) for b in ext["blocks"]], width
     block, blocks = crnn_torch.arch_from_depth(int(ext.get("depth", 18)))

@@ -47,17 +47,23 @@ def _block(out, prefix, block, cin, planes, stride):
     return cout
 
 
+def stage_planes(width, i):
+    """Planes of stage i: width[i] when width is a list of 4 (model.extractor.widths),
+    else width << i; the stem has stage_planes(width, 0) channels."""
+    return int(width[i]) if isinstance(width, (list, tuple)) else int(width) << i
+
+
 def expected_shapes(arch):
     """name -> shape tuple for CRNN(**arch), in state_dict order."""
     out = {}
-    w = arch["width"]
+    w = stage_planes(arch["width"], 0)
     out["extractor.conv1.weight"] = (w, 1, 3, 3)
     _bn(out, "extractor.bn1", w)
     cin = w
     for i, (n, stride) in enumerate(zip(arch["blocks"], STAGE_STRIDES)):
         for j in range(n):
             cin = _block(out, "extractor.layer%d.%d" % (i + 1, j), arch["block"], cin,
-                         w << i, stride if j == 0 else (1, 1))
+                         stage_planes(arch["width"], i), stride if j == 0 else (1, 1))
     d, h = arch["feature_dim"], arch["enc_hidden"]
     out["extractor.neck.weight"] = (d, cin)
     out["extractor.neck.bias"] = (d,)
@@ -90,12 +96,15 @@ def arch_from_state_dict(sd):
         if not idx or idx != set(range(len(idx))):
             raise ValueError("state_dict: blocks of extractor.layer%d missing or not 0..n-1" % i)
         blocks.append(len(idx))
+    planes = [get("extractor.layer%d.0.conv1.weight" % (i + 1)).shape[0] for i in range(4)]
+    if any(int(p) != int(width) << i for i, p in enumerate(planes)):
+        width = [int(p) for p in planes]  # model.extractor.widths
     layers = 0
     while "encoder.weight_ih_l%d" % layers in sd:
         layers += 1
     if layers == 0:
         raise ValueError("state_dict has no tensor 'encoder.weight_ih_l0'")
-    return dict(blocks=blocks, block=block, width=int(width),
+    return dict(blocks=blocks, block=block, width=width if isinstance(width, list) else int(width),
                 feature_dim=int(get("extractor.neck.weight").shape[0]),
                 enc_layers=layers,
                 enc_hidden=int(get("encoder.weight_hh_l0").shape[1]),

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # the names, shapes and architecture inference live in the torch-free module
-from crnn_names import DEPTHS, STAGE_STRIDES, arch_from_state_dict  # noqa: E402,F401
+from crnn_names import DEPTHS, STAGE_STRIDES, arch_from_state_dict, stage_planes  # noqa: E402,F401
 
 IMAGE_H = 32
 
@@ -79,13 +79,15 @@ class Extractor(nn.Module):
     forward: (B,1,32,W) -> (T,B,D)."""
 
     def __init__(self, blocks, block, width, feature_dim):
+        """width: w (stages w, 2w, 4w, 8w) or a list of 4 stage widths."""
         super().__init__()
         cls = Bottleneck if block == "bottleneck" else BasicBlock
-        self.conv1 = conv3x3(1, width)
-        self.bn1 = nn.BatchNorm2d(width)
-        cin = width
+        stem = stage_planes(width, 0)
+        self.conv1 = conv3x3(1, stem)
+        self.bn1 = nn.BatchNorm2d(stem)
+        cin = stem
         for i, (n, stride) in enumerate(zip(blocks, STAGE_STRIDES)):
-            planes = width << i
+            planes = stage_planes(width, i)
             layer, cin = self._make_layer(cls, cin, planes, n, stride)
             setattr(self, "layer%d" % (i + 1), layer)
         self.out_channels = cin

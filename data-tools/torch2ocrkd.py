@@ -35,8 +35,11 @@ VERSION = 1
 
 def model_yaml(arch, alphabet):
     """The config text stored in the checkpoint: the model section."""
-    ext = "{blocks: [%s], block: %s, width: %d}" % (
-        ", ".join(str(b) for b in arch["blocks"]), arch["block"], arch["width"])
+    w = arch["width"]
+    width = ("widths: [%s]" % ", ".join(str(int(x)) for x in w)
+             if isinstance(w, (list, tuple)) else "width: %d" % w)
+    ext = "{blocks: [%s], block: %s, %s}" % (
+        ", ".join(str(b) for b in arch["blocks"]), arch["block"], width)
     return ("model:\n"
             "  extractor: %s\n"
             "  feature_dim: %d\n"

@@ -17,7 +17,7 @@
 #define LMAX 4
 
 static inline ModelArch fixture_arch(int width) {
-    ModelArch a = {{1, 1, 1, 1}, 0, width, 8, 2, 6, 6};
+    ModelArch a = {{1, 1, 1, 1}, 0, width, 8, 2, 6, 6, {0, 0, 0, 0}};
     return a;
 }
 

@@ -27,7 +27,7 @@ static const char *tmp_path(const char *name) {
 }
 
 static ModelArch small_arch(int enc_layers, int classes) {
-    ModelArch a = {{1, 1, 1, 1}, 0, 2, 4, enc_layers, 3, classes};
+    ModelArch a = {{1, 1, 1, 1}, 0, 2, 4, enc_layers, 3, classes, {0, 0, 0, 0}};
     return a;
 }
 

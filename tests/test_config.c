@@ -79,6 +79,8 @@ static const char *config_diff(const Config *a, const Config *b) {
     SAME(blocks[3]);
     SAME(bottleneck);
     SAME(width);
+    for (int i = 0; i < 4; i++)
+        SAME(widths[i]);
     SAME(feature_dim);
     SAME(enc_layers);
     SAME(enc_hidden);
@@ -358,6 +360,13 @@ static void test_errors(void) {
     expect_error("model:\n  extractor: {blocks: [2, 2, 2]}\n", "2:23", "list of 4 block counts");
     expect_error("model:\n  extractor: {blocks: [2, 0, 2, 2], block: basic}\n", "2:27",
                  "block counts must be in [1, 100]");
+    expect_error("model:\n  extractor: {width: 8, widths: [8, 16, 24, 32]}\n", "2:25",
+                 "either width or widths");
+    expect_error("model:\n  extractor: {widths: [8, 16, 24]}\n", "2:23", "list of 4 stage widths");
+    expect_error("model:\n  extractor: {widths: [8, 0, 24, 32]}\n", "2:27",
+                 "stage widths must be in [1, 4096]");
+    expect_error("model:\n  extractor: {widths: 8}\n", "2:23", "list of 4 stage widths");
+    expect_error("model:\n  extractor: {width: 0}\n", "2:22", "must be in [1, 4096]");
     expect_error("model:\n  extractor: {block: huge}\n", "2:22",
                  "expected one of basic, bottleneck");
     expect_error("data: {train: [a.h5, [b]]}\n", "1:22", "expected a file name");
@@ -471,6 +480,25 @@ static void test_set(void) {
     CHECK(config_set(&c, "model.extractor.blocks=[1,1,1,1]", &err) == 0 && c.depth == 0,
           "set blocks");
     check_round_trip(&c, "after --set");
+    CHECK(config_set(&c, "model.extractor.widths=[16, 32, 48, 40]", &err) == 0 &&
+              c.widths[0] == 16 && c.widths[2] == 48 && c.widths[3] == 40,
+          "set widths: %s", err.msg);
+    check_round_trip(&c, "after --set widths");
+    {
+        ModelArch a;
+        CHECK(arch_from_config(&c, 37, &a, &err) == 0 && arch_planes(&a, 0) == 16 &&
+                  arch_planes(&a, 3) == 40,
+              "widths reach the architecture");
+    }
+    /* a later width replaces the widths (what `--set model.extractor.width=` means) */
+    CHECK(config_set(&c, "model.extractor.width=8", &err) == 0 && c.width == 8 && !c.widths[0],
+          "set width clears widths");
+    {
+        ModelArch a;
+        CHECK(arch_from_config(&c, 37, &a, &err) == 0 && arch_planes(&a, 0) == 8 &&
+                  arch_planes(&a, 3) == 64,
+              "width gives w, 2w, 4w, 8w");
+    }
     config_free(&c);
 
     expect_set_error("optim.lr=abc", "--set optim.lr: optim.lr: expected a number");

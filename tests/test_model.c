@@ -20,7 +20,7 @@
 #define TINY_BOTTLENECK_W 2
 #endif
 static ModelArch tiny_arch(int bottleneck) {
-    ModelArch a = {{1, 2, 1, 1}, bottleneck, bottleneck ? TINY_BOTTLENECK_W : 4, 6, 2, 5, 7};
+    ModelArch a = {{1, 2, 1, 1}, bottleneck, bottleneck ? TINY_BOTTLENECK_W : 4, 6, 2, 5, 7, {0, 0, 0, 0}};
     return a;
 }
 
@@ -59,7 +59,7 @@ static void test_table(void) {
     /* ResNet-18 w64: torchvision resnet18 (11,689,512) - fc (513,000) - its
      * 7x7 conv1 (9,408) + our 3x3 conv1 (576) + layer1's downsample (conv
      * 64x64 + BN 2x64 = 4,224: layer1 strides here) + neck 512 -> 256. */
-    ModelArch a = {{2, 2, 2, 2}, 0, 64, 256, 2, 256, 37};
+    ModelArch a = {{2, 2, 2, 2}, 0, 64, 256, 2, 256, 37, {0, 0, 0, 0}};
     Crnn *m = crnn_create(&a, 1, 16, 0);
     size_t ext = 11689512 - 513000 - 9408 + 576 + 4224 + 512 * 256 + 256;
     CHECK(m->count[PART_EXTRACTOR] == ext, "resnet18 extractor %zu != %zu",
@@ -82,7 +82,7 @@ static void test_table(void) {
     /* ResNet-50 w64: torchvision resnet50 (25,557,032) - fc (2,049,000) -
      * conv1 (9,408) + ours (576) + neck 2048 -> 256 (layer1 already has a
      * downsample there, a stride costs no parameters). */
-    ModelArch b = {{3, 4, 6, 3}, 1, 64, 256, 1, 8, 5};
+    ModelArch b = {{3, 4, 6, 3}, 1, 64, 256, 1, 8, 5, {0, 0, 0, 0}};
     m = crnn_create(&b, 1, 8, 0);
     ext = 25557032 - 2049000 - 9408 + 576 + 2048 * 256 + 256;
     CHECK(m->count[PART_EXTRACTOR] == ext, "resnet50 extractor %zu != %zu",
@@ -91,7 +91,7 @@ static void test_table(void) {
 
     /* Tiny bottleneck: numbers from crnn_torch.CRNN([1,1,1,1], 'bottleneck',
      * 2, 8, 1, 5, 7) - its state_dict has 97 tensors besides num_batches_tracked. */
-    ModelArch c = {{1, 1, 1, 1}, 1, 2, 8, 1, 5, 7};
+    ModelArch c = {{1, 1, 1, 1}, 1, 2, 8, 1, 5, 7, {0, 0, 0, 0}};
     m = crnn_create(&c, 2, 18, 1);
     CHECK(m->count[PART_EXTRACTOR] == 8942, "tiny extractor %zu", m->count[PART_EXTRACTOR]);
     CHECK(m->count[PART_ENCODER] == 600, "tiny encoder %zu", m->count[PART_ENCODER]);
@@ -614,6 +614,60 @@ static void test_arch(void) {
           "bad depth accepted");
 }
 
+/* model.extractor.widths: planes per stage instead of w, 2w, 4w, 8w -
+ * shapes, describe, gradients by finite differences, and selection from a
+ * standard net (stages as wide as the source's are copied whole). */
+static void test_widths(void) {
+    ModelArch a = tiny_arch(0);
+    int widths[4] = {4, 6, 5, 3};
+    memcpy(a.widths, widths, sizeof widths);
+    Crnn *m = crnn_create(&a, 2, 18, 1);
+    CHECK(shape_is(m, "extractor.conv1.weight", 4, 4, 1, 3, 3) &&
+              shape_is(m, "extractor.layer1.0.conv2.weight", 4, 4, 4, 3, 3) &&
+              shape_is(m, "extractor.layer2.0.conv1.weight", 4, 6, 4, 3, 3) &&
+              shape_is(m, "extractor.layer3.0.conv1.weight", 4, 5, 6, 3, 3) &&
+              shape_is(m, "extractor.layer4.0.downsample.0.weight", 4, 3, 5, 1, 1) &&
+              shape_is(m, "extractor.neck.weight", 2, a.feature_dim, 3, 0, 0),
+          "widths [4,6,5,3]: stage shapes");
+    char buf[256];
+    arch_describe(&a, buf, sizeof buf);
+    CHECK(strstr(buf, "widths [4,6,5,3]") != NULL, "describe widths: %s", buf);
+    Rng r;
+    rng_seed(&r, 77);
+    crnn_init_params(m, 7);
+    shift_batchnorm(m, &r);
+    Probe p = probe_new(m, 2, &r);
+    fd_check("basic widths [4,6,5,3]", m, &p, &r, 3);
+    probe_free(&p);
+    crnn_free(m);
+
+    ModelArch big = tiny_arch(0), small = tiny_arch(0);
+    big.width = 4; /* 4, 8, 16, 32 */
+    int sw[4] = {4, 8, 6, 5};
+    memcpy(small.widths, sw, sizeof sw);
+    Crnn *src = crnn_create(&big, 1, 16, 0), *dst = crnn_create(&small, 1, 16, 0);
+    fill_random(src->params, src->nparams, &r, -1.0f, 1.0f);
+    crnn_init_params(dst, 2);
+    Err err = {0, ""};
+    CHECK(crnn_select_extractor(dst, src, &err) == 0, "select into widths: %s", err.msg);
+    int same = 1;
+    for (int i = 0; i < dst->ntensors; i++) {
+        const TensorInfo *t = &dst->tensors[i];
+        if (strstr(t->name, "extractor.layer1") || strstr(t->name, "extractor.layer2") ||
+            strstr(t->name, "extractor.conv1") || strstr(t->name, "extractor.bn1"))
+            same &= !memcmp(crnn_tensor(dst, t), crnn_tensor(src, crnn_find(src, t->name)),
+                            t->numel * sizeof(float));
+    }
+    CHECK(same, "stem and stages 1-2 (as wide as the source's) copied whole");
+    /* layer3.0.conv2 (6,6,3,3) from (16,16,3,3): element (0,1,0,0) is the
+     * source's (0, 1*16/6 = 2, 0, 0) */
+    CHECK(tensor_at(dst, "extractor.layer3.0.conv2.weight", 9) ==
+              tensor_at(src, "extractor.layer3.0.conv2.weight", 18),
+          "stage 3 narrowed by selection");
+    crnn_free(src);
+    crnn_free(dst);
+}
+
 /* Crnn.grads_ready: each reported lo decreases, and from the report to the
  * end of backward no gradient at offset >= lo changes (what the trainer's
  * overlapped allreduce relies on), for every trainable set and both blocks. */
@@ -682,5 +736,6 @@ int main(void) {
     test_copy();
     test_select();
     test_arch();
+    test_widths();
     TEST_END();
 }

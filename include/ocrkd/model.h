@@ -24,11 +24,11 @@ typedef struct {
     int blocks[4];              /* blocks per stage */
     int bottleneck;             /* 0 basic (expansion 1), 1 bottleneck (expansion 4) */
     int width;                  /* base width w */
-    int widths[4];              /* planes per stage when set (model.extractor.widths);
-                                 * all 0: w, 2w, 4w, 8w (arch_planes) */
     int feature_dim;            /* neck output D */
     int enc_layers, enc_hidden; /* BiLSTM */
     int num_classes;            /* K = alphabet symbols + 1 */
+    int widths[4];              /* planes per stage when set (model.extractor.widths);
+                                 * all 0: w, 2w, 4w, 8w (arch_planes) */
 } ModelArch;
 
 /* Blocks per stage and block kind of the torchvision ResNet of `depth`

@@ -71,30 +71,34 @@ PY
 # the torch-free name table against the C model's own tensor table
 "$BIN/ocrkd-synth" --out "$TMP/data" --train 16 --val 0 --test 0 --width 32 --max-len 3 \
   --seed 3 --quiet >"$TMP/synth.log" 2>&1 || { fail "synth"; cat "$TMP/synth.log"; }
-for spec in "basic 1,2,1,1 2 8" "bottleneck 2,1,1,1 1 6"; do
+for spec in "basic 1,2,1,1 2 8 4" "bottleneck 2,1,1,1 1 6 4" "basic 1,2,1,1 2 8 4,6,5,3"; do
   set -- $spec
-  cat >"$TMP/$1.yaml" <<YAML
-run: {dir: $TMP/run-$1, seed: 1}
+  case $5 in *,*) wkey="widths: [$5]";; *) wkey="width: $5";; esac
+  tag=$1-$(echo "$5" | tr , _)
+  cat >"$TMP/$tag.yaml" <<YAML
+run: {dir: $TMP/run-$tag, seed: 1}
 data: {train: $TMP/data/train.h5, batch_size: 4}
-model: {extractor: {blocks: [$2], block: $1, width: 4}, feature_dim: 8, encoder: {layers: $3, hidden: $4}}
+model: {extractor: {blocks: [$2], block: $1, $wkey}, feature_dim: 8, encoder: {layers: $3, hidden: $4}}
 stop: {max_steps: 1, converge: {window: 0}}
 checkpoint: {every_steps: 0, keep: 1}
 YAML
-  if OCRKD_THREADS=1 "$BIN/ocrkd" train "$TMP/$1.yaml" >"$TMP/train.log" 2>&1; then
-    $PY - "$TMP/run-$1/ckpt-00000001.h5" "$1" "$2" "$3" "$4" >"$TMP/names.log" 2>&1 <<'PY'
+  if OCRKD_THREADS=1 "$BIN/ocrkd" train "$TMP/$tag.yaml" >"$TMP/train.log" 2>&1; then
+    $PY - "$TMP/run-$tag/ckpt-00000001.h5" "$1" "$2" "$3" "$4" "$5" >"$TMP/names.log" 2>&1 <<'PY'
 import sys, h5py
 sys.path.insert(0, "data-tools")
 import crnn_names
-path, block, blocks, layers, hidden = sys.argv[1:]
+path, block, blocks, layers, hidden, width = sys.argv[1:]
+width = [int(w) for w in width.split(",")] if "," in width else int(width)
 f = h5py.File(path, "r")["params"]
 got = {k: tuple(f[k].shape) for k in f}
-arch = dict(blocks=[int(b) for b in blocks.split(",")], block=block, width=4, feature_dim=8,
+arch = dict(blocks=[int(b) for b in blocks.split(",")], block=block, width=width, feature_dim=8,
             enc_layers=int(layers), enc_hidden=int(hidden), num_classes=got["classifier.bias"][0])
 want = crnn_names.expected_shapes(arch)
 diff = sorted(set(got.items()) ^ set(want.items()))
-print(diff[:6]); sys.exit(1 if diff else 0)
+back = crnn_names.arch_from_state_dict({k: type("T", (), {"shape": v}) for k, v in got.items()})
+print(diff[:6], back["width"]); sys.exit(1 if diff or back["width"] != width else 0)
 PY
-    [ $? -eq 0 ] && pass "crnn_names table equals ocrkd's tensors ($1 blocks)" || { fail "name table vs ocrkd ($1)"; cat "$TMP/names.log"; }
+    [ $? -eq 0 ] && pass "crnn_names table equals ocrkd's tensors ($1 blocks, width $5)" || { fail "name table vs ocrkd ($1, width $5)"; cat "$TMP/names.log"; }
   else
     fail "train a $1 model for the name check"; tail -5 "$TMP/train.log"
   fi
@@ -106,7 +110,8 @@ import sys
 sys.path.insert(0, "data-tools")
 import crnn_names, crnn_torch
 for arch in [dict(blocks=[1, 2, 1, 1], block="basic", width=4, feature_dim=8, enc_layers=2, enc_hidden=8, num_classes=11),
-             dict(blocks=[2, 1, 1, 1], block="bottleneck", width=4, feature_dim=8, enc_layers=1, enc_hidden=6, num_classes=5)]:
+             dict(blocks=[2, 1, 1, 1], block="bottleneck", width=4, feature_dim=8, enc_layers=1, enc_hidden=6, num_classes=5),
+             dict(blocks=[1, 2, 1, 1], block="basic", width=[4, 6, 5, 3], feature_dim=8, enc_layers=2, enc_hidden=8, num_classes=11)]:
     sd = {k: tuple(v.shape) for k, v in crnn_torch.CRNN(**arch).state_dict().items() if not k.endswith("num_batches_tracked")}
     assert sd == crnn_names.expected_shapes(arch), arch
 PY
