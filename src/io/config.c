@@ -238,50 +238,40 @@ static int apply_width(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
     return 0;
 }
 
-/* model.extractor.widths: [a, b, c, d] planes per stage, each 1..4096
- * (instead of width: w, 2w, 4w, 8w). */
-static int apply_widths(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
+/* A list of 4 integers in [1, hi] (what: "stage widths", "block counts")
+ * into out; out is untouched on error. */
+static int read_stage_list(Ctx *x, const char *key, yaml_node_t *n, const char *what, long hi,
+                           int out[4]) {
     char buf[96];
     int count = n->type == YAML_SEQUENCE_NODE
                     ? (int)(n->data.sequence.items.top - n->data.sequence.items.start)
                     : -1;
     if (count != 4)
-        return fail_at(x, n->start_mark, "%s: expected a list of 4 stage widths, got %s", key,
+        return fail_at(x, n->start_mark, "%s: expected a list of 4 %s, got %s", key, what,
                        count < 0 ? describe(n, buf, sizeof buf) : "a list of another length");
-    int widths[4];
+    int v4[4];
     for (int i = 0; i < 4; i++) {
         yaml_node_t *item = node_at(x, n->data.sequence.items.start[i]);
         long v;
         if (read_long(x, key, item, &v)) return EXIT_USAGE;
-        if (v < 1 || v > 4096)
-            return fail_at(x, item->start_mark, "%s: stage widths must be in [1, 4096], got %ld",
-                           key, v);
-        widths[i] = (int)v;
+        if (v < 1 || v > hi)
+            return fail_at(x, item->start_mark, "%s: %s must be in [1, %ld], got %ld", key, what,
+                           hi, v);
+        v4[i] = (int)v;
     }
-    memcpy(c->widths, widths, sizeof widths);
+    memcpy(out, v4, sizeof v4);
     return 0;
+}
+
+/* model.extractor.widths: [a, b, c, d] planes per stage, each 1..4096
+ * (instead of width: w, 2w, 4w, 8w). */
+static int apply_widths(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
+    return read_stage_list(x, key, n, "stage widths", 4096, c->widths);
 }
 
 /* model.extractor.blocks: [a, b, c, d], each 1..100; makes the depth custom. */
 static int apply_blocks(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
-    char buf[96];
-    int count = n->type == YAML_SEQUENCE_NODE
-                    ? (int)(n->data.sequence.items.top - n->data.sequence.items.start)
-                    : -1;
-    if (count != 4)
-        return fail_at(x, n->start_mark, "%s: expected a list of 4 block counts, got %s", key,
-                       count < 0 ? describe(n, buf, sizeof buf) : "a list of another length");
-    int blocks[4];
-    for (int i = 0; i < 4; i++) {
-        yaml_node_t *item = node_at(x, n->data.sequence.items.start[i]);
-        long v;
-        if (read_long(x, key, item, &v)) return EXIT_USAGE;
-        if (v < 1 || v > 100)
-            return fail_at(x, item->start_mark, "%s: block counts must be in [1, 100], got %ld",
-                           key, v);
-        blocks[i] = (int)v;
-    }
-    memcpy(c->blocks, blocks, sizeof blocks);
+    if (read_stage_list(x, key, n, "block counts", 100, c->blocks)) return EXIT_USAGE;
     c->depth = 0;
     return 0;
 }
