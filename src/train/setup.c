@@ -137,7 +137,8 @@ void check_agreement(const Trainer *t) {
 }
 
 /* The student: initialised from run.seed (or model.init); when distilling,
- * the teacher's encoder and classifier are copied in and only the
+ * the teacher's encoder and classifier are copied in (with model.init, only
+ * the frozen ones) and only the
  * extractor (and the classifier, and the encoder, with distill.train) stays trainable. Then
  * the optimizer and the loss terms for what is trainable. */
 void setup_student(Trainer *t, int width) {
@@ -157,8 +158,14 @@ void setup_student(Trainer *t, int width) {
     if (t->mode == MODE_DISTILL) {
         if (t->teacher->arch.num_classes != arch.num_classes)
             fatal(EXIT_USAGE, "student and teacher alphabets differ");
+        /* SPEC: model.init loads first and the teacher's copies then replace
+         * the frozen parts; a trainable encoder or classifier keeps the init's
+         * (a second distillation phase continues from the first one's). */
         int copy = PART_ENCODER | PART_CLASSIFIER;
         fail_if(crnn_copy_part(t->student, t->teacher, copy, &err), &err);
+        int keep = (cfg->train_classifier ? PART_CLASSIFIER : 0) |
+                   (cfg->train_encoder ? PART_ENCODER : 0);
+        if (cfg->init && cfg->init[0] && keep) load_and_bcast(t->student, cfg->init, keep, 0);
         if (select) {
             if (crnn_select_extractor(t->student, t->teacher, &err))
                 fatal(EXIT_USAGE, "distill.student_init: teacher (%s): %s",

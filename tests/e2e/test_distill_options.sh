@@ -128,6 +128,44 @@ expect_code 2 "student_init: teacher with a deeper student" -- $MPI "$BIN/ocrkd"
 expect_grep "student_init: teacher \($TMP/teacher/best.h5\): the teacher has no tensor extractor.layer2.1" \
   "$TMP/err" "names the teacher's file and the missing block"
 
+# model.init in distill (SPEC): the init loads first and the teacher's copies
+# replace only the frozen parts, so a second phase keeps what the first one
+# trained. At lr 1e-30 no weight moves, so the step-2 tensors are the start's.
+same_tensor() { # A.h5 B.h5 TENSOR WHAT
+  if h5diff "$1" "$2" "/params/$3" "/params/$3" >/dev/null 2>&1; then pass "$4"; else fail "$4: they differ"; fi
+}
+INIT=$TMP/cached/ckpt-00000024.h5
+init_run() { # name train-list
+  student "$1" off "" | sed -e "s#width: 4}#width: 4}\n  init: $INIT#" -e "s/train: \[extractor, classifier\]/train: $2/" \
+    -e 's/lr: 1.0e-3/lr: 1.0e-30/' -e 's/max_steps: 24/max_steps: 2/' >"$TMP/$1.yaml"
+  expect_code 0 "distill from model.init, train $2" -- $MPI "$BIN/ocrkd" distill "$TMP/$1.yaml"
+}
+if h5diff "$INIT" "$TMP/teacher/best.h5" /params/classifier.weight /params/classifier.weight >/dev/null 2>&1; then
+  fail "the distilled classifier should differ from the teacher's"
+else
+  pass "the distilled classifier differs from the teacher's"
+fi
+init_run init-cls "[extractor, classifier]"
+same_tensor "$TMP/init-cls/ckpt-00000002.h5" "$INIT" classifier.weight "a trainable classifier starts as model.init's"
+same_tensor "$TMP/init-cls/ckpt-00000002.h5" "$TMP/teacher/best.h5" encoder.weight_hh_l0 "the frozen encoder is the teacher's"
+# an init whose encoder is not the teacher's: the student trained alone a little
+sed -e "s#dir: $TMP/teacher#dir: $TMP/alone#" -e 's/width: 8}/width: 4}/' -e 's/max_steps: 16/max_steps: 4/' \
+  "$TMP/teacher.yaml" >"$TMP/alone.yaml"
+expect_code 0 "the student trained alone for 4 steps" -- "$BIN/ocrkd" train "$TMP/alone.yaml"
+INIT=$TMP/alone/best.h5
+init_run init-all "[extractor, encoder, classifier]"
+same_tensor "$TMP/init-all/ckpt-00000002.h5" "$INIT" encoder.weight_hh_l0 "a trainable encoder starts as model.init's"
+same_tensor "$TMP/init-all/ckpt-00000002.h5" "$INIT" classifier.weight "so does a trainable classifier"
+if h5diff "$INIT" "$TMP/teacher/best.h5" /params/encoder.weight_hh_l0 /params/encoder.weight_hh_l0 >/dev/null 2>&1; then
+  fail "the alone-trained encoder should differ from the teacher's"
+else
+  pass "the alone-trained encoder differs from the teacher's"
+fi
+init_run init-frozen "[extractor]"
+same_tensor "$TMP/init-frozen/ckpt-00000002.h5" "$TMP/teacher/best.h5" classifier.weight \
+  "a frozen classifier is the teacher's, whatever model.init holds"
+same_tensor "$TMP/init-frozen/ckpt-00000002.h5" "$INIT" extractor.conv1.weight "the extractor starts as model.init's"
+
 # bad values name the file, line and key
 printf 'augment: {prob: 1.5}\n' >"$TMP/bad1.yaml"
 expect_code 2 "augment.prob 1.5" -- "$BIN/ocrkd" train "$TMP/bad1.yaml"
