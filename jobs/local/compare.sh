@@ -15,6 +15,11 @@
 #   HELDOUT_ARGS    heldout_render.py arguments after --out (count, width, seed)
 #   CONF_TEACHER, CONF_DISTILL, CONF_SCRATCH   the three configs
 #   TARGET_MINUTES  the whole pipeline's budget, printed beside the time taken
+#   CONF_FINETUNE   optional: a second phase after the distillation (its
+#                   model.init is the distilled run's best.h5), run with
+#                   `ocrkd $FINETUNE_CMD` (default train); the distilled row is
+#                   then the second phase's, with both phases' wall time, and
+#                   the first phase gets a row of its own (phase-1)
 #   CONF_UNLABELED, UNLABELED_ARGS   optional (issue 12): a fourth row, the
 #                   student distilled with unlabeled images of the held-out
 #                   renderer's domain (heldout_render.py UNLABELED_ARGS, packed
@@ -75,6 +80,13 @@ DISTILL_DIR=$(run_dir "$CONF_DISTILL")
 SCRATCH_DIR=$(run_dir "$CONF_SCRATCH")
 TEACHER_DIR=$(run_dir "$CONF_TEACHER")
 wall=$(run_wall "$DISTILL_DIR")
+FINAL_DIR=$DISTILL_DIR
+if [ -n "${CONF_FINETUNE:-}" ]; then
+    say "second phase from the distilled student: $MPIRUN bin/ocrkd ${FINETUNE_CMD:-train} $CONF_FINETUNE"
+    $MPIRUN bin/ocrkd "${FINETUNE_CMD:-train}" "$CONF_FINETUNE" --resume auto
+    FINAL_DIR=$(run_dir "$CONF_FINETUNE")
+    wall=$(awk -v a="$wall" -v b="$(run_wall "$FINAL_DIR")" 'BEGIN { printf "%.1f", a + b }')
+fi
 # The scratch run gets the distilled run's wall time, and a schedule that
 # ends then: its step rate measured on real training steps (the rate
 # between steps 600 and 1100 of a throw-away run; a 10-step `ocrkd bench`
@@ -109,7 +121,7 @@ say "evaluating on $DATA/test.h5 (in-domain) and $HELD/test.h5 (held-out rendere
 field() { echo "$1" | sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p"; }
 rows=$OUT/rows.tsv
 : >"$rows"
-row() { # name checkpoint
+row() { # name checkpoint run-dir [wall seconds]
     info=$(bin/ocrkd info "$2")
     params=$(echo "$info" | sed -n 's/^parameters .*total \([0-9]*\).*/\1/p')
     xparams=$(echo "$info" | sed -n 's/^parameters *extractor \([0-9]*\),.*/\1/p')
@@ -117,10 +129,15 @@ row() { # name checkpoint
     b=$(OCRKD_THREADS=1 bin/ocrkd eval --model "$2" --data "$HELD/test.h5" --json)
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$params" "$xparams" "$(field "$a" word_acc)" \
         "$(field "$b" word_acc)" "$(field "$b" cer)" "$(field "$a" img_per_s)" \
-        "$(run_wall "$3")" >>"$rows"
+        "${4:-$(run_wall "$3")}" >>"$rows"
 }
 row teacher "$TEACHER_DIR/best.h5" "$TEACHER_DIR"
-row distilled "$DISTILL_DIR/best.h5" "$DISTILL_DIR"
+if [ "$FINAL_DIR" != "$DISTILL_DIR" ]; then
+    row phase-1 "$DISTILL_DIR/best.h5" "$DISTILL_DIR"
+    row distilled "$FINAL_DIR/best.h5" "$FINAL_DIR" "$wall"
+else
+    row distilled "$DISTILL_DIR/best.h5" "$DISTILL_DIR"
+fi
 row scratch "$SCRATCH_DIR/best.h5" "$SCRATCH_DIR"
 if [ -n "${CONF_UNLABELED:-}" ]; then
     UNL_DIR=$(run_dir "$CONF_UNLABELED")
