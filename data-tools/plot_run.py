@@ -11,6 +11,10 @@ CER and throughput, the runs overlaid. Lines that do not parse (a partly
 written last line of a running job) are skipped; missing keys leave gaps.
 
   plot_run.py RUN_DIR [RUN_DIR ...] --out FILE.png [--labels a,b] [--csv FILE]
+              [--wall-offsets 0,643]
+
+--wall-offsets adds seconds to each run's wall clock: a second phase that
+began when the first one ended is drawn where it belongs in time.
 
 Not for: measuring a model (the curves are what the runs logged; `ocrkd
 eval` measures a checkpoint). It only reads the runs.
@@ -81,14 +85,33 @@ def parse_args(argv):
     p.add_argument("--labels", help="comma-separated run names (default the directory names)")
     p.add_argument("--title", help="figure title")
     p.add_argument("--csv", help="also write the val points as CSV (run,step,wall,word_acc,cer,ned)")
+    p.add_argument("--wall-offsets", help="comma-separated seconds added to each run's wall clock")
     return p.parse_args(argv)
 
 
-def load_runs(run_args, labels):
+def parse_offsets(text, n):
+    """The --wall-offsets list: n finite numbers (seconds), or n zeros."""
+    if text is None:
+        return [0.0] * n
+    parts = text.split(",")
+    if len(parts) != n:
+        die("--wall-offsets has %d values for %d runs" % (len(parts), n))
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        die("--wall-offsets %s: not a list of numbers" % text)
+    if not all(math.isfinite(v) for v in vals):
+        die("--wall-offsets %s: not a list of finite numbers" % text)
+    return vals
+
+
+def load_runs(run_args, labels, offsets=None):
     """[(name, train lines, val lines, teacher val lines)] of each RUN_DIR
-    (or metrics.jsonl file), named by labels or by its directory."""
+    (or metrics.jsonl file), named by labels or by its directory, its wall
+    clock shifted by its offset."""
     if labels is not None and len(labels) != len(run_args):
         die("--labels has %d names for %d runs" % (len(labels), len(run_args)))
+    offsets = offsets or [0.0] * len(run_args)
     runs = []
     for k, r in enumerate(run_args):
         if os.path.isdir(r):
@@ -104,6 +127,9 @@ def load_runs(run_args, labels):
             sys.stderr.write("plot_run.py: %s: skipped %d line(s) that do not parse\n" % (path, bad))
         if not train and not val:
             sys.stderr.write("plot_run.py: %s: no metrics yet\n" % path)
+        for o in train + val + teacher:
+            if offsets[k] and num(o.get("wall")):
+                o["wall"] += offsets[k]
         runs.append((name, train, val, teacher))
     return runs
 
@@ -204,7 +230,8 @@ def write_csv(path, runs):
 
 def main(argv=None):
     a = parse_args(sys.argv[1:] if argv is None else argv)
-    runs = load_runs(a.runs, a.labels.split(",") if a.labels else None)
+    runs = load_runs(a.runs, a.labels.split(",") if a.labels else None,
+                     parse_offsets(a.wall_offsets, len(a.runs)))
     plt = import_pyplot()
     fig, ax = plt.subplots(2, 3, figsize=(16, 8.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -24,15 +24,18 @@
 #                   student distilled with unlabeled images of the held-out
 #                   renderer's domain (heldout_render.py UNLABELED_ARGS, packed
 #                   without labels into data/$DATA_NAME-unlabeled/unlabeled.h5)
-# Environment: NP (ranks, default 2), OCRKD_THREADS (default 1),
+# Environment: DATA, HELD, OUT (the training data's and held-out set's
+#   directories and the table's; default data/$DATA_NAME,
+#   data/$DATA_NAME-heldout, runs/$NAME-compare: tests/e2e/test_compare.sh
+#   sets them), NP (ranks, default 2), OCRKD_THREADS (default 1),
 #   TESSERACT_N (held-out images Tesseract reads, default 400; 0 = skip).
 set -eu
 cd "$(dirname "$0")/../.."
 NP=${NP:-2}
 DATA_NAME=${DATA_NAME:-$NAME}
-DATA=data/$DATA_NAME
-HELD=data/$DATA_NAME-heldout
-OUT=runs/$NAME-compare
+DATA=${DATA:-data/$DATA_NAME}
+HELD=${HELD:-data/$DATA_NAME-heldout}
+OUT=${OUT:-runs/$NAME-compare}
 PY=/usr/bin/python3
 export OCRKD_THREADS=${OCRKD_THREADS:-1}
 if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
@@ -171,6 +174,9 @@ awk -F'\t' 'BEGIN { printf "[" } { printf "%s{\"model\":\"%s\",\"params\":%s,\"e
 if $PY -c 'import matplotlib' 2>/dev/null; then
     if [ -n "${CONF_UNLABELED:-}" ]; then
         set -- "$DISTILL_DIR" "$SCRATCH_DIR" "$UNL_DIR" --labels distilled,scratch,unlabeled
+    elif [ "$FINAL_DIR" != "$DISTILL_DIR" ]; then # the second phase drawn after the first
+        set -- "$DISTILL_DIR" "$FINAL_DIR" "$SCRATCH_DIR" --labels distilled,second-phase,scratch \
+            --wall-offsets "0,$(run_wall "$DISTILL_DIR"),0"
     else
         set -- "$DISTILL_DIR" "$SCRATCH_DIR" --labels distilled,scratch
     fi

@@ -13,7 +13,8 @@
 # (and its finished run in runs/experiment-teacher); one named BASE-SUFFIX
 # without its own distill config uses BASE's (and its finished run). With
 # conf/experiment-VARIANT-finetune.yaml, that second phase follows the
-# distillation and the scratch run gets both phases' wall time.
+# distillation (`ocrkd distill` when it names a teacher, else `ocrkd train`)
+# and the scratch run gets both phases' wall time.
 set -eu
 v=${1:?usage: sh jobs/local/experiment-variant.sh VARIANT (r34, w24, stages, short, short-ft: conf/experiment-VARIANT-*.yaml)}
 root=$(dirname "$0")/../..
@@ -27,5 +28,10 @@ done
 export NAME=experiment-$v UNLABELED=0
 export CONF_TEACHER=$teacher CONF_DISTILL=$distill
 export CONF_SCRATCH=conf/experiment-$v-scratch.yaml
-if [ -f "$root/conf/experiment-$v-finetune.yaml" ]; then export CONF_FINETUNE=conf/experiment-$v-finetune.yaml; fi
+ft=conf/experiment-$v-finetune.yaml
+if [ -f "$root/$ft" ]; then
+    export CONF_FINETUNE=$ft
+    # a second phase with a teacher is a distillation, else CTC training
+    if grep -q '^teacher:' "$root/$ft"; then export FINETUNE_CMD=distill; fi
+fi
 exec sh "$(dirname "$0")/experiment.sh"

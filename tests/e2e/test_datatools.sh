@@ -197,5 +197,14 @@ expect_code 2 "plot_run on a missing run directory" -- "$PY" "$PR" "$TMP/run1" "
 expect_grep "nope: no such run directory" "$TMP/err" "missing-run message names it"
 if [ ! -e "$TMP/c2.png" ]; then pass "no PNG after the error"; else fail "a PNG was written despite the error"; fi
 expect_code 2 "plot_run with --labels of the wrong count" -- "$PY" "$PR" "$TMP/run1" --labels a,b --out "$TMP/c3.png"
+# --wall-offsets: a second phase drawn after the first (the CSV shows the shift)
+expect_code 0 "plot_run --wall-offsets" -- "$PY" "$PR" "$TMP/run1" "$TMP/run1" --labels one,two \
+  --wall-offsets 0,100 --out "$TMP/c4.png" --csv "$TMP/c4.csv"
+expect_grep '^one,300,31.0,0.55,' "$TMP/c4.csv" "the first run's wall is unchanged"
+expect_grep '^two,300,131.0,0.55,' "$TMP/c4.csv" "the second run's wall is shifted by 100 s"
+expect_code 2 "plot_run --wall-offsets of the wrong count" -- "$PY" "$PR" "$TMP/run1" --wall-offsets 1,2 --out "$TMP/c5.png"
+expect_grep 'wall-offsets has 2 values for 1 runs' "$TMP/err" "names the counts"
+expect_code 2 "plot_run --wall-offsets not numbers" -- "$PY" "$PR" "$TMP/run1" --wall-offsets x --out "$TMP/c5.png"
+expect_grep 'wall-offsets x: not a list of numbers' "$TMP/err" "names the value"
 
 e2e_end

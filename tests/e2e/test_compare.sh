@@ -1,0 +1,65 @@
+# test_compare.sh - jobs/local/compare.sh (the pipeline of `make demo` and
+# `make experiment`) on tiny models: data, held-out set, teacher, distilled
+# student, a second phase from it (CONF_FINETUNE), the scratch run sized to
+# both phases' wall time, the table, its JSON and the curves; and a rerun
+# that reuses everything. Run by tests/run.sh.
+. tests/e2e/lib.sh
+ROOT=$(pwd)
+export OCRKD_THREADS=1 TESSERACT_N=0 NAME=tiny TARGET_MINUTES=1
+export DATA=$TMP/data HELD=$TMP/held OUT=$TMP/compare
+export SYNTH_ARGS="--train 256 --val 32 --test 32 --width 64 --max-len 5 --seed 5 --quiet"
+export HELDOUT_ARGS="--n 32 --width 64 --max-len 5 --seed 6 --quiet"
+arch='model:
+  extractor: {blocks: [1, 1, 1, 1], block: basic, width: WIDTH}
+  feature_dim: 16
+  encoder: {layers: 1, hidden: 16}'
+conf() { # name width mode-specific-yaml
+  cat <<YAML
+run:
+  dir: $TMP/$1
+  seed: 1
+data: {train: $DATA/train.h5, val: $DATA/val.h5, test: $DATA/test.h5, batch_size: 8}
+$(echo "$arch" | sed "s/WIDTH/$2/")
+optim: {name: adam, lr: 3.0e-3}
+stop: {max_steps: 16, converge: {window: 0}}
+checkpoint: {every_steps: 0, keep: 1}
+eval: {every_steps: 8}
+log: {every_steps: 4}
+$3
+YAML
+}
+conf teacher 8 "" >"$TMP/teacher.yaml"
+conf distill 4 "teacher: {checkpoint: $TMP/teacher/best.h5}
+distill: {train: [extractor, classifier], allow_any_size: true}" >"$TMP/distill.yaml"
+conf phase2 4 "" | sed "s#feature_dim: 16#feature_dim: 16\\n  init: $TMP/distill/best.h5#" >"$TMP/phase2.yaml"
+conf scratch 4 "" >"$TMP/scratch.yaml"
+export CONF_TEACHER=$TMP/teacher.yaml CONF_DISTILL=$TMP/distill.yaml CONF_SCRATCH=$TMP/scratch.yaml
+export CONF_FINETUNE=$TMP/phase2.yaml
+expect_code 0 "compare.sh with a second phase" -- sh "$ROOT/jobs/local/compare.sh"
+T=$OUT/table.txt
+[ -s "$DATA/test.h5" ] && [ -s "$HELD/test.h5" ] && pass "data and held-out set in DATA and HELD" ||
+  fail "no data in $DATA or $HELD"
+for r in teacher phase-1 distilled scratch; do
+  expect_grep "^$r +[0-9]+ +[0-9]+ +[0-9.]+% +[0-9.]+% " "$T" "table row $r"
+done
+expect_grep '^distilled - scratch \(same wall time\): [-+][0-9.]+ points in-domain' "$T" "the comparison line"
+# the distilled row's wall is both phases'; scratch's budget comes from it
+w1=$(tail -n 1 "$TMP/distill/metrics.jsonl" | sed -n 's/^{"wall":\([0-9.]*\),.*/\1/p')
+w2=$(tail -n 1 "$TMP/phase2/metrics.jsonl" | sed -n 's/^{"wall":\([0-9.]*\),.*/\1/p')
+wd=$(/usr/bin/python3 -c "import json,sys; print([x['train_s'] for x in json.load(open(sys.argv[1])) if x['model']=='distilled'][0])" "$OUT/table.json")
+awk -v a="$w1" -v b="$w2" -v d="$wd" 'BEGIN { exit !(a > 0 && b > 0 && d >= a + b - 0.2 && d <= a + b + 0.2) }' &&
+  pass "distilled row's wall ($wd s) = phase 1 ($w1) + phase 2 ($w2)" || fail "distilled wall $wd, phases $w1 + $w2"
+read -r steps minutes ms <"$TMP/scratch/budget.txt"
+awk -v m="$minutes" -v a="$w1" -v b="$w2" 'BEGIN { d = m * 60 - a - b; exit !(d > -0.2 && d < 0.2) }' &&
+  pass "scratch budget is both phases' wall ($minutes min, $steps steps at $ms ms)" ||
+  fail "scratch budget $minutes min, phases $w1 + $w2 s"
+expect_grep '"model":"distilled"' "$OUT/table.json" "table.json has the distilled row"
+/usr/bin/python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert [x['model'] for x in r]==['teacher','phase-1','distilled','scratch'], r" \
+  "$OUT/table.json" && pass "table.json parses, four rows in order" || fail "table.json"
+[ -s "$OUT/curves.png" ] && pass "curves.png written" || fail "no curves.png"
+# a rerun reuses the data and the finished runs
+expect_code 0 "compare.sh again" -- sh "$ROOT/jobs/local/compare.sh"
+expect_grep 'reusing the training data' "$TMP/out" "the data is reused"
+steps_now=$(grep -c '"split":"val"' "$TMP/scratch/metrics.jsonl")
+[ "$steps_now" -ge 1 ] && pass "scratch run kept" || fail "scratch run lost"
+e2e_end
