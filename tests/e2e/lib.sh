@@ -4,7 +4,7 @@ BIN=${OCRKD_BIN:-$PWD/bin}
 PY=/usr/bin/python3
 E2E_PASSED=0; E2E_FAILED=0
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$TMP"' EXIT
 pass() { E2E_PASSED=$((E2E_PASSED + 1)); echo "  ok $*"; }
 fail() { E2E_FAILED=$((E2E_FAILED + 1)); echo "FAIL $*"; }
 # expect_code CODE DESCRIPTION -- command...   (stderr kept in $TMP/err)

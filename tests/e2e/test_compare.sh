@@ -62,4 +62,22 @@ expect_code 0 "compare.sh again" -- sh "$ROOT/jobs/local/compare.sh"
 expect_grep 'reusing the training data' "$TMP/out" "the data is reused"
 steps_now=$(grep -c '"split":"val"' "$TMP/scratch/metrics.jsonl")
 [ "$steps_now" -ge 1 ] && pass "scratch run kept" || fail "scratch run lost"
+# a scratch run that ends well before its budget is redone once with its
+# steps scaled to its real rate: a budget of 4 steps stands in for a rate
+# measured too slow (REDO_MIN_GAP 0: the tiny runs take a second)
+rm -rf "$TMP/scratch"
+mkdir -p "$TMP/scratch"
+echo "4 1.0 100.0" >"$TMP/scratch/budget.txt"
+expect_code 0 "compare.sh with a scratch budget far too small" -- env REDO_MIN_GAP=0 sh "$ROOT/jobs/local/compare.sh"
+expect_grep 'redone once with [0-9]+ steps' "$TMP/out" "the redo is said"
+[ -f "$TMP/scratch/redone.txt" ] && [ -f "$TMP/scratch-first/metrics.jsonl" ] &&
+  pass "redone.txt written, the first run kept in scratch-first" || fail "no redone.txt or scratch-first"
+expect_grep '^first run: 4 of 4 steps' "$TMP/scratch/redone.txt" "redone.txt says what the first run did"
+read -r steps2 _ <"$TMP/scratch/budget.txt"
+last=$(tail -n 1 "$TMP/scratch/metrics.jsonl" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
+[ "$steps2" -gt 4 ] && [ "$last" = "$steps2" ] && pass "the redo ran its $steps2 steps" ||
+  fail "redo budget $steps2, last step $last"
+# and only once: a rerun keeps it
+expect_code 0 "compare.sh after the redo" -- env REDO_MIN_GAP=0 sh "$ROOT/jobs/local/compare.sh"
+if grep -q 'redone once' "$TMP/out"; then fail "redone a second time"; else pass "not redone again"; fi
 e2e_end
