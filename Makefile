@@ -2,7 +2,7 @@
 #   make          build bin/ocrkd, bin/ocrkd-synth, bin/ocrkd-pack
 #   make test     unit, MPI and end-to-end tests (closing line "N passed, N failed")
 #   make demo     install deps, build, make data, train a teacher, distill, evaluate
-#   make experiment  the same comparison at full length (~45 min on 2 cores, ~55 with the unlabeled row)
+#   make experiment  the same comparison at full length (~45-60 min on 2 cores, +10 with the unlabeled row)
 #   make asan     unit tests under AddressSanitizer + UBSan
 #   make deps     install the Debian packages (as root; prints the apt line otherwise)
 #   make refs     regenerate tests/ref/*.h5 with PyTorch (python3-torch)

@@ -78,8 +78,19 @@ $MPIRUN bin/ocrkd train "$CONF_TEACHER" --resume auto
 say "distilled student: $MPIRUN bin/ocrkd distill $CONF_DISTILL"
 $MPIRUN bin/ocrkd distill "$CONF_DISTILL" --resume auto
 
-# wall seconds of a finished run: the "wall" of its last metrics line
-run_wall() { tail -n 1 "$1/metrics.jsonl" | sed -n 's/^{"wall":\([0-9.]*\),.*/\1/p'; }
+# wall seconds of a finished run: the "wall" of its first stop line at its
+# last step (resuming a finished run, as a rerun of this script does,
+# appends lines a few seconds later), else of its last line
+run_wall() {
+    awk '{ w = ""; s = -1
+           if (match($0, /^\{"wall":[0-9.]+/)) w = substr($0, 9, RLENGTH - 8)
+           if (match($0, /"step":[0-9]+/)) s = substr($0, RSTART + 7, RLENGTH - 7) + 0
+           if (w == "") next
+           last = w
+           if (s > top) { top = s; stop = "" }
+           if (s == top && stop == "" && index($0, "\"event\":\"stop\"")) stop = w }
+         END { print (stop != "" ? stop : last) }' top=-1 "$1/metrics.jsonl"
+}
 run_dir() { sed -n 's/^ *dir: *\([^ #]*\).*/\1/p' "$1" | head -n 1; }
 DISTILL_DIR=$(run_dir "$CONF_DISTILL")
 SCRATCH_DIR=$(run_dir "$CONF_SCRATCH")

@@ -1,16 +1,16 @@
 #!/bin/sh
 # experiment.sh - what `make experiment` runs: the full-length comparison on
-# this 2-core machine (about 40 minutes, 50 with the unlabeled row): the
+# this 2-core machine (about 60 minutes here, 70 with the unlabeled row): the
 # demo's ResNet-18 w16 teacher (BiLSTM 2x128) trained for 30000 steps of
-# 2 x 8 (~25 minutes) on 2 ranks on 200k lines;
-# the ResNet-18 w8 student (25% of its extractor), its extractor selected
-# from the teacher's, distilled for 24000 steps (CTC weight 1.0) on the
-# first 64k lines, its teacher outputs cached after the first epoch; the same student from
-# scratch on all 200k lines for the same wall time; with UNLABELED=1
-# (default) the student distilled again with 64k unlabeled images of the
-# held-out renderer's domain (issue 12; UNLABELED=0 skips that row); all of
-# them and Tesseract (when installed) on the in-domain test and on the
-# held-out renderer test
+# 2 x 8 (~20-38 minutes, by the machine) on 2 ranks on 200k lines;
+# the ResNet-18 student with per-stage widths [16, 32, 48, 40] (26.3 % of
+# its extractor), its extractor selected from the teacher's, distilled for
+# 12000 steps (CTC weight 1.0) on the first 64k lines, its teacher outputs
+# cached after the first epoch; the same student from scratch on all 200k
+# lines for the same wall time; with UNLABELED=1 (default) the student
+# distilled again with 64k unlabeled images of the held-out renderer's
+# domain (issue 12; UNLABELED=0 skips that row); all of them and Tesseract
+# (when installed) on the in-domain test and on the held-out renderer test
 # (jobs/local/compare.sh does the work).
 #   data in data/experiment/, data/experiment-heldout/, data/experiment-unlabeled/;
 #   runs in runs/experiment-{teacher,distill,scratch,unlabeled}/; table in

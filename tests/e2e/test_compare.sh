@@ -57,9 +57,14 @@ expect_grep '"model":"distilled"' "$OUT/table.json" "table.json has the distille
 /usr/bin/python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert [x['model'] for x in r]==['teacher','phase-1','distilled','scratch'], r" \
   "$OUT/table.json" && pass "table.json parses, four rows in order" || fail "table.json"
 [ -s "$OUT/curves.png" ] && pass "curves.png written" || fail "no curves.png"
-# a rerun reuses the data and the finished runs
+# a rerun reuses the data and the finished runs, and their wall times: a
+# resumed finished run appends lines a little later
 expect_code 0 "compare.sh again" -- sh "$ROOT/jobs/local/compare.sh"
 expect_grep 'reusing the training data' "$TMP/out" "the data is reused"
+n=$(grep -c '"event":"stop"' "$TMP/distill/metrics.jsonl")
+wd2=$(/usr/bin/python3 -c "import json,sys; print([x['train_s'] for x in json.load(open(sys.argv[1])) if x['model']=='distilled'][0])" "$OUT/table.json")
+[ "$n" -ge 2 ] && [ "$wd2" = "$wd" ] && pass "the rerun keeps the distilled wall ($wd s; $n stop lines)" ||
+  fail "distilled wall $wd then $wd2 ($n stop lines)"
 steps_now=$(grep -c '"split":"val"' "$TMP/scratch/metrics.jsonl")
 [ "$steps_now" -ge 1 ] && pass "scratch run kept" || fail "scratch run lost"
 # a scratch run that ends well before its budget is redone once with its
