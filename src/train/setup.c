@@ -140,8 +140,10 @@ void check_agreement(const Trainer *t) {
  * the teacher's encoder and classifier are copied in (with model.init, only
  * the frozen ones) and only the
  * extractor (and the classifier, and the encoder, with distill.train) stays trainable. Then
- * the optimizer and the loss terms for what is trainable. */
-void setup_student(Trainer *t, int width) {
+ * the optimizer and the loss terms for what is trainable. resuming: the
+ * checkpoint restored next replaces the parameters (nothing is said of an
+ * initialisation it undoes). */
+void setup_student(Trainer *t, int width, int resuming) {
     Config *cfg = t->cfg;
     Err err = {0};
     ModelArch arch;
@@ -170,8 +172,9 @@ void setup_student(Trainer *t, int width) {
             if (crnn_select_extractor(t->student, t->teacher, &err))
                 fatal(EXIT_USAGE, "distill.student_init: teacher (%s): %s",
                       cfg->teacher_checkpoint, err.msg);
-            printf0("student  extractor selected from the teacher's (distill.student_init: "
-                    "teacher)\n");
+            if (!resuming) /* a resumed run's extractor is the checkpoint's */
+                printf0("student  extractor selected from the teacher's (distill.student_init: "
+                        "teacher)\n");
         }
         check_size_band(t);
         parts = PART_EXTRACTOR | (cfg->train_classifier ? PART_CLASSIFIER : 0) |

@@ -186,7 +186,7 @@ static int start_run(Trainer *t, char *rbuf, size_t cap, const char **resume) {
         if (stopped_in_startup(t, *resume, "loading the teacher")) return 1;
     }
     open_loaders(t);
-    setup_student(t, loader_width(t->train));
+    setup_student(t, loader_width(t->train), *resume != NULL);
     if (stopped_in_startup(t, *resume, "building the model")) return 1;
     teacher_cache_init(t);
     converge_init(&t->converge, cfg->converge_window, cfg->converge_rel_tol, cfg->converge_patience);

@@ -119,7 +119,7 @@ static inline void fail_if(int rc, const Err *err) {
 void check_data_heights(const Config *c);
 void setup_teacher(Trainer *t, int width);
 void open_loaders(Trainer *t);
-void setup_student(Trainer *t, int width);
+void setup_student(Trainer *t, int width, int resuming);
 void check_agreement(const Trainer *t);
 
 /* teacher_cache.c */

@@ -118,6 +118,12 @@ student select on "" | sed 's/  teacher_cache: on/  teacher_cache: on\n  student
 expect_code 0 "distill with student_init: teacher (2 ranks)" -- $MPI "$BIN/ocrkd" distill "$TMP/select.yaml"
 expect_grep "extractor selected from the teacher's" "$TMP/out" "the selection is said"
 differ_params select cached "a selected extractor is not the random one"
+expect_code 0 "the selected run resumed (--resume auto, finished)" -- $MPI "$BIN/ocrkd" distill "$TMP/select.yaml" --resume auto
+if grep -q "extractor selected from the teacher's" "$TMP/out"; then
+  fail "a resumed run says its extractor was selected (the checkpoint's is used)"
+else
+  pass "a resumed run does not say the extractor was selected"
+fi
 sed -e 's/width: 4}/width: 4}\n  init: x.h5/' -e 's#/select,#/select-init,#' "$TMP/select.yaml" >"$TMP/select-init.yaml"
 expect_code 2 "student_init: teacher with model.init" -- $MPI "$BIN/ocrkd" distill "$TMP/select-init.yaml"
 expect_grep 'model.init \(x.h5\) and distill.student_init: teacher both' "$TMP/err" "names both keys"
