@@ -138,11 +138,10 @@ void check_agreement(const Trainer *t) {
 
 /* The student: initialised from run.seed (or model.init); when distilling,
  * the teacher's encoder and classifier are copied in (with model.init, only
- * the frozen ones) and only the
- * extractor (and the classifier, and the encoder, with distill.train) stays trainable. Then
- * the optimizer and the loss terms for what is trainable. resuming: the
- * checkpoint restored next replaces the parameters (nothing is said of an
- * initialisation it undoes). */
+ * the frozen ones) and only the extractor (and the classifier, and the
+ * encoder, with distill.train) stays trainable. Then the optimizer and the
+ * loss terms for what is trainable. resuming: the checkpoint restored next
+ * replaces the parameters (nothing is said of an initialisation it undoes). */
 void setup_student(Trainer *t, int width, int resuming) {
     Config *cfg = t->cfg;
     Err err = {0};
@@ -155,31 +154,29 @@ void setup_student(Trainer *t, int width, int resuming) {
               cfg->init);
     t->student = crnn_create(&arch, cfg->batch_size, width, CRNN_TRAINING);
     crnn_init_params(t->student, (uint64_t)cfg->seed);
-    if (cfg->init && cfg->init[0]) load_and_bcast(t->student, cfg->init, PART_ALL, 0);
     int parts = PART_ALL;
     if (t->mode == MODE_DISTILL) {
         if (t->teacher->arch.num_classes != arch.num_classes)
             fatal(EXIT_USAGE, "student and teacher alphabets differ");
-        /* SPEC: model.init loads first and the teacher's copies then replace
-         * the frozen parts; a trainable encoder or classifier keeps the init's
-         * (a second distillation phase continues from the first one's). */
-        int copy = PART_ENCODER | PART_CLASSIFIER;
-        fail_if(crnn_copy_part(t->student, t->teacher, copy, &err), &err);
-        int keep = (cfg->train_classifier ? PART_CLASSIFIER : 0) |
-                   (cfg->train_encoder ? PART_ENCODER : 0);
-        if (cfg->init && cfg->init[0] && keep) load_and_bcast(t->student, cfg->init, keep, 0);
-        if (select) {
-            if (crnn_select_extractor(t->student, t->teacher, &err))
-                fatal(EXIT_USAGE, "distill.student_init: teacher (%s): %s",
-                      cfg->teacher_checkpoint, err.msg);
-            if (!resuming) /* a resumed run's extractor is the checkpoint's */
-                printf0("student  extractor selected from the teacher's (distill.student_init: "
-                        "teacher)\n");
-        }
-        check_size_band(t);
+        fail_if(crnn_copy_part(t->student, t->teacher, PART_ENCODER | PART_CLASSIFIER, &err),
+                &err);
         parts = PART_EXTRACTOR | (cfg->train_classifier ? PART_CLASSIFIER : 0) |
                 (cfg->train_encoder ? PART_ENCODER : 0);
     }
+    /* SPEC: model.init loads first and the teacher's copies then replace the
+     * frozen parts - the same as loading only the trainable parts after the
+     * copies, so a trainable encoder or classifier keeps the init's (a second
+     * distillation phase continues from the first one's) */
+    if (cfg->init && cfg->init[0]) load_and_bcast(t->student, cfg->init, parts, 0);
+    if (select) {
+        if (crnn_select_extractor(t->student, t->teacher, &err))
+            fatal(EXIT_USAGE, "distill.student_init: teacher (%s): %s", cfg->teacher_checkpoint,
+                  err.msg);
+        if (!resuming) /* a resumed run's extractor is the checkpoint's */
+            printf0("student  extractor selected from the teacher's (distill.student_init: "
+                    "teacher)\n");
+    }
+    if (t->mode == MODE_DISTILL) check_size_band(t);
     if (crnn_set_trainable(t->student, parts) != 0) fatal(1, "internal: trainable set %d", parts);
     grad_sync_setup(t);
     dist_bcast_f32(t->student->params, t->student->nparams, 0);
