@@ -162,7 +162,7 @@ static void run_paths(const ConvShape *s, const float *inp, const float *w, cons
     got[2] = xalloc_floats(inp_n(s));
     got[3] = xalloc_floats(w_n(s));
     conv2d_forward(s, inp, w, got[0], ws);
-    conv2d_bias_forward(s, inp, w, bias, R, 1, got[1], ws);
+    conv2d_bias_forward(s, inp, w, NULL, bias, R, 1, got[1], ws);
     conv2d_backward(s, inp, w, R, got[2], got[3], ws);
 }
 
@@ -216,6 +216,18 @@ static void check_winograd(Rng *r, ConvShape s) {
         run_paths(&s, inp, w, bias, R, ws, got[on]);
     }
     conv_set_winograd(1);
+    /* inference keeps the transformed weights: the same bits as transforming per call */
+    size_t nt = conv_transformed_weights_floats(&s);
+    CHECK(nt == 16 * (size_t)s.OC * s.C, "B%d C%d OC%d: %zu transformed weight floats", s.B, s.C,
+          s.OC, nt);
+    float *wt = xalloc_floats(nt), *pre = xalloc_floats(no);
+    conv_transform_weights(&s, w, wt);
+    conv2d_bias_forward(&s, inp, w, wt, bias, R, 1, pre, ws);
+    CHECK(!memcmp(pre, got[1][1], no * sizeof(float)),
+          "B%d C%d OC%d: folded forward with kept transformed weights == transformed per call",
+          s.B, s.C, s.OC);
+    free(wt);
+    free(pre);
     const size_t n[4] = {no, no, ni, nw};
     const char *what[4] = {"forward", "bias+residual+relu forward", "dinp", "dw"};
     for (int k = 0; k < 4; k++) {
@@ -278,5 +290,16 @@ int main(void) {
     check_winograd(&r, conv_shape(3, 64, 16, 64, 64, 3, 3, 1, 1, 1, 1));
     check_threads(&r, conv_shape(3, 64, 16, 64, 64, 3, 3, 1, 1, 1, 1));
     check_threads(&r, conv_shape(4, 32, 5, 11, 16, 3, 3, 1, 1, 1, 1));
+    /* the default (auto) takes Winograd from 32 channels each way only */
+    conv_set_winograd(WINO_AUTO);
+    ConvShape c16 = conv_shape(2, 16, 8, 8, 32, 3, 3, 1, 1, 1, 1);
+    ConvShape c32 = conv_shape(2, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1);
+    ConvShape s2 = conv_shape(2, 32, 8, 8, 32, 3, 3, 2, 1, 1, 1);
+    CHECK(conv_transformed_weights_floats(&c16) == 0 && conv_transformed_weights_floats(&c32) > 0 &&
+              conv_transformed_weights_floats(&s2) == 0,
+          "auto: Winograd for 32->32 3x3 stride 1, not for 16->32 nor stride 2");
+    check_winograd(&r, conv_shape(3, 32, 8, 32, 48, 3, 3, 1, 1, 1, 1));
+    conv_set_winograd(WINO_OFF);
+    CHECK(conv_transformed_weights_floats(&c32) == 0, "off: no Winograd shapes");
     TEST_END();
 }

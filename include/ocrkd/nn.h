@@ -36,14 +36,21 @@ size_t conv_workspace_floats(const ConvShape *s);
 void conv2d_forward(const ConvShape *s, const float *inp, const float *w, float *out, float *ws);
 /* Inference with BatchNorm folded into w: out = conv(inp, w) + bias (OC)
  * (+ res (B,OC,OH,OW) when not NULL), then ReLU when relu; out aliases
- * neither inp nor res. ws as for conv2d_forward. */
-void conv2d_bias_forward(const ConvShape *s, const float *inp, const float *w, const float *bias,
-                         const float *res, int relu, float *out, float *ws);
-/* 3x3 stride-1 pad-1 convs with >= 16 input and output channels run by
- * Winograd F(2x2,3x3) (src/nn/winograd.c) when OCRKD_WINOGRAD=on or after
- * this is called with 1 (off by default: slower than im2col so far); size
- * workspaces with it on. */
-void conv_set_winograd(int on);
+ * neither inp nor res. wt: w as conv_transform_weights left it (kept while
+ * w does not change), or NULL. ws as for conv2d_forward. */
+void conv2d_bias_forward(const ConvShape *s, const float *inp, const float *w, const float *wt,
+                         const float *bias, const float *res, int relu, float *out, float *ws);
+/* Floats of w transformed for s's fast path (Winograd), 0 when s has none;
+ * conv_transform_weights fills them from w (OC,C,KH,KW). */
+size_t conv_transformed_weights_floats(const ConvShape *s);
+void conv_transform_weights(const ConvShape *s, const float *w, float *wt);
+/* 3x3 stride-1 pad-1 convs run by Winograd F(2x2,3x3) (src/nn/winograd.c):
+ * WINO_AUTO (the default; env OCRKD_WINOGRAD=auto) where it measured
+ * faster, both channel counts >= 32; WINO_ON (=on) from 16 channels;
+ * WINO_OFF (=off) never. Set before sizing workspaces; tests size them
+ * with the widest mode they use. */
+enum { WINO_OFF = 0, WINO_ON = 1, WINO_AUTO = 2 };
+void conv_set_winograd(int mode);
 /* dout (B,OC,OH,OW) -> dinp (B,C,H,W) +=, dw (OC,C,KH,KW) +=; either may be NULL */
 void conv2d_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
                      float *dinp, float *dw, float *ws);

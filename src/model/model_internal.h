@@ -50,6 +50,7 @@ typedef struct {
     float *y;            /* BN output, post-ReLU (== c in inference) */
     float *smean, *sinv; /* train: batch mean and 1/std (OC) */
     float *fw, *fb;      /* inference: BN folded into the conv, weight and bias (OC) */
+    float *fwt;          /* inference: fw transformed for the conv's fast path, or NULL */
 } ConvBn;
 
 typedef struct {

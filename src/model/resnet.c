@@ -65,7 +65,10 @@ static void plan_unit(Crnn *m, ConvBn *u, int stage, int blk, int j, const ConvS
     A->max_act = MAX(A->max_act, unit_out_floats(u, m->max_batch));
     u->chunk = m->max_batch;
     const size_t cap = m->train ? CONV_WS_CAP_FLOATS : INFER_WS_CAP_FLOATS;
-    while (u->chunk > 1 && ws_for_batch(&u->s, u->chunk) > cap) u->chunk = (u->chunk + 1) / 2;
+    /* a Winograd conv bounds its own workspace (it runs in chunks of samples) */
+    const int own_chunks = conv_transformed_weights_floats(&u->s) > 0;
+    while (!own_chunks && u->chunk > 1 && ws_for_batch(&u->s, u->chunk) > cap)
+        u->chunk = (u->chunk + 1) / 2;
     A->max_ws = MAX(A->max_ws, ws_for_batch(&u->s, u->chunk));
 }
 
@@ -145,6 +148,8 @@ static void plan_train_buffers(Crnn *m, Arena *ar) {
 static void fold_unit_buffers(ConvBn *u, Arena *ar) {
     u->fw = arena_floats(ar, (size_t)u->s.OC * u->s.C * u->s.KH * u->s.KW);
     u->fb = arena_floats(ar, (size_t)u->s.OC);
+    size_t nt = conv_transformed_weights_floats(&u->s);
+    u->fwt = nt ? arena_floats(ar, nt) : NULL;
 }
 
 /* Inference: block input in pool[cur]; the units alternate between two
@@ -248,6 +253,7 @@ static void fold_unit(const Crnn *m, ConvBn *u) {
             u->fw[oc * per_oc + i] = (float)(w[oc * per_oc + i] * scale);
         u->fb[oc] = (float)(beta[oc] - mean[oc] * scale);
     }
+    if (u->fwt) conv_transform_weights(&u->s, u->fw, u->fwt);
 }
 
 static void fold_all(Crnn *m) {
@@ -273,7 +279,7 @@ static void folded_forward(Crnn *m, const ConvBn *u, const float *in, int B, con
     for (int b0 = 0; b0 < B; b0 += u->chunk) {
         ConvShape s = u->s;
         s.B = MIN(u->chunk, B - b0);
-        conv2d_bias_forward(&s, in + b0 * in_per, u->fw, u->fb, res ? res + b0 * out_per : NULL,
+        conv2d_bias_forward(&s, in + b0 * in_per, u->fw, u->fwt, u->fb, res ? res + b0 * out_per : NULL,
                             u->relu || res, u->y + b0 * out_per, m->acts->conv_ws);
     }
 }

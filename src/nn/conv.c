@@ -66,6 +66,14 @@ size_t conv_workspace_floats(const ConvShape *s) {
     return n;
 }
 
+size_t conv_transformed_weights_floats(const ConvShape *s) {
+    return wino_applies(s) ? wino_weights_floats(s) : 0;
+}
+
+void conv_transform_weights(const ConvShape *s, const float *w, float *wt) {
+    if (wino_applies(s)) wino_transform_weights(s, w, wt);
+}
+
 #include "vec4.h"
 
 /* Range [lo, hi) of output positions o (0..O-1) whose input position
@@ -304,7 +312,7 @@ static void pointwise_backward(const ConvShape *s, const float *inp, const float
 
 /* The epilogue of conv2d_bias_forward on n floats of one channel:
  * dst = src + bias (+ res) (then max(., 0) when relu); dst may equal src. */
-static void bias_act_run(float *dst, const float *src, float bias, const float *res, int relu,
+void conv_bias_act_run(float *dst, const float *src, float bias, const float *res, int relu,
                          size_t n) {
     const v4f b4 = {bias, bias, bias, bias}, zero = {0, 0, 0, 0};
     size_t i = 0;
@@ -331,7 +339,7 @@ static void bias_act_channels(void *arg, size_t oc0, size_t oc1) {
     const ConvPass *a = arg;
     const size_t P = (size_t)a->s->OH * a->s->OW;
     for (size_t oc = oc0; oc < oc1; oc++)
-        bias_act_run(a->dst + oc * P, a->dst + oc * P, a->bias[oc],
+        conv_bias_act_run(a->dst + oc * P, a->dst + oc * P, a->bias[oc],
                      a->res ? a->res + oc * P : NULL, a->relu, P);
 }
 
@@ -349,7 +357,7 @@ static void ocb_to_boc_bias_act_channels(void *arg, size_t oc0, size_t oc1) {
     for (size_t oc = oc0; oc < oc1; oc++)
         for (int b = 0; b < s->B; b++) {
             size_t o = ((size_t)b * s->OC + oc) * P;
-            bias_act_run(a->dst + o, a->src + oc * N + (size_t)b * P, a->bias[oc],
+            conv_bias_act_run(a->dst + o, a->src + oc * N + (size_t)b * P, a->bias[oc],
                          a->res ? a->res + o : NULL, a->relu, P);
         }
 }
@@ -363,14 +371,11 @@ static void ocb_to_boc_bias_act(const ConvShape *s, const float *ocb, const floa
 /* inp (B,C,H,W), w (OC,C,KH,KW), bias (OC), res (B,OC,OH,OW) or NULL ->
  * out (B,OC,OH,OW) = conv + bias (+ res), then ReLU when relu. out must not
  * alias inp or res. ws as for conv2d_forward. */
-void conv2d_bias_forward(const ConvShape *s, const float *inp, const float *w, const float *bias,
-                         const float *res, int relu, float *out, float *ws) {
+void conv2d_bias_forward(const ConvShape *s, const float *inp, const float *w, const float *wt,
+                         const float *bias, const float *res, int relu, float *out, float *ws) {
     const size_t out_per = out_per_sample(s);
     if (wino_applies(s)) {
-        ConvShape one = sample_shape(s);
-        wino_forward(s, inp, w, out, ws);
-        for (int b = 0; b < s->B; b++)
-            bias_act_sample(&one, out + b * out_per, bias, res ? res + b * out_per : NULL, relu);
+        wino_forward(s, inp, w, wt, bias, res, relu, out, ws);
         return;
     }
     if (is_pointwise(s) || use_per_sample(s) || s->B == 1) {
@@ -394,7 +399,7 @@ void conv2d_bias_forward(const ConvShape *s, const float *inp, const float *w, c
  * ws: conv_workspace_floats(s) floats */
 void conv2d_forward(const ConvShape *s, const float *inp, const float *w, float *out, float *ws) {
     if (wino_applies(s)) {
-        wino_forward(s, inp, w, out, ws);
+        wino_forward(s, inp, w, NULL, NULL, NULL, 0, out, ws);
         return;
     }
     if (is_pointwise(s)) {

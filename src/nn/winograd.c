@@ -22,7 +22,10 @@
  *
  * Layouts (per chunk of nb samples, N = nb * TH * TW tiles, column
  * n = (b, ty, tx)): transformed matrices are 16 planes, plane xi = 4i + j
- * for tile element (i, j): V (16, C, N), M (16, OC, N), U (16, OC, C).
+ * for tile element (i, j). U is (16, OC, C); V is (C, 16, N) and M
+ * (OC, 16, N): plane xi of V is the (C, N) matrix at V + xi N with row
+ * stride 16 N, so a channel's 16 planes lie together for the transforms
+ * (in L1) while each GEMM still reads a plain strided matrix.
  *
  * Rounding: a different summation than im2col's (the transforms add and
  * halve), within a few float ulps of it per product; tests/test_conv.c
@@ -39,37 +42,44 @@
 #include "ocrkd/gemm.h"
 #include "ocrkd/pool.h"
 
+#include "vec4.h"
 #include "winograd.h"
 
 /* floats of V plus M per chunk: 2 MB keeps the chunk's transformed
  * operands near L2 while the GEMMs still get thousands of columns */
 #define WINO_CHUNK_FLOATS ((size_t)512 << 10)
 
-static int g_wino = -1; /* -1: not read yet; 0 off; 1 on */
+static int g_wino = -1; /* -1: not read yet; else a WinogradMode */
 
-/* Off unless OCRKD_WINOGRAD=on: measured slower than im2col here so far
- * (doc/bench.md). */
-static int wino_enabled(void) {
+/* OCRKD_WINOGRAD = auto (default) | on | off */
+static int wino_mode(void) {
     if (g_wino < 0) {
         const char *env = getenv("OCRKD_WINOGRAD");
-        if (env && (!strcmp(env, "on") || !strcmp(env, "1")))
-            g_wino = 1;
-        else if (!env || !*env || !strcmp(env, "off") || !strcmp(env, "0"))
-            g_wino = 0;
+        if (!env || !*env || !strcmp(env, "auto"))
+            g_wino = WINO_AUTO;
+        else if (!strcmp(env, "on") || !strcmp(env, "1"))
+            g_wino = WINO_ON;
+        else if (!strcmp(env, "off") || !strcmp(env, "0"))
+            g_wino = WINO_OFF;
         else
-            fatal(EXIT_USAGE, "OCRKD_WINOGRAD=%s: unknown; on or off", env);
+            fatal(EXIT_USAGE, "OCRKD_WINOGRAD=%s: unknown; auto, on or off", env);
     }
     return g_wino;
 }
 
-void conv_set_winograd(int on) {
-    g_wino = on ? 1 : 0;
+void conv_set_winograd(int mode) {
+    g_wino = mode == WINO_ON || mode == WINO_AUTO ? mode : WINO_OFF;
 }
 
+/* auto takes the shapes where Winograd measured faster than im2col
+ * (doc/bench.md): both channel counts at least WINO_AUTO_MIN_CHANNELS */
 int wino_applies(const ConvShape *s) {
-    return s->KH == 3 && s->KW == 3 && s->SH == 1 && s->SW == 1 && s->PH == 1 && s->PW == 1 &&
-           s->C >= WINO_MIN_CHANNELS && s->OC >= WINO_MIN_CHANNELS && s->W <= WINO_MAX_W &&
-           wino_enabled();
+    if (!(s->KH == 3 && s->KW == 3 && s->SH == 1 && s->SW == 1 && s->PH == 1 && s->PW == 1 &&
+          s->W <= WINO_MAX_W))
+        return 0;
+    const int mode = wino_mode();
+    const int min_ch = mode == WINO_ON ? WINO_MIN_CHANNELS : WINO_AUTO_MIN_CHANNELS;
+    return mode != WINO_OFF && s->C >= min_ch && s->OC >= min_ch;
 }
 
 static int tiles_h(const ConvShape *s) {
@@ -142,85 +152,146 @@ typedef struct {
     size_t N;
 } TilePass;
 
+/* room for the even or odd half of a row, plus a vector of overrun */
+#define HALF_ROW (WINO_MAX_W / 2 + 8)
+
+/* The padded row p[k] = x[k - pad] (0 outside [0, W)) split into its even
+ * and odd elements: ev[j] = p[2j], od[j] = p[2j + 1], j in [0, n); a NULL
+ * x is a row of padding. pad is 1 (input tiles) or 0 (dout tiles). */
+static void split_row(const float *x, int W, int pad, int n, float *ev, float *od) {
+    memset(ev, 0, (size_t)(n + 4) * sizeof(float));
+    memset(od, 0, (size_t)(n + 4) * sizeof(float));
+    if (!x) return;
+    /* x[i] lands in p[i + pad]: even p indices from odd or even x by pad */
+    float *to_even = pad ? od : ev, *to_odd = pad ? ev + 1 : od;
+    int i = 0;
+    for (; i + 8 <= W; i += 8) {
+        v4f a = load4(x + i), b = load4(x + i + 4);
+        store4(to_even + i / 2, __builtin_shuffle(a, b, (v4i){0, 2, 4, 6}));
+        store4(to_odd + i / 2, __builtin_shuffle(a, b, (v4i){1, 3, 5, 7}));
+    }
+    for (; i < W; i++)
+        (i % 2 ? to_odd : to_even)[i / 2] = x[i];
+}
+
 static void input_tiles(void *arg, size_t c0, size_t c1) {
     const TilePass *p = arg;
-    const int H = p->H, W = p->W, TH = p->TH, TW = p->TW, PW = 2 * TW + 2;
-    const size_t plane = (size_t)p->C * p->N;
-    float rows[4][WINO_MAX_W + 4], t[4][WINO_MAX_W + 4];
+    const int H = p->H, W = p->W, TH = p->TH, TW = p->TW;
+    const size_t plane = p->N;
+    float ev[4][HALF_ROW], od[4][HALF_ROW], te[4][HALF_ROW], to[4][HALF_ROW];
     for (size_t c = c0; c < c1; c++)
         for (int b = 0; b < p->nb; b++) {
             const float *x = p->x + ((size_t)b * p->C + c) * H * W;
-            float *v = p->V + c * p->N + (size_t)b * TH * TW;
+            float *v = p->V + c * 16 * p->N + (size_t)b * TH * TW;
             for (int ty = 0; ty < TH; ty++) {
                 for (int i = 0; i < 4; i++) { /* padded rows 2ty-1 .. 2ty+2 */
                     int y = 2 * ty - 1 + i;
-                    memset(rows[i], 0, PW * sizeof(float));
-                    if (y >= 0 && y < H) memcpy(rows[i] + 1, x + (size_t)y * W, W * sizeof(float));
+                    split_row(y >= 0 && y < H ? x + (size_t)y * W : NULL, W, 1, TW + 1, ev[i],
+                              od[i]);
                 }
-                for (int k = 0; k < PW; k++) { /* B^T d: along the height */
-                    t[0][k] = rows[0][k] - rows[2][k];
-                    t[1][k] = rows[1][k] + rows[2][k];
-                    t[2][k] = rows[2][k] - rows[1][k];
-                    t[3][k] = rows[1][k] - rows[3][k];
+                for (int k = 0; k < TW + 1; k += 4) { /* B^T d: along the height */
+                    v4f e0 = load4(ev[0] + k), e1 = load4(ev[1] + k), e2 = load4(ev[2] + k),
+                        e3 = load4(ev[3] + k);
+                    v4f o0 = load4(od[0] + k), o1 = load4(od[1] + k), o2 = load4(od[2] + k),
+                        o3 = load4(od[3] + k);
+                    store4(te[0] + k, e0 - e2), store4(to[0] + k, o0 - o2);
+                    store4(te[1] + k, e1 + e2), store4(to[1] + k, o1 + o2);
+                    store4(te[2] + k, e2 - e1), store4(to[2] + k, o2 - o1);
+                    store4(te[3] + k, e1 - e3), store4(to[3] + k, o1 - o3);
                 }
                 float *vt = v + (size_t)ty * TW;
                 for (int i = 0; i < 4; i++) { /* (B^T d) B: along the width */
                     float *v0 = vt + (size_t)(4 * i) * plane, *v1 = v0 + plane, *v2 = v1 + plane,
                           *v3 = v2 + plane;
-                    const float *r = t[i];
-                    for (int tx = 0; tx < TW; tx++) {
-                        float a = r[2 * tx], bb = r[2 * tx + 1], cc = r[2 * tx + 2],
-                              d = r[2 * tx + 3];
-                        v0[tx] = a - cc;
-                        v1[tx] = bb + cc;
-                        v2[tx] = cc - bb;
-                        v3[tx] = bb - d;
+                    const float *e = te[i], *o = to[i]; /* row r: r[2tx] = e[tx], r[2tx+1] = o[tx] */
+                    int tx = 0;
+                    for (; tx + 4 <= TW; tx += 4) {
+                        v4f a = load4(e + tx), bb = load4(o + tx), cc = load4(e + tx + 1),
+                            d = load4(o + tx + 1);
+                        store4(v0 + tx, a - cc);
+                        store4(v1 + tx, bb + cc);
+                        store4(v2 + tx, cc - bb);
+                        store4(v3 + tx, bb - d);
+                    }
+                    for (; tx < TW; tx++) {
+                        v0[tx] = e[tx] - e[tx + 1];
+                        v1[tx] = o[tx] + e[tx + 1];
+                        v2[tx] = e[tx + 1] - o[tx];
+                        v3[tx] = o[tx] - o[tx + 1];
                     }
                 }
             }
         }
 }
 
-/* y (nb, OC, H, W) (+)= A^T M A of M (16, OC, N) */
+/* y (nb, OC, H, W) = A^T M A of M (16, OC, N), then + bias (+ res) (then
+ * ReLU) when bias is set; or y += A^T M A when acc */
 typedef struct {
-    const float *M;
+    const float *M, *bias, *res;
     float *y;
-    int nb, OC, H, W, TH, TW, acc;
+    int nb, OC, H, W, TH, TW, acc, relu;
     size_t N;
 } OutPass;
+
+/* (A^T M) A of 1..4 tiles from their 16 planes e[k] (lane = tile): the two
+ * output rows' even (a) and odd (b) columns */
+static inline void output_transform(const v4f e[16], v4f *a0, v4f *b0, v4f *a1, v4f *b1) {
+    v4f t0[4], t1[4]; /* A^T M: along the height */
+    for (int j = 0; j < 4; j++) {
+        t0[j] = e[j] + e[4 + j] + e[8 + j];
+        t1[j] = e[4 + j] - e[8 + j] - e[12 + j];
+    }
+    *a0 = t0[0] + t0[1] + t0[2]; /* (A^T M) A: along the width */
+    *b0 = t0[1] - t0[2] - t0[3];
+    *a1 = t1[0] + t1[1] + t1[2];
+    *b1 = t1[1] - t1[2] - t1[3];
+}
+
+/* out[2tx + 2l] = a[l], out[2tx + 2l + 1] = b[l] for the first 2n of 8 */
+static inline void store_pairs(float *out, v4f a, v4f b, int n) {
+    v4f lo = __builtin_shuffle(a, b, (v4i){0, 4, 1, 5}), hi = __builtin_shuffle(a, b, (v4i){2, 6, 3, 7});
+    if (n == 4) {
+        store4(out, lo);
+        store4(out + 4, hi);
+    } else {
+        float tmp[8];
+        store4(tmp, lo);
+        store4(tmp + 4, hi);
+        memcpy(out, tmp, (size_t)(2 * n) * sizeof(float));
+    }
+}
 
 static void output_tiles(void *arg, size_t o0, size_t o1) {
     const OutPass *p = arg;
     const int H = p->H, W = p->W, TH = p->TH, TW = p->TW;
-    const size_t plane = (size_t)p->OC * p->N;
-    float out[2][WINO_MAX_W + 2];
+    const size_t plane = p->N;
+    float out[2][WINO_MAX_W + 8];
     for (size_t oc = o0; oc < o1; oc++)
         for (int b = 0; b < p->nb; b++) {
-            const float *m = p->M + oc * p->N + (size_t)b * TH * TW;
-            float *y = p->y + ((size_t)b * p->OC + oc) * H * W;
+            const float *m = p->M + oc * 16 * p->N + (size_t)b * TH * TW;
+            const size_t at = ((size_t)b * p->OC + oc) * H * W;
+            float *y = p->y + at;
             for (int ty = 0; ty < TH; ty++) {
                 const float *mt = m + (size_t)ty * TW;
-                for (int tx = 0; tx < TW; tx++) {
-                    float e[16];
+                for (int tx = 0; tx < TW; tx += 4) {
+                    int n = TW - tx < 4 ? TW - tx : 4;
+                    v4f e[16], a0, b0, a1, b1;
                     for (int k = 0; k < 16; k++)
-                        e[k] = mt[k * plane + tx];
-                    float t0[4], t1[4]; /* A^T M: along the height */
-                    for (int j = 0; j < 4; j++) {
-                        t0[j] = e[j] + e[4 + j] + e[8 + j];
-                        t1[j] = e[4 + j] - e[8 + j] - e[12 + j];
-                    }
-                    out[0][2 * tx] = t0[0] + t0[1] + t0[2]; /* (A^T M) A: along the width */
-                    out[0][2 * tx + 1] = t0[1] - t0[2] - t0[3];
-                    out[1][2 * tx] = t1[0] + t1[1] + t1[2];
-                    out[1][2 * tx + 1] = t1[1] - t1[2] - t1[3];
+                        e[k] = n == 4 ? load4(mt + k * plane + tx) : load4_n(mt + k * plane + tx, n);
+                    output_transform(e, &a0, &b0, &a1, &b1);
+                    store_pairs(out[0] + 2 * tx, a0, b0, n);
+                    store_pairs(out[1] + 2 * tx, a1, b1, n);
                 }
                 for (int i = 0; i < 2 && 2 * ty + i < H; i++) {
-                    float *row = y + (size_t)(2 * ty + i) * W;
+                    const size_t r = (size_t)(2 * ty + i) * W;
                     if (p->acc)
                         for (int k = 0; k < W; k++)
-                            row[k] += out[i][k];
+                            y[r + k] += out[i][k];
+                    else if (p->bias)
+                        conv_bias_act_run(y + r, out[i], p->bias[oc],
+                                          p->res ? p->res + at + r : NULL, p->relu, (size_t)W);
                     else
-                        memcpy(row, out[i], W * sizeof(float));
+                        memcpy(y + r, out[i], W * sizeof(float));
                 }
             }
         }
@@ -230,31 +301,31 @@ static void output_tiles(void *arg, size_t o0, size_t o1) {
 static void grad_tiles(void *arg, size_t o0, size_t o1) {
     const TilePass *p = arg; /* x = dout, C = OC, V = D */
     const int H = p->H, W = p->W, TH = p->TH, TW = p->TW;
-    const size_t plane = (size_t)p->C * p->N;
-    float rows[2][WINO_MAX_W + 2];
+    const size_t plane = p->N;
+    float ev[2][HALF_ROW], od[2][HALF_ROW];
     for (size_t oc = o0; oc < o1; oc++)
         for (int b = 0; b < p->nb; b++) {
             const float *dy = p->x + ((size_t)b * p->C + oc) * H * W;
-            float *d = p->V + oc * p->N + (size_t)b * TH * TW;
+            float *d = p->V + oc * 16 * p->N + (size_t)b * TH * TW;
             for (int ty = 0; ty < TH; ty++) {
                 for (int i = 0; i < 2; i++) {
                     int y = 2 * ty + i;
-                    memset(rows[i], 0, 2 * TW * sizeof(float));
-                    if (y < H) memcpy(rows[i], dy + (size_t)y * W, W * sizeof(float));
+                    split_row(y < H ? dy + (size_t)y * W : NULL, W, 0, TW, ev[i], od[i]);
                 }
                 float *dt = d + (size_t)ty * TW;
-                for (int tx = 0; tx < TW; tx++) {
-                    float a = rows[0][2 * tx], bb = rows[0][2 * tx + 1], cc = rows[1][2 * tx],
-                          dd = rows[1][2 * tx + 1];
+                for (int tx = 0; tx < TW; tx += 4) {
+                    int n = TW - tx < 4 ? TW - tx : 4;
+                    v4f a = load4(ev[0] + tx), bb = load4(od[0] + tx), cc = load4(ev[1] + tx),
+                        dd = load4(od[1] + tx);
                     /* A dY: rows y0, y0 + y1, y0 - y1, -y1; then each row (p, q) ->
                      * (p, p + q, p - q, -q) */
-                    float r[4][2] = {{a, bb}, {a + cc, bb + dd}, {a - cc, bb - dd}, {-cc, -dd}};
+                    v4f r[4][2] = {{a, bb}, {a + cc, bb + dd}, {a - cc, bb - dd}, {-cc, -dd}};
                     for (int i = 0; i < 4; i++) {
-                        float *o = dt + (size_t)(4 * i) * plane;
-                        o[tx] = r[i][0];
-                        o[plane + tx] = r[i][0] + r[i][1];
-                        o[2 * plane + tx] = r[i][0] - r[i][1];
-                        o[3 * plane + tx] = -r[i][1];
+                        float *o = dt + (size_t)(4 * i) * plane + tx;
+                        v4f q[4] = {r[i][0], r[i][0] + r[i][1], r[i][0] - r[i][1], -r[i][1]};
+                        for (int j = 0; j < 4; j++)
+                            if (n == 4) store4(o + j * plane, q[j]);
+                            else store4_n(o + j * plane, q[j], n);
                     }
                 }
             }
@@ -291,10 +362,19 @@ static void weight_grads(void *arg, size_t r0, size_t r1) {
 
 /* ---- the runs ---- */
 
-/* y (B, OC, H, W) (+)= conv3x3(x (B, C, H, W)) with U (16, OC, C) transformed;
- * s gives H, W and the chunk size; ws after U. */
+size_t wino_weights_floats(const ConvShape *s) {
+    return 16 * (size_t)s->OC * s->C;
+}
+
+void wino_transform_weights(const ConvShape *s, const float *w, float *U) {
+    transform_weights(w, s->OC, s->C, 0, U);
+}
+
+/* y (B, OC, H, W) = conv3x3(x (B, C, H, W)) with U (16, OC, C) transformed,
+ * then the epilogue of op (bias, res, relu; or acc: y +=); s gives H, W and
+ * the chunk size; ws after U. */
 static void run_forward(const ConvShape *s, int B, int C, int OC, const float *x, const float *U,
-                        int acc, float *y, float *ws) {
+                        const OutPass *op, float *ws) {
     const int TH = tiles_h(s), TW = tiles_w(s), nbmax = chunk_samples(s, B);
     const size_t in_per = (size_t)C * s->H * s->W, out_per = (size_t)OC * s->H * s->W;
     for (int b0 = 0; b0 < B; b0 += nbmax) {
@@ -304,22 +384,37 @@ static void run_forward(const ConvShape *s, int B, int C, int OC, const float *x
         TilePass tp = {x + b0 * in_per, V, nb, C, s->H, s->W, TH, TW, N};
         pool_for((size_t)C, (size_t)nb * TH * TW * 48, input_tiles, &tp);
         for (int xi = 0; xi < 16; xi++)
-            gemm_f32(0, 0, OC, (int)N, C, U + (size_t)xi * OC * C, C, V + (size_t)xi * C * N,
-                     (int)N, 0.0f, M + (size_t)xi * OC * N, (int)N);
-        OutPass op = {M, y + b0 * out_per, nb, OC, s->H, s->W, TH, TW, acc, N};
-        pool_for((size_t)OC, (size_t)nb * TH * TW * 40, output_tiles, &op);
+            gemm_f32(0, 0, OC, (int)N, C, U + (size_t)xi * OC * C, C, V + (size_t)xi * N,
+                     16 * (int)N, 0.0f, M + (size_t)xi * N, 16 * (int)N);
+        OutPass chunk = *op;
+        chunk.M = M;
+        chunk.y = op->y + b0 * out_per;
+        chunk.res = op->res ? op->res + b0 * out_per : NULL;
+        chunk.nb = nb;
+        chunk.OC = OC;
+        chunk.H = s->H;
+        chunk.W = s->W;
+        chunk.TH = TH;
+        chunk.TW = TW;
+        chunk.N = N;
+        pool_for((size_t)OC, (size_t)nb * TH * TW * 40, output_tiles, &chunk);
     }
 }
 
-void wino_forward(const ConvShape *s, const float *inp, const float *w, float *out, float *ws) {
-    float *U = ws;
-    transform_weights(w, s->OC, s->C, 0, U);
-    run_forward(s, s->B, s->C, s->OC, inp, U, 0, out, ws + 16 * (size_t)s->OC * s->C);
+void wino_forward(const ConvShape *s, const float *inp, const float *w, const float *U,
+                  const float *bias, const float *res, int relu, float *out, float *ws) {
+    float *rest = ws + wino_weights_floats(s);
+    if (!U) {
+        transform_weights(w, s->OC, s->C, 0, ws);
+        U = ws;
+    }
+    OutPass op = {.bias = bias, .res = res, .relu = relu, .y = out};
+    run_forward(s, s->B, s->C, s->OC, inp, U, &op, rest);
 }
 
 void wino_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
                    float *dinp, float *dw, float *ws) {
-    const size_t nU = 16 * (size_t)s->OC * s->C;
+    const size_t nU = wino_weights_floats(s);
     float *U = ws, *rest = ws + nU;
     if (dw) {
         const int TH = tiles_h(s), TW = tiles_w(s), nbmax = chunk_samples(s, s->B);
@@ -334,8 +429,8 @@ void wino_backward(const ConvShape *s, const float *inp, const float *w, const f
             TilePass gp = {dout + b0 * out_per, D, nb, s->OC, s->H, s->W, TH, TW, N};
             pool_for((size_t)s->OC, N * 32, grad_tiles, &gp);
             for (int xi = 0; xi < 16; xi++) /* dU[xi] (OC, C) += D[xi] (OC, N) . V[xi]^T */
-                gemm_f32(0, 1, s->OC, s->C, (int)N, D + (size_t)xi * s->OC * N, (int)N,
-                         V + (size_t)xi * s->C * N, (int)N, 1.0f, U + (size_t)xi * s->OC * s->C,
+                gemm_f32(0, 1, s->OC, s->C, (int)N, D + (size_t)xi * N, 16 * (int)N,
+                         V + (size_t)xi * N, 16 * (int)N, 1.0f, U + (size_t)xi * s->OC * s->C,
                          s->C);
         }
         WeightGradPass wp = {U, dw, (size_t)s->OC * s->C};
@@ -343,6 +438,7 @@ void wino_backward(const ConvShape *s, const float *inp, const float *w, const f
     }
     if (dinp) { /* the forward over dout with flipped, transposed weights, accumulated */
         transform_weights(w, s->OC, s->C, 1, U);
-        run_forward(s, s->B, s->OC, s->C, dout, U, 1, dinp, rest);
+        OutPass op = {.acc = 1, .y = dinp};
+        run_forward(s, s->B, s->OC, s->C, dout, U, &op, rest);
     }
 }

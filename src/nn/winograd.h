@@ -7,16 +7,29 @@
 
 #include "ocrkd/nn.h"
 
-#define WINO_MIN_CHANNELS 16
+#define WINO_MIN_CHANNELS 16      /* OCRKD_WINOGRAD=on */
+#define WINO_AUTO_MIN_CHANNELS 32 /* auto, the default */
 #define WINO_MAX_W 2048
 
-/* 1 when s takes the Winograd path (and OCRKD_WINOGRAD is not off) */
+/* 1 when s takes the Winograd path under the mode in force */
 int wino_applies(const ConvShape *s);
 size_t wino_workspace_floats(const ConvShape *s);
-/* out (B,OC,H,W) overwritten */
-void wino_forward(const ConvShape *s, const float *inp, const float *w, float *out, float *ws);
+/* U (16, OC, C): w (OC, C, 3, 3) in the transformed domain, for
+ * wino_forward (inference keeps it while the weights do not change) */
+size_t wino_weights_floats(const ConvShape *s);
+void wino_transform_weights(const ConvShape *s, const float *w, float *U);
+/* out (B,OC,H,W) = conv(inp, w), overwritten; with bias (OC) not NULL then
+ * + bias (+ res (B,OC,H,W)) (then ReLU when relu), as conv2d_bias_forward.
+ * U: w transformed (wino_transform_weights), or NULL to transform it here. */
+void wino_forward(const ConvShape *s, const float *inp, const float *w, const float *U,
+                  const float *bias, const float *res, int relu, float *out, float *ws);
 /* dinp (B,C,H,W) +=, dw (OC,C,3,3) +=; either may be NULL */
 void wino_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
                    float *dinp, float *dw, float *ws);
+
+/* conv.c's epilogue on n floats of one channel: dst = src + bias (+ res),
+ * then max(., 0) when relu; dst may equal src */
+void conv_bias_act_run(float *dst, const float *src, float bias, const float *res, int relu,
+                       size_t n);
 
 #endif

@@ -109,7 +109,7 @@ expect_code 0 "distill 4 steps with OCRKD_WINOGRAD=on (student and teacher 3x3 c
   --set stop.max_steps=4
 expect_grep '^step +4 .*loss [0-9]' "$TMP/out" "the Winograd run logs a finite loss at step 4"
 expect_code 2 "OCRKD_WINOGRAD=maybe is refused" -- env OCRKD_WINOGRAD=maybe "$BIN/ocrkd" bench "$TMP/student.yaml" --steps 1
-expect_grep 'OCRKD_WINOGRAD=maybe: unknown; on or off' "$TMP/err" "the error names OCRKD_WINOGRAD and its values"
+expect_grep 'OCRKD_WINOGRAD=maybe: unknown; auto, on or off' "$TMP/err" "the error names OCRKD_WINOGRAD and its values"
 
 # -- exact resume: stop at 8, resume to 16 == straight to 16 ----------------
 expect_code 0 "distill to step 8" -- $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" \
