@@ -290,16 +290,18 @@ int main(void) {
     check_winograd(&r, conv_shape(3, 64, 16, 64, 64, 3, 3, 1, 1, 1, 1));
     check_threads(&r, conv_shape(3, 64, 16, 64, 64, 3, 3, 1, 1, 1, 1));
     check_threads(&r, conv_shape(4, 32, 5, 11, 16, 3, 3, 1, 1, 1, 1));
-    /* the default (auto) takes Winograd from 32 channels each way only */
+    /* the default (auto): the Winograd forward from 16 channels each way
+     * (the backward from 32), 3x3 stride 1 only */
     conv_set_winograd(WINO_AUTO);
+    ConvShape c8 = conv_shape(2, 8, 8, 8, 32, 3, 3, 1, 1, 1, 1);
     ConvShape c16 = conv_shape(2, 16, 8, 8, 32, 3, 3, 1, 1, 1, 1);
-    ConvShape c32 = conv_shape(2, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1);
     ConvShape s2 = conv_shape(2, 32, 8, 8, 32, 3, 3, 2, 1, 1, 1);
-    CHECK(conv_transformed_weights_floats(&c16) == 0 && conv_transformed_weights_floats(&c32) > 0 &&
+    CHECK(conv_transformed_weights_floats(&c8) == 0 && conv_transformed_weights_floats(&c16) > 0 &&
               conv_transformed_weights_floats(&s2) == 0,
-          "auto: Winograd for 32->32 3x3 stride 1, not for 16->32 nor stride 2");
+          "auto: a Winograd forward for 16->32 3x3 stride 1, not for 8->32 nor stride 2");
     check_winograd(&r, conv_shape(3, 32, 8, 32, 48, 3, 3, 1, 1, 1, 1));
+    check_winograd(&r, conv_shape(2, 16, 8, 32, 24, 3, 3, 1, 1, 1, 1)); /* im2col backward */
     conv_set_winograd(WINO_OFF);
-    CHECK(conv_transformed_weights_floats(&c32) == 0, "off: no Winograd shapes");
+    CHECK(conv_transformed_weights_floats(&c16) == 0, "off: no Winograd shapes");
     TEST_END();
 }

@@ -46,8 +46,8 @@ size_t conv_transformed_weights_floats(const ConvShape *s);
 void conv_transform_weights(const ConvShape *s, const float *w, float *wt);
 /* 3x3 stride-1 pad-1 convs run by Winograd F(2x2,3x3) (src/nn/winograd.c):
  * WINO_AUTO (the default; env OCRKD_WINOGRAD=auto) where it measured
- * faster, both channel counts >= 32; WINO_ON (=on) from 16 channels;
- * WINO_OFF (=off) never. Set before sizing workspaces; tests size them
+ * faster: the forward with both channel counts >= 16, the backward >= 32;
+ * WINO_ON (=on) both from 16 channels; WINO_OFF (=off) never. Set before sizing workspaces; tests size them
  * with the widest mode they use. */
 enum { WINO_OFF = 0, WINO_ON = 1, WINO_AUTO = 2 };
 void conv_set_winograd(int mode);

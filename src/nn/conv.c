@@ -424,7 +424,7 @@ void conv2d_forward(const ConvShape *s, const float *inp, const float *w, float 
 void conv2d_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
                      float *dinp, float *dw, float *ws) {
     if (!dinp && !dw) return;
-    if (wino_applies(s)) {
+    if (wino_applies_backward(s)) {
         wino_backward(s, inp, w, dout, dinp, dw, ws);
         return;
     }

@@ -75,15 +75,22 @@ void conv_set_winograd(int mode) {
     g_wino = mode == WINO_ON || mode == WINO_AUTO ? mode : WINO_OFF;
 }
 
+static int wino_shape(const ConvShape *s, int min_ch) {
+    return s->KH == 3 && s->KW == 3 && s->SH == 1 && s->SW == 1 && s->PH == 1 && s->PW == 1 &&
+           s->W <= WINO_MAX_W && s->C >= min_ch && s->OC >= min_ch;
+}
+
 /* auto takes the shapes where Winograd measured faster than im2col
- * (doc/bench.md): both channel counts at least WINO_AUTO_MIN_CHANNELS */
+ * (doc/bench.md): the forward from WINO_MIN_CHANNELS channels each way,
+ * the backward from WINO_AUTO_MIN_CHANNELS */
 int wino_applies(const ConvShape *s) {
-    if (!(s->KH == 3 && s->KW == 3 && s->SH == 1 && s->SW == 1 && s->PH == 1 && s->PW == 1 &&
-          s->W <= WINO_MAX_W))
-        return 0;
+    return wino_mode() != WINO_OFF && wino_shape(s, WINO_MIN_CHANNELS);
+}
+
+int wino_applies_backward(const ConvShape *s) {
     const int mode = wino_mode();
-    const int min_ch = mode == WINO_ON ? WINO_MIN_CHANNELS : WINO_AUTO_MIN_CHANNELS;
-    return mode != WINO_OFF && s->C >= min_ch && s->OC >= min_ch;
+    return mode != WINO_OFF &&
+           wino_shape(s, mode == WINO_ON ? WINO_MIN_CHANNELS : WINO_AUTO_MIN_CHANNELS);
 }
 
 static int tiles_h(const ConvShape *s) {
@@ -244,13 +251,25 @@ typedef struct {
     size_t N;
 } OutPass;
 
-/* (A^T M) A of 1..4 tiles from their 16 planes e[k] (lane = tile): the two
- * output rows' even (a) and odd (b) columns */
-static inline void output_transform(const v4f e[16], v4f *a0, v4f *b0, v4f *a1, v4f *b1) {
+/* (A^T M) A of n (1..4) tiles whose 16 planes start at m, plane apart
+ * (lane = tile): the two output rows' even (a) and odd (b) columns. A
+ * column j of the planes at a time, so that few vectors stay live. */
+static inline __attribute__((always_inline)) void output_transform(const float *m, size_t plane,
+                                                                   int n, v4f *a0, v4f *b0,
+                                                                   v4f *a1, v4f *b1) {
     v4f t0[4], t1[4]; /* A^T M: along the height */
     for (int j = 0; j < 4; j++) {
-        t0[j] = e[j] + e[4 + j] + e[8 + j];
-        t1[j] = e[4 + j] - e[8 + j] - e[12 + j];
+        const float *c = m + j * plane;
+        v4f e0, e1, e2, e3;
+        if (n == 4) {
+            e0 = load4(c), e1 = load4(c + 4 * plane), e2 = load4(c + 8 * plane);
+            e3 = load4(c + 12 * plane);
+        } else {
+            e0 = load4_n(c, n), e1 = load4_n(c + 4 * plane, n), e2 = load4_n(c + 8 * plane, n);
+            e3 = load4_n(c + 12 * plane, n);
+        }
+        t0[j] = e0 + e1 + e2;
+        t1[j] = e1 - e2 - e3;
     }
     *a0 = t0[0] + t0[1] + t0[2]; /* (A^T M) A: along the width */
     *b0 = t0[1] - t0[2] - t0[3];
@@ -286,10 +305,11 @@ static void output_tiles(void *arg, size_t o0, size_t o1) {
                 const float *mt = m + (size_t)ty * TW;
                 for (int tx = 0; tx < TW; tx += 4) {
                     int n = TW - tx < 4 ? TW - tx : 4;
-                    v4f e[16], a0, b0, a1, b1;
-                    for (int k = 0; k < 16; k++)
-                        e[k] = n == 4 ? load4(mt + k * plane + tx) : load4_n(mt + k * plane + tx, n);
-                    output_transform(e, &a0, &b0, &a1, &b1);
+                    v4f a0, b0, a1, b1;
+                    if (n == 4)
+                        output_transform(mt + tx, plane, 4, &a0, &b0, &a1, &b1);
+                    else
+                        output_transform(mt + tx, plane, n, &a0, &b0, &a1, &b1);
                     store_pairs(out[0] + 2 * tx, a0, b0, n);
                     store_pairs(out[1] + 2 * tx, a1, b1, n);
                 }

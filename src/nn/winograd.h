@@ -7,12 +7,14 @@
 
 #include "ocrkd/nn.h"
 
-#define WINO_MIN_CHANNELS 16      /* OCRKD_WINOGRAD=on */
-#define WINO_AUTO_MIN_CHANNELS 32 /* auto, the default */
+#define WINO_MIN_CHANNELS 16      /* forward; backward with OCRKD_WINOGRAD=on */
+#define WINO_AUTO_MIN_CHANNELS 32 /* backward under auto, the default */
 #define WINO_MAX_W 2048
 
-/* 1 when s takes the Winograd path under the mode in force */
+/* 1 when s's forward (wino_applies) or backward takes the Winograd path
+ * under the mode in force */
 int wino_applies(const ConvShape *s);
+int wino_applies_backward(const ConvShape *s);
 size_t wino_workspace_floats(const ConvShape *s);
 /* U (16, OC, C): w (OC, C, 3, 3) in the transformed domain, for
  * wino_forward (inference keeps it while the weights do not change) */
