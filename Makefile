@@ -65,7 +65,7 @@ MPI_SRC  := $(sort $(wildcard tests/mpi/test_*.c))
 TEST_BIN := $(UNIT_SRC:tests/%.c=$(BIN)/tests/%) $(MPI_SRC:tests/mpi/%.c=$(BIN)/tests/mpi/%)
 TOOLS    := $(if $(wildcard data-tools/synth.c),$(BIN)/ocrkd-synth) $(if $(wildcard data-tools/pack.c),$(BIN)/ocrkd-pack)
 
-.PHONY: all test tests demo experiment asan deps refs clean format bench bench-gemm
+.PHONY: all test tests demo experiment asan deps refs clean format bench bench-gemm bench-conv
 # keep intermediate objects (no trailing "rm" after the test summary)
 .SECONDARY:
 all: $(BIN)/ocrkd $(TOOLS)
@@ -164,6 +164,13 @@ bench: all
 bench-gemm: $(BIN)/bench_gemm
 
 $(BIN)/bench_gemm: $(BUILD)/bench/gemm_bench.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+# Winograd vs im2col on the ResNets' 3x3 convs; how to run: bench/conv_bench.c
+bench-conv: $(BIN)/bench_conv
+
+$(BIN)/bench_conv: $(BUILD)/bench/conv_bench.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 

@@ -39,9 +39,14 @@ const char *gemm_path_name(GemmPath path);
 int gemm_set_threads(int threads);
 int gemm_threads(void);
 
-/* 2 M N K summed over every gemm_f32 call of this process (any path): the
- * FLOPs of a phase are the difference of two readings. */
+/* 2 M N K summed over every gemm_f32 call of this process (any path),
+ * plus the credits of gemm_flop_credit: the FLOPs of a phase are the
+ * difference of two readings. */
 double gemm_flop_count(void);
+/* Counts flops more: what a faster algorithm saved against the direct
+ * method (Winograd credits the direct convolution's 2 B OC C 9 H W less
+ * its own GEMMs'), so rates stay in the model's FLOPs. */
+void gemm_flop_credit(double flops);
 /* One core's single-precision FMA peak in GFLOP/s, measured once (about
  * 0.2 s) with an FMA-bound loop in the widest vectors this CPU runs; 0 on
  * a CPU without AVX2/FMA. */

@@ -31,6 +31,7 @@
 #include "ocrkd/gemm.h"
 #include "ocrkd/pool.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,10 +341,17 @@ int gemm_threads(void) {
     return pool_threads();
 }
 
-static double g_flops; /* 2 M N K of every product so far (gemm_flop_count) */
+/* 2 M N K of every product so far, plus the credits (gemm_flop_count);
+ * atomic: Winograd runs its GEMMs from the pool's threads */
+static atomic_ullong g_flops;
 
 double gemm_flop_count(void) {
-    return g_flops;
+    return (double)atomic_load_explicit(&g_flops, memory_order_relaxed);
+}
+
+void gemm_flop_credit(double flops) {
+    if (flops > 0)
+        atomic_fetch_add_explicit(&g_flops, (unsigned long long)flops, memory_order_relaxed);
 }
 
 /* ---- the core's FMA peak, measured ----
@@ -400,7 +408,9 @@ double gemm_peak_gflops(void) {
 void gemm_f32(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    if (K > 0) g_flops += 2.0 * M * N * K;
+    if (K > 0)
+        atomic_fetch_add_explicit(&g_flops, 2ull * (unsigned)M * (unsigned)N * (unsigned)K,
+                                  memory_order_relaxed);
     GemmPath p = gemm_path();
     if (p == GEMM_CBLAS) {
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,

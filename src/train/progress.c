@@ -134,7 +134,8 @@ void print_bench(Trainer *t, double secs) {
     const int threads = gemm_path() == GEMM_CBLAS ? openblas_get_num_threads() : gemm_threads();
     const double core = gemm_peak_gflops(), peak = core * threads;
     printf0(
-        "bench    GEMM rate per rank (%d thread(s), %s; core FMA peak %.1f GFLOP/s measured):\n",
+        "bench    GEMM rate per rank (%d thread(s), %s; core FMA peak %.1f GFLOP/s measured; "
+        "Winograd convs at their direct FLOPs):\n",
         threads, gemm_path_name(gemm_path()), core);
     const double ft = v[TM_COUNT + TM_TEACHER] / P, fs = v[TM_COUNT + TM_STUDENT] / P;
     if (t->mode == MODE_DISTILL) print_rate("teacher forward", ft, teacher, peak);
