@@ -50,10 +50,12 @@ typedef struct {
 enum { FWD, INFER, BWD, NPASS };
 
 static void run_pass(const Bufs *b, int pass) {
-    if (pass == FWD) conv2d_forward(b->s, b->x, b->w, b->y, b->ws);
+    if (pass == FWD)
+        conv2d_forward(b->s, b->x, b->w, b->y, b->ws);
     else if (pass == INFER)
         conv2d_bias_forward(b->s, b->x, b->w, b->wt, b->bias, NULL, 1, b->y, b->ws);
-    else conv2d_backward(b->s, b->x, b->w, b->dy, b->dx, b->dw, b->ws);
+    else
+        conv2d_backward(b->s, b->x, b->w, b->dy, b->dx, b->dw, b->ws);
 }
 
 /* best of reps, in ms */
@@ -77,10 +79,11 @@ static void bench_map(const Map *m, int B, int reps) {
     conv_set_winograd(WINO_OFF);
     size_t n0 = conv_workspace_floats(&s);
     if (n0 > nws) nws = n0;
-    float *x = xmalloc(nx * sizeof *x), *y = xmalloc(nx * sizeof *y), *dy = xmalloc(nx * sizeof *dy),
-          *dx = xcalloc(nx, sizeof *dx), *w = xmalloc(nw * sizeof *w),
-          *dw = xcalloc(nw, sizeof *dw), *bias = xcalloc((size_t)m->C, sizeof *bias),
-          *wt = xmalloc(nt * sizeof *wt), *ws = xmalloc(nws * sizeof *ws);
+    float *x = xmalloc(nx * sizeof *x), *y = xmalloc(nx * sizeof *y),
+          *dy = xmalloc(nx * sizeof *dy), *dx = xcalloc(nx, sizeof *dx),
+          *w = xmalloc(nw * sizeof *w), *dw = xcalloc(nw, sizeof *dw),
+          *bias = xcalloc((size_t)m->C, sizeof *bias), *wt = xmalloc(nt * sizeof *wt),
+          *ws = xmalloc(nws * sizeof *ws);
     fill(x, nx, 1);
     fill(dy, nx, 2);
     fill(w, nw, 3);
@@ -110,19 +113,23 @@ int main(int argc, char **argv) {
     int batch = 0, reps = 10, nmodels = 0;
     const char *models[4];
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
         else if ((!strcmp(argv[i], "small") || !strcmp(argv[i], "full")) && nmodels < 4)
             models[nmodels++] = argv[i];
-        else usage();
+        else
+            usage();
     }
     if (batch < 0 || reps < 1) usage();
     if (!nmodels) models[nmodels++] = "small";
     for (int k = 0; k < nmodels; k++) {
         const int full = !strcmp(models[k], "full");
         const int B = batch ? batch : full ? 64 : 32;
-        printf("%s model, batch %d, 3x3 stride-1 convs C -> C, 1 thread; ms im2col, Winograd, ratio\n",
-               models[k], B);
+        printf(
+            "%s model, batch %d, 3x3 stride-1 convs C -> C, 1 thread; ms im2col, Winograd, ratio\n",
+            models[k], B);
         printf("  %-16s  %-24s  %-24s  %-24s\n", "map", "forward (train)", "forward (inference)",
                "backward (dinp + dw)");
         for (int i = 0; i < 4; i++)
