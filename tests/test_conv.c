@@ -278,8 +278,9 @@ int main(void) {
     check_threads(&r, conv_shape(4, 32, 8, 32, 64, 1, 1, 1, 1, 0, 0));
     /* Winograd shapes: against the direct loops and finite differences (odd
      * and even sizes, one-row and one-column maps), against im2col, and on
-     * 3 threads; the last spans several sample chunks (the path is opt-in) */
-    conv_set_winograd(1);
+     * 3 threads; the last spans several sample chunks. WINO_ON: every 16-channel
+     * shape takes Winograd both ways */
+    conv_set_winograd(WINO_ON);
     check_shape(&r, conv_shape(1, 16, 5, 7, 16, 3, 3, 1, 1, 1, 1), 1);
     check_shape(&r, conv_shape(2, 16, 2, 6, 17, 3, 3, 1, 1, 1, 1), 1);
     check_shape(&r, conv_shape(2, 17, 1, 5, 16, 3, 3, 1, 1, 1, 1), 1);

@@ -3,7 +3,9 @@
  * weight gradient, for conv.c.
  *
  * For: the 3x3 stride-1 convolutions of the ResNet blocks once both channel
- * counts are at least WINO_MIN_CHANNELS. Each 2x2 output tile reads a 4x4
+ * counts are at least WINO_MIN_CHANNELS (the backward under the default
+ * mode: WINO_AUTO_MIN_CHANNELS), as measured faster than im2col
+ * (bench/conv_bench.c, doc/bench.md). Each 2x2 output tile reads a 4x4
  * input tile; in the transformed domain the convolution is 16 independent
  * products, so a chunk of samples costs 16 GEMMs (OC x C) . (C x tiles):
  * 4 multiply-adds per output per input channel instead of im2col's 9.

@@ -108,6 +108,10 @@ expect_code 0 "distill 4 steps with OCRKD_WINOGRAD=on (student and teacher 3x3 c
   env OCRKD_WINOGRAD=on $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" --set run.dir="$TMP/wino" \
   --set stop.max_steps=4
 expect_grep '^step +4 .*loss [0-9]' "$TMP/out" "the Winograd run logs a finite loss at step 4"
+expect_code 0 "distill 4 steps with OCRKD_WINOGRAD=off (im2col everywhere)" -- \
+  env OCRKD_WINOGRAD=off $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" --set run.dir="$TMP/nowino" \
+  --set stop.max_steps=4
+expect_grep '^step +4 .*loss [0-9]' "$TMP/out" "the im2col run logs a finite loss at step 4"
 expect_code 2 "OCRKD_WINOGRAD=maybe is refused" -- env OCRKD_WINOGRAD=maybe "$BIN/ocrkd" bench "$TMP/student.yaml" --steps 1
 expect_grep 'OCRKD_WINOGRAD=maybe: unknown; auto, on or off' "$TMP/err" "the error names OCRKD_WINOGRAD and its values"
 
