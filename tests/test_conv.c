@@ -204,6 +204,8 @@ static void check_threads(Rng *r, ConvShape s) {
  * products' sum (measured max differences are printed). */
 static void check_winograd(Rng *r, ConvShape s) {
     size_t ni = inp_n(&s), nw = w_n(&s), no = out_n(&s), nws = conv_workspace_floats(&s);
+    conv_set_winograd(WINO_OFF); /* room for both paths: the im2col run below */
+    if (conv_workspace_floats(&s) > nws) nws = conv_workspace_floats(&s);
     float *inp = xalloc_floats(ni), *w = xalloc_floats(nw), *R = xalloc_floats(no),
           *bias = xalloc_floats((size_t)s.OC), *ws = xalloc_floats(nws);
     fill_normal(r, inp, ni);

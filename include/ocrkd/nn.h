@@ -43,6 +43,10 @@ void conv2d_bias_forward(const ConvShape *s, const float *inp, const float *w, c
 /* Floats of w transformed for s's fast path (Winograd), 0 when s has none;
  * conv_transform_weights fills them from w (OC,C,KH,KW). */
 size_t conv_transformed_weights_floats(const ConvShape *s);
+/* 1 when s's forward or backward runs im2col (whose workspace grows with
+ * the batch) under the mode in force; 0 when both run Winograd (which
+ * chunks the batch itself) */
+int conv_runs_im2col(const ConvShape *s);
 void conv_transform_weights(const ConvShape *s, const float *w, float *wt);
 /* 3x3 stride-1 pad-1 convs run by Winograd F(2x2,3x3) (src/nn/winograd.c):
  * WINO_AUTO (the default; env OCRKD_WINOGRAD=auto) where it measured

@@ -65,8 +65,10 @@ static void plan_unit(Crnn *m, ConvBn *u, int stage, int blk, int j, const ConvS
     A->max_act = MAX(A->max_act, unit_out_floats(u, m->max_batch));
     u->chunk = m->max_batch;
     const size_t cap = m->train ? CONV_WS_CAP_FLOATS : INFER_WS_CAP_FLOATS;
-    /* a Winograd conv bounds its own workspace (it runs in chunks of samples) */
-    const int own_chunks = conv_transformed_weights_floats(&u->s) > 0;
+    /* a conv all in Winograd (inference: its forward) bounds its own
+     * workspace: it runs in chunks of samples */
+    const int own_chunks =
+        m->train ? !conv_runs_im2col(&u->s) : conv_transformed_weights_floats(&u->s) > 0;
     while (!own_chunks && u->chunk > 1 && ws_for_batch(&u->s, u->chunk) > cap)
         u->chunk = (u->chunk + 1) / 2;
     A->max_ws = MAX(A->max_ws, ws_for_batch(&u->s, u->chunk));

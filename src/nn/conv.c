@@ -55,15 +55,22 @@ static size_t im2col_workspace_floats(const ConvShape *s) {
     return col_rows(s) * n + (s->B > 1 ? (size_t)s->OC * n : 0);
 }
 
-/* Winograd shapes get room for either path (OCRKD_WINOGRAD may differ
- * between the sizing and a later call only in tests, which size for both). */
+/* Room for the paths the mode in force runs: im2col's only when the
+ * forward or the backward takes it (a Winograd-only shape would otherwise
+ * carry a whole batch's col buffer, 84 MB for the full model's 512-channel
+ * maps). Tests that switch modes size under each. */
 size_t conv_workspace_floats(const ConvShape *s) {
-    size_t n = im2col_workspace_floats(s);
-    if (wino_applies(s)) {
+    const int wf = wino_applies(s), wb = wino_applies_backward(s);
+    size_t n = wf && wb ? 0 : im2col_workspace_floats(s);
+    if (wf || wb) {
         size_t wn = wino_workspace_floats(s);
         if (wn > n) n = wn;
     }
     return n;
+}
+
+int conv_runs_im2col(const ConvShape *s) {
+    return !(wino_applies(s) && wino_applies_backward(s));
 }
 
 size_t conv_transformed_weights_floats(const ConvShape *s) {
