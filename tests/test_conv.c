@@ -3,6 +3,7 @@
  * Shapes cover 3x3 stride (1,1), (2,2), (2,1) with padding, 1x1 stride 1
  * (the direct GEMM path) and 1x1 strided (the gather), batch 1 and 3, odd
  * widths and a non-square kernel. Also: backward accumulates, NULL skips. */
+#include <math.h>
 #include <string.h>
 
 #include "ocrkd/common.h"
@@ -218,7 +219,10 @@ static void check_winograd(Rng *r, ConvShape s) {
         run_paths(&s, inp, w, bias, R, ws, got[on]);
     }
     conv_set_winograd(1);
-    /* inference keeps the transformed weights: the same bits as transforming per call */
+    /* inference keeps the transformed weights: with the F(2x2) tile of the
+     * training path, the same bits as transforming per call (F(4x4) kept
+     * weights: check_winograd4) */
+    conv_set_winograd_tile(2);
     size_t nt = conv_transformed_weights_floats(&s);
     CHECK(nt == 16 * (size_t)s.OC * s.C, "B%d C%d OC%d: %zu transformed weight floats", s.B, s.C,
           s.OC, nt);
@@ -228,6 +232,7 @@ static void check_winograd(Rng *r, ConvShape s) {
     CHECK(!memcmp(pre, got[1][1], no * sizeof(float)),
           "B%d C%d OC%d: folded forward with kept transformed weights == transformed per call",
           s.B, s.C, s.OC);
+    conv_set_winograd_tile(0);
     free(wt);
     free(pre);
     const size_t n[4] = {no, no, ni, nw};
@@ -243,6 +248,72 @@ static void check_winograd(Rng *r, ConvShape s) {
     float *bufs[] = {inp, w, R, bias, ws};
     for (size_t i = 0; i < ARRAY_LEN(bufs); i++)
         free(bufs[i]);
+}
+
+static double rms(const float *x, size_t n) {
+    double s2 = 0;
+    for (size_t i = 0; i < n; i++)
+        s2 += (double)x[i] * x[i];
+    return sqrt(s2 / (double)(n ? n : 1));
+}
+
+/* The inference forward with kept transformed weights on F(4x4, 3x3)
+ * (tile 4: forced, or auto where it picks it): 36 planes of weights, the
+ * folded forward (bias + residual + ReLU) and the plain one against the
+ * direct loops in double, and 1 vs 3 threads bit for bit. Tolerance: F(4x4)
+ * transforms multiply by up to 8 and 5 and divide by 6 and 24, so its
+ * float error is ~100x F(2x2)'s, about 3e-5 of the output's RMS on these
+ * shapes (the largest differences are printed); checked at 2e-4 of the
+ * reference's RMS. A wrong plane, tap or edge is an error of the RMS's
+ * order. */
+static void check_winograd4(Rng *r, ConvShape s, int tile) {
+    conv_set_winograd(WINO_ON);
+    conv_set_winograd_tile(tile);
+    size_t ni = inp_n(&s), nw = w_n(&s), no = out_n(&s), nws = conv_workspace_floats(&s);
+    size_t nt = conv_transformed_weights_floats(&s);
+    float *inp = xalloc_floats(ni), *w = xalloc_floats(nw), *R = xalloc_floats(no),
+          *bias = xalloc_floats((size_t)s.OC), *ws = xalloc_floats(nws),
+          *wt = xalloc_floats(nt), *want = xalloc_floats(no), *got = xalloc_floats(no),
+          *got3 = xalloc_floats(no), *plain = xalloc_floats(no);
+    fill_normal(r, inp, ni);
+    fill_normal(r, w, nw);
+    fill_normal(r, R, no);
+    fill_normal(r, bias, (size_t)s.OC);
+    CHECK(nt == 36 * (size_t)s.OC * s.C, "B%d C%d %dx%d OC%d tile %d: %zu transformed weight floats (36 planes)",
+          s.B, s.C, s.H, s.W, s.OC, tile, nt);
+    conv_transform_weights(&s, w, wt);
+    naive_forward(&s, inp, w, want);
+    float *fwant = xalloc_floats(no); /* the folded epilogue: + bias + R, then ReLU */
+    for (int b = 0; b < s.B; b++)
+        for (int oc = 0; oc < s.OC; oc++)
+            for (int i = 0; i < s.OH * s.OW; i++) {
+                size_t at = ((size_t)b * s.OC + oc) * s.OH * s.OW + (size_t)i;
+                float v = want[at] + bias[oc] + R[at];
+                fwant[at] = v > 0 ? v : 0;
+            }
+    const double tol = 2e-4 * rms(want, no);
+    char name[160];
+    conv2d_bias_forward(&s, inp, w, wt, bias, R, 1, got, ws);
+    snprintf(name, sizeof name, "B%d C%d %dx%d OC%d F(4x4) folded forward vs direct", s.B, s.C,
+             s.H, s.W, s.OC);
+    CHECK_CLOSE(name, got, fwant, no, tol, 0.0);
+    /* no bias: the plain store of the output transform */
+    memset(plain, 0, no * sizeof(float));
+    float *zero = xcalloc((size_t)s.OC, sizeof(float));
+    conv2d_bias_forward(&s, inp, w, wt, zero, NULL, 0, plain, ws);
+    snprintf(name, sizeof name, "B%d C%d %dx%d OC%d F(4x4) forward vs direct", s.B, s.C, s.H,
+             s.W, s.OC);
+    CHECK_CLOSE(name, plain, want, no, tol, 0.0);
+    pool_set_threads(3);
+    conv2d_bias_forward(&s, inp, w, wt, bias, R, 1, got3, ws);
+    pool_set_threads(1);
+    CHECK(!memcmp(got, got3, no * sizeof(float)),
+          "B%d C%d %dx%d OC%d F(4x4) forward bit-identical with 1 and 3 threads", s.B, s.C, s.H,
+          s.W, s.OC);
+    float *bufs[] = {inp, w, R, bias, ws, wt, want, got, got3, plain, fwant, zero};
+    for (size_t i = 0; i < ARRAY_LEN(bufs); i++)
+        free(bufs[i]);
+    conv_set_winograd_tile(0);
 }
 
 int main(void) {
@@ -304,6 +375,19 @@ int main(void) {
           "auto: a Winograd forward for 16->32 3x3 stride 1, not for 8->32 nor stride 2");
     check_winograd(&r, conv_shape(3, 32, 8, 32, 48, 3, 3, 1, 1, 1, 1));
     check_winograd(&r, conv_shape(2, 16, 8, 32, 24, 3, 3, 1, 1, 1, 1)); /* im2col backward */
+    /* F(4x4, 3x3) for inference: auto takes it from 3 rows up (2 rows: F(2x2)) */
+    ConvShape h2 = conv_shape(2, 32, 2, 32, 32, 3, 3, 1, 1, 1, 1);
+    ConvShape h3 = conv_shape(2, 32, 3, 32, 32, 3, 3, 1, 1, 1, 1);
+    CHECK(conv_transformed_weights_floats(&h2) == 16 * 32 * 32 &&
+              conv_transformed_weights_floats(&h3) == 36 * 32 * 32,
+          "auto: inference F(2x2) on a 2-high map, F(4x4) on a 3-high one");
+    check_winograd4(&r, conv_shape(2, 16, 4, 32, 16, 3, 3, 1, 1, 1, 1), 0);
+    check_winograd4(&r, conv_shape(3, 64, 16, 64, 48, 3, 3, 1, 1, 1, 1), 0); /* several chunks */
+    check_winograd4(&r, conv_shape(2, 16, 7, 9, 24, 3, 3, 1, 1, 1, 1), 0);  /* odd: partial tiles */
+    check_winograd4(&r, conv_shape(2, 17, 3, 13, 16, 3, 3, 1, 1, 1, 1), 0);
+    check_winograd4(&r, conv_shape(2, 16, 1, 5, 16, 3, 3, 1, 1, 1, 1), 4);  /* one row, forced */
+    check_winograd4(&r, conv_shape(1, 16, 6, 1, 16, 3, 3, 1, 1, 1, 1), 4);  /* one column */
+    check_winograd4(&r, conv_shape(2, 16, 2, 30, 16, 3, 3, 1, 1, 1, 1), 4); /* 2 rows, forced */
     conv_set_winograd(WINO_OFF);
     CHECK(conv_transformed_weights_floats(&c16) == 0, "off: no Winograd shapes");
     TEST_END();

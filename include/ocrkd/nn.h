@@ -55,6 +55,12 @@ void conv_transform_weights(const ConvShape *s, const float *w, float *wt);
  * with the widest mode they use. */
 enum { WINO_OFF = 0, WINO_ON = 1, WINO_AUTO = 2 };
 void conv_set_winograd(int mode);
+/* Its output tile for inference (conv2d_bias_forward with transformed
+ * weights kept): 0 (the default; env OCRKD_WINOGRAD_TILE=auto) F(4x4, 3x3)
+ * where its products are fewer than F(2x2, 3x3)'s (maps 3 or more high),
+ * else F(2x2); 2 or 4 (=2, =4) that tile on every map. Training runs
+ * F(2x2) in every case. Set before sizing workspaces. */
+void conv_set_winograd_tile(int m);
 /* dout (B,OC,OH,OW) -> dinp (B,C,H,W) +=, dw (OC,C,KH,KW) +=; either may be NULL */
 void conv2d_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
                      float *dinp, float *dw, float *ws);

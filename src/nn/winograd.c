@@ -96,11 +96,50 @@ int wino_applies_backward(const ConvShape *s) {
            wino_shape(s, mode == WINO_ON ? WINO_MIN_CHANNELS : WINO_AUTO_MIN_CHANNELS);
 }
 
-static int tiles_h(const ConvShape *s) {
-    return (s->OH + 1) / 2;
+/* F(m x m, 3x3): m = 2 or 4 (wino_tile); P = (m + 2)^2 planes */
+static int planes_of(int m) {
+    return (m + 2) * (m + 2);
 }
-static int tiles_w(const ConvShape *s) {
-    return (s->OW + 1) / 2;
+static int tiles_h(const ConvShape *s, int m) {
+    return (s->OH + m - 1) / m;
+}
+static int tiles_w(const ConvShape *s, int m) {
+    return (s->OW + m - 1) / m;
+}
+
+static int g_tile = -1; /* -1: not read yet; 0 auto, else 2 or 4 */
+
+/* OCRKD_WINOGRAD_TILE = auto (default) | 2 | 4 */
+static int tile_mode(void) {
+    if (g_tile < 0) {
+        const char *env = getenv("OCRKD_WINOGRAD_TILE");
+        if (!env || !*env || !strcmp(env, "auto"))
+            g_tile = 0;
+        else if (!strcmp(env, "2") || !strcmp(env, "4"))
+            g_tile = env[0] - '0';
+        else
+            fatal(EXIT_USAGE, "OCRKD_WINOGRAD_TILE=%s: unknown; auto, 2 or 4", env);
+    }
+    return g_tile;
+}
+
+void conv_set_winograd_tile(int m) {
+    g_tile = m == 2 || m == 4 ? m : 0;
+}
+
+/* The output tile of s's inference forward (transformed weights kept):
+ * F(4x4) where its 36 planes of ceil(OH/4) ceil(OW/4) tiles are fewer
+ * products than F(2x2)'s 16 of ceil(OH/2) ceil(OW/2) (a 2-high map:
+ * F(2x2); 3 high or more: F(4x4), up to 1.78x fewer), unless
+ * OCRKD_WINOGRAD_TILE fixes it. Training (forward, input and weight
+ * gradients) runs F(2x2): F(4x4) measured 1.2x faster on the inference
+ * forward of the small model's 16- to 64-channel maps but only 0-1 % on a
+ * training step, for an error ~100x larger (tests/test_conv.c). */
+int wino_tile(const ConvShape *s) {
+    const int mode = tile_mode();
+    if (mode) return mode;
+    const long p4 = 36L * tiles_h(s, 4) * tiles_w(s, 4), p2 = 16L * tiles_h(s, 2) * tiles_w(s, 2);
+    return p4 < p2 ? 4 : 2;
 }
 
 /* samples per chunk for a batch of B */
@@ -110,17 +149,23 @@ static int tiles_w(const ConvShape *s) {
  * PyTorch) */
 #define WINO_MIN_COLUMNS 256
 
-static int chunk_samples(const ConvShape *s, int B) {
-    const size_t tiles = (size_t)tiles_h(s) * tiles_w(s);
-    size_t nb = WINO_CHUNK_FLOATS / (16 * (size_t)(s->C + s->OC) * tiles);
+static int chunk_samples(const ConvShape *s, int B, int m) {
+    const size_t tiles = (size_t)tiles_h(s, m) * tiles_w(s, m);
+    size_t nb = WINO_CHUNK_FLOATS / ((size_t)planes_of(m) * (s->C + s->OC) * tiles);
     size_t nb_min = (WINO_MIN_COLUMNS + tiles - 1) / tiles;
     if (nb < nb_min) nb = nb_min;
     return nb < (size_t)B ? (int)nb : B;
 }
 
+/* transformed weights plus one chunk's V and M (or D) */
+static size_t run_floats(const ConvShape *s, int m) {
+    size_t tiles = (size_t)chunk_samples(s, s->B, m) * tiles_h(s, m) * tiles_w(s, m);
+    return (size_t)planes_of(m) * ((size_t)s->OC * s->C + (size_t)(s->C + s->OC) * tiles);
+}
+
 size_t wino_workspace_floats(const ConvShape *s) {
-    size_t tiles = (size_t)chunk_samples(s, s->B) * tiles_h(s) * tiles_w(s);
-    return 16 * (size_t)s->OC * s->C + 16 * (size_t)(s->C + s->OC) * tiles;
+    size_t infer = run_floats(s, wino_tile(s)), train = run_floats(s, 2);
+    return infer > train ? infer : train;
 }
 
 /* ---- transforms ---- */
@@ -159,9 +204,12 @@ static void weight_tiles(void *arg, size_t r0, size_t r1) {
     }
 }
 
-static void transform_weights(const float *w, int OC, int C, int flip, float *U) {
+static void weight_tiles4(void *arg, size_t r0, size_t r1);
+
+/* U of F(m x m, 3x3) */
+static void transform_weights(const float *w, int OC, int C, int flip, int m, float *U) {
     WeightPass p = {w, U, OC, C, flip};
-    pool_for((size_t)OC * C, 64, weight_tiles, &p);
+    pool_for((size_t)OC * C, m == 4 ? 160 : 64, m == 4 ? weight_tiles4 : weight_tiles, &p);
 }
 
 /* V (16, C, N) of input tiles: x (nb, C, H, W); also D of dout tiles
@@ -394,6 +442,204 @@ static void weight_grads(void *arg, size_t r0, size_t r1) {
     }
 }
 
+/* ---- F(4x4, 3x3) ----
+ * Each 4x4 output tile reads a 6x6 input tile: 36 products per tile, 2.25
+ * multiply-adds per output per input channel (F(2x2, 3x3): 4, im2col: 9),
+ * at the price of larger transform coefficients (interpolation points 0,
+ * +-1, +-2 and infinity):
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+ *          0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ *   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6;
+ *          1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+ * Used for the inference forward (transformed weights kept) where its
+ * GEMMs are smaller than F(2x2)'s (wino_tile); training stays F(2x2, 3x3).
+ * Layouts as above
+ * with 36 planes, plane 6i + j. Tiles along a row are 4 columns apart, so
+ * the input rows are split into their 4 column phases (a 4x4 transpose)
+ * and every transform runs on 4 tiles a lane. */
+
+static void transpose4(v4f *a, v4f *b, v4f *c, v4f *d) {
+    v4f t0 = __builtin_shuffle(*a, *b, (v4i){0, 4, 1, 5}), t1 = __builtin_shuffle(*a, *b, (v4i){2, 6, 3, 7}),
+        t2 = __builtin_shuffle(*c, *d, (v4i){0, 4, 1, 5}), t3 = __builtin_shuffle(*c, *d, (v4i){2, 6, 3, 7});
+    *a = __builtin_shuffle(t0, t2, (v4i){0, 1, 4, 5});
+    *b = __builtin_shuffle(t0, t2, (v4i){2, 3, 6, 7});
+    *c = __builtin_shuffle(t1, t3, (v4i){0, 1, 4, 5});
+    *d = __builtin_shuffle(t1, t3, (v4i){2, 3, 6, 7});
+}
+
+/* room for one column phase of a row (n <= WINO_MAX_W / 4 + 1), plus overrun */
+#define PHASE_ROW (WINO_MAX_W / 4 + 16)
+
+/* q[r][t] = p[4t + r], t in [0, n), of the padded row p[k] = x[k - 1] (0
+ * outside [0, W)); a NULL x is a row of padding. n is a multiple of 4. */
+static void split4_row(const float *x, int W, int n, float q[4][PHASE_ROW]) {
+    float p[WINO_MAX_W + 64];
+    const int len = 4 * n; /* whole blocks of 16 */
+    memset(p, 0, (size_t)len * sizeof(float));
+    if (x) memcpy(p + 1, x, (size_t)W * sizeof(float));
+    for (int k = 0; k < len; k += 16) {
+        v4f a = load4(p + k), b = load4(p + k + 4), c = load4(p + k + 8), d = load4(p + k + 12);
+        transpose4(&a, &b, &c, &d);
+        store4(q[0] + k / 4, a), store4(q[1] + k / 4, b), store4(q[2] + k / 4, c);
+        store4(q[3] + k / 4, d);
+    }
+}
+
+/* B^T r of six vectors: out[0..5] */
+static inline __attribute__((always_inline)) void bt6(v4f r0, v4f r1, v4f r2, v4f r3, v4f r4,
+                                                      v4f r5, v4f *o) {
+    const v4f two = splat4(2.0f), four = splat4(4.0f), five = splat4(5.0f);
+    o[0] = four * r0 - five * r2 + r4;
+    o[1] = r3 + r4 - four * (r1 + r2);
+    o[2] = four * (r1 - r2) + r4 - r3;
+    o[3] = two * (r3 - r1) + (r4 - r2);
+    o[4] = two * (r1 - r3) + (r4 - r2);
+    o[5] = four * r1 - five * r3 + r5;
+}
+
+static void input_tiles4(void *arg, size_t c0, size_t c1) {
+    const TilePass *p = arg;
+    /* phases of TW + 1 tiles' columns, rounded up with a vector to spare:
+     * the lanes past the map's last tile read zeros */
+    const int H = p->H, W = p->W, TH = p->TH, TW = p->TW, n = 4 * ((TW + 5 + 3) / 4);
+    const size_t plane = p->N;
+    float q[6][4][PHASE_ROW], h[6][4][PHASE_ROW];
+    for (size_t c = c0; c < c1; c++)
+        for (int b = 0; b < p->nb; b++) {
+            const float *x = p->x + ((size_t)b * p->C + c) * H * W;
+            float *v = p->V + c * 36 * p->N + (size_t)b * TH * TW;
+            for (int ty = 0; ty < TH; ty++) {
+                for (int i = 0; i < 6; i++) { /* padded rows 4ty-1 .. 4ty+4 */
+                    int y = 4 * ty - 1 + i;
+                    split4_row(y >= 0 && y < H ? x + (size_t)y * W : NULL, W, n, q[i]);
+                }
+                for (int r = 0; r < 4; r++) /* B^T d: along the height, per phase */
+                    for (int t = 0; t < n; t += 4) {
+                        v4f o[6];
+                        bt6(load4(q[0][r] + t), load4(q[1][r] + t), load4(q[2][r] + t),
+                            load4(q[3][r] + t), load4(q[4][r] + t), load4(q[5][r] + t), o);
+                        for (int j = 0; j < 6; j++)
+                            store4(h[j][r] + t, o[j]);
+                    }
+                float *vt = v + (size_t)ty * TW;
+                for (int j = 0; j < 6; j++) /* (B^T d) B: along the width */
+                    for (int tx = 0; tx < TW; tx += 4) {
+                        const int m = TW - tx < 4 ? TW - tx : 4;
+                        v4f o[6];
+                        bt6(load4(h[j][0] + tx), load4(h[j][1] + tx), load4(h[j][2] + tx),
+                            load4(h[j][3] + tx), load4(h[j][0] + tx + 1), load4(h[j][1] + tx + 1), o);
+                        float *v0 = vt + (size_t)(6 * j) * plane + tx;
+                        for (int k = 0; k < 6; k++)
+                            if (m == 4) store4(v0 + k * plane, o[k]);
+                            else store4_n(v0 + k * plane, o[k], m);
+                    }
+            }
+        }
+}
+
+/* A^T a of six vectors: out[0..3] */
+static inline __attribute__((always_inline)) void at6(v4f a0, v4f a1, v4f a2, v4f a3, v4f a4,
+                                                      v4f a5, v4f *o) {
+    const v4f two = splat4(2.0f), four = splat4(4.0f), eight = splat4(8.0f);
+    const v4f s12 = a1 + a2, d12 = a1 - a2, s34 = a3 + a4, d34 = a3 - a4;
+    o[0] = a0 + s12 + s34;
+    o[1] = d12 + two * d34;
+    o[2] = s12 + four * s34;
+    o[3] = d12 + eight * d34 + a5;
+}
+
+static void output_tiles4(void *arg, size_t o0, size_t o1) {
+    const OutPass *p = arg;
+    const int H = p->H, W = p->W, TH = p->TH, TW = p->TW;
+    const size_t plane = p->N;
+    float out[4][WINO_MAX_W + 32];
+    for (size_t oc = o0; oc < o1; oc++)
+        for (int b = 0; b < p->nb; b++) {
+            const float *m = p->M + oc * 36 * p->N + (size_t)b * TH * TW;
+            const size_t at = ((size_t)b * p->OC + oc) * H * W;
+            float *y = p->y + at;
+            for (int ty = 0; ty < TH; ty++) {
+                const float *mt = m + (size_t)ty * TW;
+                for (int tx = 0; tx < TW; tx += 4) {
+                    const int n = TW - tx < 4 ? TW - tx : 4;
+                    v4f t[4][6]; /* A^T M: along the height, a column of planes at a time */
+                    for (int k = 0; k < 6; k++) {
+                        const float *c = mt + tx + (size_t)k * plane;
+                        v4f e[6], o[4];
+                        for (int i = 0; i < 6; i++)
+                            e[i] = n == 4 ? load4(c + (size_t)(6 * i) * plane)
+                                          : load4_n(c + (size_t)(6 * i) * plane, n);
+                        at6(e[0], e[1], e[2], e[3], e[4], e[5], o);
+                        for (int r = 0; r < 4; r++)
+                            t[r][k] = o[r];
+                    }
+                    for (int r = 0; r < 4; r++) { /* (A^T M) A: along the width */
+                        v4f o[4];
+                        at6(t[r][0], t[r][1], t[r][2], t[r][3], t[r][4], t[r][5], o);
+                        transpose4(&o[0], &o[1], &o[2], &o[3]); /* lane l -> tile tx + l */
+                        for (int l = 0; l < 4; l++)
+                            store4(out[r] + 4 * (tx + l), o[l]);
+                    }
+                }
+                for (int i = 0; i < 4 && 4 * ty + i < H; i++) {
+                    const size_t r = (size_t)(4 * ty + i) * W;
+                    if (p->acc)
+                        for (int k = 0; k < W; k++)
+                            y[r + k] += out[i][k];
+                    else if (p->bias)
+                        conv_bias_act_run(y + r, out[i], p->bias[oc],
+                                          p->res ? p->res + at + r : NULL, p->relu, (size_t)W);
+                    else
+                        memcpy(y + r, out[i], W * sizeof(float));
+                }
+            }
+        }
+}
+
+/* U (36, OC, C) from w (OC, C, 3, 3); flip as weight_tiles. Over the
+ * destination index d of a plane, 4 filters a lane: d = oc C + c, or
+ * c OC + oc flipped, so the 36 stores of 4 lanes are contiguous. */
+static void weight_tiles4(void *arg, size_t d0, size_t d1) {
+    const WeightPass *p = arg;
+    const size_t plane = (size_t)p->OC * p->C;
+    const v4f q4 = splat4(0.25f), s6 = splat4(1.0f / 6), s12 = splat4(1.0f / 12),
+              s24 = splat4(1.0f / 24);
+    for (size_t d = d0; d < d1; d += 4) {
+        const int n = d1 - d < 4 ? (int)(d1 - d) : 4;
+        v4f k[9];
+        for (int i = 0; i < 9; i++)
+            k[i] = splat4(0.0f);
+        for (int l = 0; l < n; l++) {
+            const size_t at = d + (size_t)l,
+                         r = p->flip ? (at % p->OC) * p->C + at / p->OC : at;
+            const float *g = p->w + r * 9;
+            for (int i = 0; i < 9; i++)
+                k[i][l] = p->flip ? g[8 - i] : g[i];
+        }
+        v4f t[6][3]; /* G g: G's rows 1/4 (1 0 0), -1/6 (1 1 1), -1/6 (1 -1 1),
+                        (1/24 1/12 1/6), (1/24 -1/12 1/6), (0 0 1) */
+        for (int j = 0; j < 3; j++) {
+            const v4f a = k[j], b = k[3 + j], c = k[6 + j];
+            t[0][j] = q4 * a;
+            t[1][j] = -s6 * (a + b + c);
+            t[2][j] = -s6 * (a - b + c);
+            t[3][j] = s24 * a + s12 * b + s6 * c;
+            t[4][j] = s24 * a - s12 * b + s6 * c;
+            t[5][j] = c;
+        }
+        for (int i = 0; i < 6; i++) { /* (G g) G^T */
+            const v4f a = t[i][0], b = t[i][1], c = t[i][2];
+            const v4f u[6] = {q4 * a, -s6 * (a + b + c), -s6 * (a - b + c),
+                              s24 * a + s12 * b + s6 * c, s24 * a - s12 * b + s6 * c, c};
+            float *o = p->U + (size_t)(6 * i) * plane + d;
+            for (int j = 0; j < 6; j++)
+                if (n == 4) store4(o + (size_t)j * plane, u[j]);
+                else store4_n(o + (size_t)j * plane, u[j], n);
+        }
+    }
+}
+
 /* ---- the runs ---- */
 
 /* The 16 GEMMs of a chunk, one per plane xi: C[xi] (beta)+= op(A[xi]) op(B[xi]),
@@ -407,6 +653,7 @@ typedef struct {
     float *C;
     size_t a_step, b_step, c_step;
     float beta;
+    int planes; /* 16 or 36 */
 } PlaneGemms;
 
 static void plane_gemms_range(void *arg, size_t x0, size_t x1) {
@@ -417,40 +664,42 @@ static void plane_gemms_range(void *arg, size_t x0, size_t x1) {
 }
 
 static void plane_gemms(const PlaneGemms *g) {
-    pool_for(16, (size_t)g->M * g->N * g->K, plane_gemms_range, (void *)g);
+    pool_for((size_t)g->planes, (size_t)g->M * g->N * g->K, plane_gemms_range, (void *)g);
 }
 
 /* The bench's FLOP count stays in the direct convolution's terms:
  * 2 B C OC 9 H W against the transformed GEMMs' 2 C OC 16 B TH TW. */
-static void credit_saving(const ConvShape *s, int B) {
+static void credit_saving(const ConvShape *s, int B, int m) {
     const double cc = 2.0 * s->C * s->OC * B;
-    gemm_flop_credit(cc * 9.0 * s->H * s->W - cc * 16.0 * tiles_h(s) * tiles_w(s));
+    gemm_flop_credit(cc * 9.0 * s->H * s->W -
+                     cc * planes_of(m) * tiles_h(s, m) * tiles_w(s, m));
 }
 
 size_t wino_weights_floats(const ConvShape *s) {
-    return 16 * (size_t)s->OC * s->C;
+    return (size_t)planes_of(wino_tile(s)) * s->OC * s->C;
 }
 
 void wino_transform_weights(const ConvShape *s, const float *w, float *U) {
-    transform_weights(w, s->OC, s->C, 0, U);
+    transform_weights(w, s->OC, s->C, 0, wino_tile(s), U);
 }
 
-/* y (B, OC, H, W) = conv3x3(x (B, C, H, W)) with U (16, OC, C) transformed,
- * then the epilogue of op (bias, res, relu; or acc: y +=); s gives H, W and
- * the chunk size; ws after U. */
-static void run_forward(const ConvShape *s, int B, int C, int OC, const float *x, const float *U,
-                        const OutPass *op, float *ws) {
-    const int TH = tiles_h(s), TW = tiles_w(s), nbmax = chunk_samples(s, B);
+/* y (B, OC, H, W) = conv3x3(x (B, C, H, W)) with U (P, OC, C) of F(m x m)
+ * transformed, then the epilogue of op (bias, res, relu; or acc: y +=); s
+ * gives H, W and the chunk size; ws after U. */
+static void run_forward(const ConvShape *s, int B, int C, int OC, int m, const float *x,
+                        const float *U, const OutPass *op, float *ws) {
+    const int TH = tiles_h(s, m), TW = tiles_w(s, m), nbmax = chunk_samples(s, B, m),
+              P = planes_of(m);
     const size_t in_per = (size_t)C * s->H * s->W, out_per = (size_t)OC * s->H * s->W;
     for (int b0 = 0; b0 < B; b0 += nbmax) {
         int nb = B - b0 < nbmax ? B - b0 : nbmax;
         size_t N = (size_t)nb * TH * TW;
-        float *V = ws, *M = ws + 16 * (size_t)C * N;
+        float *V = ws, *M = ws + (size_t)P * C * N;
         TilePass tp = {x + b0 * in_per, V, nb, C, s->H, s->W, TH, TW, N};
-        pool_for((size_t)C, (size_t)nb * TH * TW * 48, input_tiles, &tp);
+        pool_for((size_t)C, N * (m == 4 ? 40 : 48), m == 4 ? input_tiles4 : input_tiles, &tp);
         PlaneGemms g = {.M = OC, .N = (int)N, .K = C, .A = U, .lda = C, .a_step = (size_t)OC * C,
-                        .B = V, .ldb = 16 * (int)N, .b_step = N, .C = M, .ldc = 16 * (int)N,
-                        .c_step = N, .beta = 0.0f};
+                        .B = V, .ldb = P * (int)N, .b_step = N, .C = M, .ldc = P * (int)N,
+                        .c_step = N, .beta = 0.0f, .planes = P};
         plane_gemms(&g);
         OutPass chunk = *op;
         chunk.M = M;
@@ -463,28 +712,30 @@ static void run_forward(const ConvShape *s, int B, int C, int OC, const float *x
         chunk.TH = TH;
         chunk.TW = TW;
         chunk.N = N;
-        pool_for((size_t)OC, (size_t)nb * TH * TW * 40, output_tiles, &chunk);
+        pool_for((size_t)OC, N * 40, m == 4 ? output_tiles4 : output_tiles, &chunk);
     }
-    credit_saving(s, B);
+    credit_saving(s, B, m);
 }
 
 void wino_forward(const ConvShape *s, const float *inp, const float *w, const float *U,
                   const float *bias, const float *res, int relu, float *out, float *ws) {
-    float *rest = ws + wino_weights_floats(s);
+    /* kept weights (inference): the inference tile; else F(2x2) (training) */
+    const int m = U ? wino_tile(s) : 2;
+    float *rest = ws + (size_t)planes_of(m) * s->OC * s->C;
     if (!U) {
-        transform_weights(w, s->OC, s->C, 0, ws);
+        transform_weights(w, s->OC, s->C, 0, m, ws);
         U = ws;
     }
     OutPass op = {.bias = bias, .res = res, .relu = relu, .y = out};
-    run_forward(s, s->B, s->C, s->OC, inp, U, &op, rest);
+    run_forward(s, s->B, s->C, s->OC, m, inp, U, &op, rest);
 }
 
 void wino_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
                    float *dinp, float *dw, float *ws) {
-    const size_t nU = wino_weights_floats(s);
-    float *U = ws, *rest = ws + nU;
-    if (dw) {
-        const int TH = tiles_h(s), TW = tiles_w(s), nbmax = chunk_samples(s, s->B);
+    if (dw) { /* F(2x2, 3x3) */
+        const size_t nU = 16 * (size_t)s->OC * s->C;
+        float *U = ws, *rest = ws + nU;
+        const int TH = tiles_h(s, 2), TW = tiles_w(s, 2), nbmax = chunk_samples(s, s->B, 2);
         const size_t in_per = (size_t)s->C * s->H * s->W, out_per = (size_t)s->OC * s->H * s->W;
         memset(U, 0, nU * sizeof(float)); /* dU */
         for (int b0 = 0; b0 < s->B; b0 += nbmax) {
@@ -498,16 +749,17 @@ void wino_backward(const ConvShape *s, const float *inp, const float *w, const f
             PlaneGemms g = {.tB = 1, .M = s->OC, .N = s->C, .K = (int)N, /* dU[xi] += D V^T */
                             .A = D, .lda = 16 * (int)N, .a_step = N, .B = V, .ldb = 16 * (int)N,
                             .b_step = N, .C = U, .ldc = s->C, .c_step = (size_t)s->OC * s->C,
-                            .beta = 1.0f};
+                            .beta = 1.0f, .planes = 16};
             plane_gemms(&g);
         }
-        credit_saving(s, s->B);
+        credit_saving(s, s->B, 2);
         WeightGradPass wp = {U, dw, (size_t)s->OC * s->C};
         pool_for((size_t)s->OC * s->C, 64, weight_grads, &wp);
     }
     if (dinp) { /* the forward over dout with flipped, transposed weights, accumulated */
-        transform_weights(w, s->OC, s->C, 1, U);
+        float *U = ws, *rest = ws + 16 * (size_t)s->OC * s->C;
+        transform_weights(w, s->OC, s->C, 1, 2, U);
         OutPass op = {.acc = 1, .y = dinp};
-        run_forward(s, s->B, s->OC, s->C, dout, U, &op, rest);
+        run_forward(s, s->B, s->OC, s->C, 2, dout, U, &op, rest);
     }
 }
