@@ -114,6 +114,12 @@ expect_code 0 "distill 4 steps with OCRKD_WINOGRAD=off (im2col everywhere)" -- \
 expect_grep '^step +4 .*loss [0-9]' "$TMP/out" "the im2col run logs a finite loss at step 4"
 expect_code 2 "OCRKD_WINOGRAD=maybe is refused" -- env OCRKD_WINOGRAD=maybe "$BIN/ocrkd" bench "$TMP/student.yaml" --steps 1
 expect_grep 'OCRKD_WINOGRAD=maybe: unknown; auto, on or off' "$TMP/err" "the error names OCRKD_WINOGRAD and its values"
+expect_code 0 "distill 4 steps with OCRKD_WINOGRAD_TILE=4 (the teacher's inference forward on F(4x4) everywhere)" -- \
+  env OCRKD_WINOGRAD_TILE=4 $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" --set run.dir="$TMP/wino4" \
+  --set stop.max_steps=4
+expect_grep '^step +4 .*loss [0-9]' "$TMP/out" "the F(4x4) run logs a finite loss at step 4"
+expect_code 2 "OCRKD_WINOGRAD_TILE=3 is refused" -- env OCRKD_WINOGRAD_TILE=3 "$BIN/ocrkd" bench "$TMP/student.yaml" --steps 1
+expect_grep 'OCRKD_WINOGRAD_TILE=3: unknown; auto, 2 or 4' "$TMP/err" "the error names OCRKD_WINOGRAD_TILE and its values"
 
 # -- exact resume: stop at 8, resume to 16 == straight to 16 ----------------
 expect_code 0 "distill to step 8" -- $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" \
