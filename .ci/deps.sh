@@ -11,7 +11,10 @@ fonts-jetbrains-mono fonts-mononoki fonts-courier-prime fonts-b612 fonts-ebgaram
 fonts-tuffy fonts-anonymous-pro fonts-stix fonts-dkg-handwriting fonts-breip fonts-rufscript
 python3-pil python3-matplotlib wbritish wbritish-large fonts-open-sans fonts-lato fonts-roboto-unhinted
 fonts-roboto-slab fonts-firacode fonts-adf-accanthis fonts-adf-gillius fonts-dosis fonts-averia-serif-gwf
-fonts-humor-sans fonts-agave fonts-prociono fonts-junicode fonts-fantasque-sans fonts-gfs-neohellenic"
+fonts-humor-sans fonts-agave fonts-prociono fonts-junicode fonts-fantasque-sans fonts-gfs-neohellenic
+python3-gi python3-gi-cairo gir1.2-pango-1.0 fonts-paratype fonts-vollkorn fonts-inter fonts-oldstandard fonts-play
+fonts-goudybookletter fonts-hermit fonts-league-mono fonts-yanone-kaffeesatz fonts-sora fonts-jura fonts-comfortaa
+fonts-manrope fonts-cmu fonts-mplus fonts-3270"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

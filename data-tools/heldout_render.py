@@ -108,16 +108,17 @@ P_WORD, P_NUMBER = 0.80, 0.14  # the rest: short codes of letters and digits
 P_LOWER, P_CAPITAL = 0.62, 0.26  # the rest of the words: UPPER
 
 
+PROG = "heldout_render.py"  # the name in messages (heldout_pango.py sets its own)
+
+
 def die(msg, code=2):
-    sys.stderr.write("heldout_render.py: %s\n" % msg)
+    sys.stderr.write("%s: %s\n" % (PROG, msg))
     sys.exit(code)
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(
-        prog="heldout_render.py",
-        description="Renders a held-out ocrkd test set with PIL, held-out fonts and words "
-        "(see doc/heldout.md).")
+def parse_args(argv, description="Renders a held-out ocrkd test set with PIL, held-out fonts "
+               "and words (see doc/heldout.md)."):
+    p = argparse.ArgumentParser(prog=PROG, description=description)
     p.add_argument("--out", required=True, help="output dataset FILE.h5")
     p.add_argument("--n", type=int, default=2000, help="number of images (default 2000)")
     p.add_argument("--seed", type=int, default=1, help="seed of the whole set (default 1)")
@@ -197,9 +198,9 @@ def load_words(args):
             if real in [os.path.realpath(b) for b in WORD_LISTS]:
                 # dictionaries-common made a British list the system default:
                 # ocrkd-synth's default words are then these very words
-                sys.stderr.write("heldout_render.py: warning: %s is %s, so ocrkd-synth's default "
+                sys.stderr.write("%s: warning: %s is %s, so ocrkd-synth's default "
                                  "words are British too; train with --words %s (wamerican)\n"
-                                 % (p, real, TRAINING_WORD_LISTS[0]))
+                                 % (PROG, p, real, TRAINING_WORD_LISTS[0]))
                 continue
             training.update(w.lower() for w in read_lines(p))
             used.append(p)
@@ -333,23 +334,27 @@ def glyph_set(path, chars):
 
 
 class Fonts:
-    def __init__(self, args, needed_chars):
+    """The usable fonts: --fonts, or the (package, file) list `defaults`
+    (HELDOUT_FONTS), with the glyphs each draws."""
+
+    def __init__(self, args, needed_chars, defaults=None):
+        defaults = HELDOUT_FONTS if defaults is None else defaults
         if args.fonts:
             files = font_files(args.fonts)
             self.entries = [(os.path.dirname(p), p) for p in files]
         else:
-            self.entries = [(pkg, p) for pkg, p in HELDOUT_FONTS if os.path.isfile(p)]
-            missing = [p for _, p in HELDOUT_FONTS if not os.path.isfile(p)]
+            self.entries = [(pkg, p) for pkg, p in defaults if os.path.isfile(p)]
+            missing = [p for _, p in defaults if not os.path.isfile(p)]
             if missing and not args.quiet:
-                sys.stderr.write("heldout_render.py: %d held-out fonts not installed (first: %s)\n"
-                                 % (len(missing), missing[0]))
+                sys.stderr.write("%s: %d held-out fonts not installed (first: %s)\n"
+                                 % (PROG, len(missing), missing[0]))
         self.glyphs = []
         kept = []
         caps_matter = any(c.isupper() for c in args.alphabet)
         for fam, p in self.entries:
             g = glyph_set(p, needed_chars)
             if g is None:
-                sys.stderr.write("heldout_render.py: %s: not a font PIL can read, skipped\n" % p)
+                sys.stderr.write("%s: %s: not a font PIL can read, skipped\n" % (PROG, p))
                 continue
             if caps_matter and os.path.basename(p) in CAPS_ONLY_FONTS:
                 g = frozenset(c for c in g if not c.islower())
@@ -620,14 +625,15 @@ class RenderedSet:
     """The N samples of the set: images (N, H, W) uint8, used widths, and
     per sample its label, rendered text, font index and kind."""
 
-    def __init__(self, args, texts, fonts):
+    def __init__(self, args, texts, fonts, sample_fn=None):
+        sample_fn = sample if sample_fn is None else sample_fn
         N = args.n
         self.images = np.empty((N, HEIGHT, args.width), np.uint8)
         self.widths = np.empty(N, np.int32)
         self.font_idx = np.empty(N, np.int16)
         self.labels, self.rendered, self.kinds = [], [], []
         for i in range(N):
-            img, used, label, text, kind, fi = sample(i, args, texts, fonts)
+            img, used, label, text, kind, fi = sample_fn(i, args, texts, fonts)
             self.images[i], self.widths[i] = img, used
             self.labels.append(label)
             self.rendered.append(text)
@@ -648,8 +654,8 @@ def write_h5(args, rs, texts, fonts):
         f.attrs.create("alphabet", args.alphabet, dtype=strs)
         f.attrs["height"] = np.int32(H)
         f.attrs["width"] = np.int32(W)
-        f.attrs.create("generator", "data-tools/heldout_render.py --n %d --seed %d --width %d "
-                       "--min-len %d --max-len %d --case %s" % (N, args.seed, W, args.min_len,
+        f.attrs.create("generator", "data-tools/%s --n %d --seed %d --width %d "
+                       "--min-len %d --max-len %d --case %s" % (PROG, N, args.seed, W, args.min_len,
                                                                 args.max_len, args.case),
                        dtype=strs)
         f.attrs.create("words", texts.word_source, dtype=strs)
@@ -680,10 +686,10 @@ def report(args, rs, texts, fonts, seconds):
     nk = {k: rs.kinds.count(k) for k in ("word", "number", "code")}
     nu = sum(1 for t in rs.rendered if any(c.isupper() for c in t))
     sys.stderr.write(
-        "heldout_render.py: %d images %dx%d in %.1f s -> %s%s\n"
+        "%s: %d images %dx%d in %.1f s -> %s%s\n"
         "  %d words (%d distinct available from %s), %d numbers, %d codes; "
         "%d with capitals; %d fonts in %d families; mean used width %.1f\n"
-        % (args.n, HEIGHT, args.width, seconds, args.out,
+        % (PROG, args.n, HEIGHT, args.width, seconds, args.out,
            (" and " + args.png_dir) if args.png_dir else "", nk["word"], len(texts.words),
            texts.word_source, nk["number"], nk["code"], nu, len(fonts.entries),
            len(fonts.families), rs.widths.mean()))

@@ -1,10 +1,11 @@
 #!/bin/sh
 # compare.sh - the pipeline behind `make demo` and `make experiment`: make the
 # training data (ocrkd-synth) and a held-out test set from another renderer
-# with other fonts and words (data-tools/heldout_render.py), train a teacher,
+# with other fonts and words (data-tools/heldout_render.py) and a second one
+# from a third renderer and font set (data-tools/heldout_pango.py), train a teacher,
 # distill a student from it, train the same student from scratch for the
 # same wall time, and evaluate all three (and Tesseract when installed) on
-# both test sets; writes table.txt, table.json and curves.png into
+# the three test sets; writes table.txt, table.json and curves.png into
 # runs/$NAME-compare/. Re-running reuses the data and resumes the runs.
 # Not for clusters (jobs/slurm, jobs/pbs) or single runs (jobs/local/run.sh).
 #
@@ -13,6 +14,7 @@
 #   DATA_NAME       data prefix (data/$DATA_NAME, -heldout, -unlabeled); default $NAME
 #   SYNTH_ARGS      ocrkd-synth arguments after --out (sizes, width, seed)
 #   HELDOUT_ARGS    heldout_render.py arguments after --out (count, width, seed)
+#   PANGO_ARGS      heldout_pango.py arguments after --out; default HELDOUT_ARGS
 #   CONF_TEACHER, CONF_DISTILL, CONF_SCRATCH   the three configs
 #   TARGET_MINUTES  the whole pipeline's budget, printed beside the time taken
 #   CONF_FINETUNE   optional: a second phase after the distillation (its
@@ -24,11 +26,11 @@
 #                   student distilled with unlabeled images of the held-out
 #                   renderer's domain (heldout_render.py UNLABELED_ARGS, packed
 #                   without labels into data/$DATA_NAME-unlabeled/unlabeled.h5)
-# Environment: DATA, HELD, OUT (the training data's and held-out set's
-#   directories and the table's; default data/$DATA_NAME,
-#   data/$DATA_NAME-heldout, runs/$NAME-compare: tests/e2e/test_compare.sh
+# Environment: DATA, HELD, HELD2, OUT (the training data's, the two held-out
+#   sets' directories and the table's; default data/$DATA_NAME,
+#   data/$DATA_NAME-heldout, data/$DATA_NAME-pango, runs/$NAME-compare: tests/e2e/test_compare.sh
 #   sets them), NP (ranks, default 2), OCRKD_THREADS (default 1),
-#   TESSERACT_N (held-out images Tesseract reads, default 400; 0 = skip),
+#   TESSERACT_N (images of each held-out set Tesseract reads, default 400; 0 = skip),
 #   REDO_MIN_GAP (seconds a scratch run must fall short by to be redone,
 #   default 10).
 set -eu
@@ -37,6 +39,8 @@ NP=${NP:-2}
 DATA_NAME=${DATA_NAME:-$NAME}
 DATA=${DATA:-data/$DATA_NAME}
 HELD=${HELD:-data/$DATA_NAME-heldout}
+HELD2=${HELD2:-data/$DATA_NAME-pango}
+PANGO_ARGS=${PANGO_ARGS:-$HELDOUT_ARGS}
 OUT=${OUT:-runs/$NAME-compare}
 PY=/usr/bin/python3
 export OCRKD_THREADS=${OCRKD_THREADS:-1}
@@ -61,6 +65,14 @@ if [ ! -f "$HELD/test.h5" ]; then
     $PY data-tools/heldout_render.py --out "$HELD/test.h5" --png-dir "$HELD/png" $HELDOUT_ARGS
 else
     say "reusing the held-out test set in $HELD"
+fi
+if [ ! -f "$HELD2/test.h5" ]; then
+    say "second held-out test set (Pango/Cairo renderer, a third font set, held-out words): $HELD2"
+    mkdir -p "$HELD2"
+    # shellcheck disable=SC2086
+    $PY data-tools/heldout_pango.py --out "$HELD2/test.h5" --png-dir "$HELD2/png" $PANGO_ARGS
+else
+    say "reusing the second held-out test set in $HELD2"
 fi
 UNL=data/$DATA_NAME-unlabeled
 if [ -n "${CONF_UNLABELED:-}" ] && [ ! -f "$UNL/unlabeled.h5" ]; then
@@ -158,7 +170,7 @@ if [ -n "${CONF_UNLABELED:-}" ]; then
 fi
 
 # ---- evaluation ----
-say "evaluating on $DATA/test.h5 (in-domain) and $HELD/test.h5 (held-out renderer, fonts, words)"
+say "evaluating on $DATA/test.h5 (in-domain), $HELD/test.h5 (PIL held-out) and $HELD2/test.h5 (Pango held-out)"
 field() { echo "$1" | sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p"; }
 rows=$OUT/rows.tsv
 : >"$rows"
@@ -168,9 +180,10 @@ row() { # name checkpoint run-dir [wall seconds]
     xparams=$(echo "$info" | sed -n 's/^parameters *extractor \([0-9]*\),.*/\1/p')
     a=$(OCRKD_THREADS=1 bin/ocrkd eval --model "$2" --data "$DATA/test.h5" --json)
     b=$(OCRKD_THREADS=1 bin/ocrkd eval --model "$2" --data "$HELD/test.h5" --json)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$params" "$xparams" "$(field "$a" word_acc)" \
+    c=$(OCRKD_THREADS=1 bin/ocrkd eval --model "$2" --data "$HELD2/test.h5" --json)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$params" "$xparams" "$(field "$a" word_acc)" \
         "$(field "$b" word_acc)" "$(field "$b" cer)" "$(field "$a" img_per_s)" \
-        "${4:-$(run_wall "$3")}" >>"$rows"
+        "${4:-$(run_wall "$3")}" "$(field "$c" word_acc)" "$(field "$c" cer)" >>"$rows"
 }
 row teacher "$TEACHER_DIR/best.h5" "$TEACHER_DIR"
 if [ "$FINAL_DIR" != "$DISTILL_DIR" ]; then
@@ -186,29 +199,32 @@ if [ -n "${CONF_UNLABELED:-}" ]; then
 fi
 TESSERACT_N=${TESSERACT_N:-400}
 tess=""
+tess2=""
 if [ "$TESSERACT_N" -gt 0 ] && command -v tesseract >/dev/null 2>&1; then
-    say "Tesseract on the first $TESSERACT_N held-out images (reference row)"
+    say "Tesseract on the first $TESSERACT_N images of each held-out set (reference row)"
     tess=$($PY data-tools/tesseract_eval.py --data "$HELD/test.h5" --limit "$TESSERACT_N" || true)
+    tess2=$($PY data-tools/tesseract_eval.py --data "$HELD2/test.h5" --limit "$TESSERACT_N" || true)
 fi
 {
-    printf '%-10s %9s %9s %10s %10s %8s %9s %8s\n' model params extractor in-domain held-out \
-        'CER(h)' images/s 'train s'
-    awk -F'\t' '{ printf "%-10s %9s %9s %9.2f%% %9.2f%% %8.4f %9.1f %8.0f\n", $1, $2, $3, 100 * $4, 100 * $5, $6, $7, $8 }' "$rows"
+    printf '%-10s %9s %9s %10s %10s %8s %9s %8s %9s %8s\n' model params extractor in-domain held-out \
+        'CER(h)' pango 'CER(p)' images/s 'train s'
+    awk -F'\t' '{ printf "%-10s %9s %9s %9.2f%% %9.2f%% %8.4f %8.2f%% %8.4f %9.1f %8.0f\n", $1, $2, $3, 100 * $4, 100 * $5, $6, 100 * $9, $10, $7, $8 }' "$rows"
     if [ -n "$tess" ]; then
         awk -v a="$(field "$tess" word_acc)" -v c="$(field "$tess" cer)" -v i="$(field "$tess" img_per_s)" \
-            -v n="$TESSERACT_N" 'BEGIN { printf "%-10s %9s %9s %10s %9.2f%% %8.4f %9.1f   (first %d held-out images)\n", "tesseract", "-", "-", "-", 100 * a, c, i, n }'
+            -v a2="$(field "$tess2" word_acc)" -v c2="$(field "$tess2" cer)" \
+            -v n="$TESSERACT_N" 'BEGIN { printf "%-10s %9s %9s %10s %9.2f%% %8.4f %8.2f%% %8.4f %9.1f   (first %d images of each held-out set)\n", "tesseract", "-", "-", "-", 100 * a, c, 100 * a2, c2, i, n }'
     fi
     awk -F'\t' -v secs=$(($(date +%s) - start)) -v target="$TARGET_MINUTES" '
-        { acc[$1] = $4; held[$1] = $5; x[$1] = $3; ips[$1] = $7 }
+        { acc[$1] = $4; held[$1] = $5; x[$1] = $3; ips[$1] = $7; pango[$1] = $9 }
         END {
             printf "\nstudent extractor / teacher extractor = %.1f%%; student eval %.2fx the teacher'"'"'s images/s\n", 100 * x["distilled"] / x["teacher"], ips["distilled"] / ips["teacher"]
-            printf "distilled - teacher: %+.2f points in-domain, %+.2f held-out\n", 100 * (acc["distilled"] - acc["teacher"]), 100 * (held["distilled"] - held["teacher"])
-            printf "distilled - scratch (same wall time): %+.2f points in-domain, %+.2f held-out\n", 100 * (acc["distilled"] - acc["scratch"]), 100 * (held["distilled"] - held["scratch"])
+            printf "distilled - teacher: %+.2f points in-domain, %+.2f held-out, %+.2f pango\n", 100 * (acc["distilled"] - acc["teacher"]), 100 * (held["distilled"] - held["teacher"]), 100 * (pango["distilled"] - pango["teacher"])
+            printf "distilled - scratch (same wall time): %+.2f points in-domain, %+.2f held-out, %+.2f pango\n", 100 * (acc["distilled"] - acc["scratch"]), 100 * (held["distilled"] - held["scratch"]), 100 * (pango["distilled"] - pango["scratch"])
             if ("unlabeled" in acc)
-                printf "unlabeled - distilled (+ unlabeled held-out-domain images): %+.2f points in-domain, %+.2f held-out\n", 100 * (acc["unlabeled"] - acc["distilled"]), 100 * (held["unlabeled"] - held["distilled"])
+                printf "unlabeled - distilled (+ unlabeled held-out-domain images): %+.2f points in-domain, %+.2f held-out, %+.2f pango\n", 100 * (acc["unlabeled"] - acc["distilled"]), 100 * (held["unlabeled"] - held["distilled"]), 100 * (pango["unlabeled"] - pango["distilled"])
             printf "took %d s (budget %d min)\n", secs, target }' "$rows"
 } >"$OUT/table.txt"
-awk -F'\t' 'BEGIN { printf "[" } { printf "%s{\"model\":\"%s\",\"params\":%s,\"extractor\":%s,\"in_domain\":%s,\"held_out\":%s,\"held_out_cer\":%s,\"img_per_s\":%s,\"train_s\":%s}", (NR > 1 ? "," : ""), $1, $2, $3, $4, $5, $6, $7, $8 } END { print "]" }' "$rows" >"$OUT/table.json"
+awk -F'\t' 'BEGIN { printf "[" } { printf "%s{\"model\":\"%s\",\"params\":%s,\"extractor\":%s,\"in_domain\":%s,\"held_out\":%s,\"held_out_cer\":%s,\"pango\":%s,\"pango_cer\":%s,\"img_per_s\":%s,\"train_s\":%s}", (NR > 1 ? "," : ""), $1, $2, $3, $4, $5, $6, $9, $10, $7, $8 } END { print "]" }' "$rows" >"$OUT/table.json"
 if $PY -c 'import matplotlib' 2>/dev/null; then
     if [ -n "${CONF_UNLABELED:-}" ]; then
         set -- "$DISTILL_DIR" "$SCRATCH_DIR" "$UNL_DIR" --labels distilled,scratch,unlabeled

@@ -6,9 +6,10 @@
 . tests/e2e/lib.sh
 ROOT=$(pwd)
 export OCRKD_THREADS=1 TESSERACT_N=0 NAME=tiny TARGET_MINUTES=1
-export DATA=$TMP/data HELD=$TMP/held OUT=$TMP/compare
+export DATA=$TMP/data HELD=$TMP/held HELD2=$TMP/pango OUT=$TMP/compare
 export SYNTH_ARGS="--train 256 --val 32 --test 32 --width 64 --max-len 5 --seed 5 --quiet"
 export HELDOUT_ARGS="--n 32 --width 64 --max-len 5 --seed 6 --quiet"
+export PANGO_ARGS="--n 24 --width 64 --max-len 5 --seed 9 --quiet"
 arch='model:
   extractor: {blocks: [1, 1, 1, 1], block: basic, width: WIDTH}
   feature_dim: 16
@@ -37,12 +38,15 @@ export CONF_TEACHER=$TMP/teacher.yaml CONF_DISTILL=$TMP/distill.yaml CONF_SCRATC
 export CONF_FINETUNE=$TMP/phase2.yaml
 expect_code 0 "compare.sh with a second phase" -- sh "$ROOT/jobs/local/compare.sh"
 T=$OUT/table.txt
-[ -s "$DATA/test.h5" ] && [ -s "$HELD/test.h5" ] && pass "data and held-out set in DATA and HELD" ||
-  fail "no data in $DATA or $HELD"
+[ -s "$DATA/test.h5" ] && [ -s "$HELD/test.h5" ] && [ -s "$HELD2/test.h5" ] &&
+  pass "data and the two held-out sets in DATA, HELD and HELD2" || fail "no data in $DATA, $HELD or $HELD2"
+n2=$("$BIN/ocrkd" info "$HELD2/test.h5" | sed -n 's/^ *samples *\([0-9]*\).*/\1/p')
+[ "$n2" = 24 ] && pass "the pango set has PANGO_ARGS's 24 samples" || fail "pango set: '$n2' samples"
+expect_grep '^model +params +extractor +in-domain +held-out +CER\(h\) +pango +CER\(p\)' "$T" "the table has the pango columns"
 for r in teacher phase-1 distilled scratch; do
-  expect_grep "^$r +[0-9]+ +[0-9]+ +[0-9.]+% +[0-9.]+% " "$T" "table row $r"
+  expect_grep "^$r +[0-9]+ +[0-9]+ +[0-9.]+% +[0-9.]+% +[0-9.]+ +[0-9.]+% +[0-9.]+ " "$T" "table row $r"
 done
-expect_grep '^distilled - scratch \(same wall time\): [-+][0-9.]+ points in-domain' "$T" "the comparison line"
+expect_grep '^distilled - scratch \(same wall time\): [-+][0-9.]+ points in-domain, [-+][0-9.]+ held-out, [-+][0-9.]+ pango' "$T" "the comparison line"
 # the distilled row's wall is both phases'; scratch's budget comes from it
 w1=$(tail -n 1 "$TMP/distill/metrics.jsonl" | sed -n 's/^{"wall":\([0-9.]*\),.*/\1/p')
 w2=$(tail -n 1 "$TMP/phase2/metrics.jsonl" | sed -n 's/^{"wall":\([0-9.]*\),.*/\1/p')

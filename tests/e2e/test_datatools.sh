@@ -38,8 +38,8 @@ expect_code 0 "ocrkd info accepts the held-out file" -- "$BIN/ocrkd" info "$TMP/
 expect_grep "samples +160" "$TMP/out" "ocrkd info counts 160 samples"
 expect_grep "32 x 128" "$TMP/out" "ocrkd info: 32 x 128 images"
 
-# ---- contents ----
-"$PY" - "$TMP/a.h5" >"$TMP/check" 2>&1 <<'EOF'
+# ---- contents (contents.py: also run on heldout_pango.py's output below) ----
+cat >"$TMP/contents.py" <<'EOF'
 import sys, h5py, numpy as np
 A = "0123456789abcdefghijklmnopqrstuvwxyz"
 def strs(d): return [s.decode() if isinstance(s, bytes) else s for s in d[:]]
@@ -74,6 +74,7 @@ if inside: bad.append("words of the training list: %s" % inside[:5])
 if len(set(lab)) < 120: bad.append("only %d distinct labels" % len(set(lab)))
 print("\n".join(bad) if bad else "ok")
 EOF
+"$PY" "$TMP/contents.py" "$TMP/a.h5" >"$TMP/check" 2>&1
 if [ "$(cat "$TMP/check")" = ok ]; then pass "contents: format, labels folded and within alphabet/lengths, padding, case mix, words not in wamerican"; else fail "contents:"; sed 's/^/    /' "$TMP/check" | head -n 20; fi
 
 # lengths and case options
@@ -96,8 +97,9 @@ awk '/#define DEFAULT_FONTS/ { on = 1 } on { print; if ($0 !~ /\\$/) exit }' "$R
   grep -o '"[^"]*"' | tr -d '"' | tr -d '\n' | tr ':' '\n' | sed '/^$/d' >"$TMP/trainfonts"
 expect_code 0 "heldout_render --list-fonts" -- "$PY" "$HR" --out "$TMP/y.h5" --list-fonts
 cut -f 2 "$TMP/out" >"$TMP/heldfonts"
-if [ -s "$TMP/trainfonts" ] && [ "$(wc -l <"$TMP/heldfonts")" -ge 20 ]; then
-  "$PY" - "$TMP/trainfonts" "$TMP/heldfonts" >"$TMP/check" 2>&1 <<'EOF'
+cat >"$TMP/fonts_outside.py" <<'EOF'
+# fonts_outside.py TRAIN_PATHS HELD: no font of HELD (one path per line)
+# under or the same file as a path of TRAIN_PATHS
 import os, sys
 train = [os.path.realpath(p.strip()) for p in open(sys.argv[1]) if p.strip()]
 held = [p.strip() for p in open(sys.argv[2]) if p.strip()]
@@ -116,10 +118,43 @@ tr = {h(p) for p in files if os.path.isfile(p) and os.path.getsize(p) in sizes}
 bad += [f + " (same file as a training font)" for f in held if h(f) in tr]
 print("\n".join(bad) if bad else "ok")
 EOF
+if [ -s "$TMP/trainfonts" ] && [ "$(wc -l <"$TMP/heldfonts")" -ge 20 ]; then
+  "$PY" "$TMP/fonts_outside.py" "$TMP/trainfonts" "$TMP/heldfonts" >"$TMP/check" 2>&1
   if [ "$(cat "$TMP/check")" = ok ]; then pass "none of the $(wc -l <"$TMP/heldfonts") default fonts is in ocrkd-synth's DEFAULT_FONTS ($(tr '\n' ' ' <"$TMP/trainfonts"))"
   else fail "held-out fonts among the training fonts:"; sed 's/^/    /' "$TMP/check" | head -n 10; fi
 else
   fail "could not read DEFAULT_FONTS from synth.c ($(wc -l <"$TMP/trainfonts") dirs) or list the held-out fonts ($(wc -l <"$TMP/heldfonts"))"
+fi
+
+# ---- heldout_pango.py: the third renderer (Pango/Cairo, a third font set) ----
+HP=$ROOT/data-tools/heldout_pango.py
+if "$PY" -c 'import gi; gi.require_version("PangoCairo", "1.0"); from gi.repository import PangoCairo; import cairo' 2>"$TMP/err"; then
+  expect_code 2 "heldout_pango --n 0" -- "$PY" "$HP" --out "$TMP/px.h5" --n 0
+  expect_code 2 "heldout_pango with a missing font path" -- "$PY" "$HP" --out "$TMP/px.h5" --n 5 --fonts /nonexistent.ttf
+  expect_grep 'heldout_pango.py: --fonts /nonexistent.ttf: no such file' "$TMP/err" "the error names the tool and the path"
+  if [ ! -e "$TMP/px.h5" ]; then pass "no output left by the failed pango runs"; else fail "a failed pango run left $TMP/px.h5"; fi
+  expect_code 0 "heldout_pango run A (seed 3)" -- "$PY" "$HP" --out "$TMP/pa.h5" --n 160 --seed 3 --quiet
+  expect_code 0 "heldout_pango run B (same args)" -- "$PY" "$HP" --out "$TMP/pb.h5" --n 160 --seed 3 --quiet
+  expect_code 0 "heldout_pango run C (seed 4)" -- "$PY" "$HP" --out "$TMP/pc.h5" --n 160 --seed 4 --quiet
+  if [ "$(digest "$TMP/pa.h5")" = "$(digest "$TMP/pb.h5")" ]; then pass "pango: same seed -> identical images, labels, widths"; else fail "pango: same seed differs"; fi
+  if [ "$(digest "$TMP/pa.h5")" != "$(digest "$TMP/pc.h5")" ]; then pass "pango: another seed differs"; else fail "pango: another seed gives the same data"; fi
+  if [ "$(digest "$TMP/pa.h5")" != "$(digest "$TMP/a.h5")" ]; then pass "pango and PIL sets differ"; else fail "pango set equals the PIL set"; fi
+  expect_code 0 "ocrkd info accepts the pango file" -- "$BIN/ocrkd" info "$TMP/pa.h5"
+  "$PY" "$TMP/contents.py" "$TMP/pa.h5" >"$TMP/check" 2>&1
+  if [ "$(cat "$TMP/check")" = ok ]; then pass "pango contents: format, labels folded and within alphabet/lengths, padding, case mix, words not in wamerican"; else fail "pango contents:"; sed 's/^/    /' "$TMP/check" | head -n 20; fi
+  expect_code 0 "heldout_pango --list-fonts" -- "$PY" "$HP" --out "$TMP/py.h5" --list-fonts
+  cut -f 2 "$TMP/out" >"$TMP/pangofonts"
+  # outside the training fonts and outside heldout_render.py's fonts
+  cat "$TMP/trainfonts" "$TMP/heldfonts" >"$TMP/otherfonts"
+  if [ "$(wc -l <"$TMP/pangofonts")" -ge 20 ]; then
+    "$PY" "$TMP/fonts_outside.py" "$TMP/otherfonts" "$TMP/pangofonts" >"$TMP/check" 2>&1
+    if [ "$(cat "$TMP/check")" = ok ]; then pass "none of the $(wc -l <"$TMP/pangofonts") pango fonts is a training or a PIL held-out font"
+    else fail "pango fonts among the other sets' fonts:"; sed 's/^/    /' "$TMP/check" | head -n 10; fi
+  else
+    fail "heldout_pango lists only $(wc -l <"$TMP/pangofonts") fonts (.ci/deps.sh installs its packages)"
+  fi
+else
+  fail "python3-gi, python3-gi-cairo and gir1.2-pango-1.0 are needed for heldout_pango.py (.ci/deps.sh installs them): $(tail -n 1 "$TMP/err")"
 fi
 
 # ---- --png-dir ----
