@@ -22,6 +22,7 @@ set -eu
 export NAME=${NAME:-experiment} DATA_NAME=experiment
 export SYNTH_ARGS="--train 200000 --val 1000 --test 2000 --width 128 --seed 11 --words /usr/share/dict/american-english"
 export HELDOUT_ARGS="--n 2000 --width 128 --seed 17"
+export PANGO_ARGS="--n 2000 --width 128 --seed 18"
 export UNLABELED_ARGS="--n 64000 --width 128 --seed 99"
 export CONF_TEACHER=${CONF_TEACHER:-conf/experiment-teacher.yaml}
 export CONF_DISTILL=${CONF_DISTILL:-conf/experiment-distill.yaml}
