@@ -18,7 +18,11 @@
  *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
  *   A^T = [1 1 1 0; 0 1 -1 -1]
  * Backward: the input gradient is the same forward run over dout with the
- * weights flipped in space and C/OC swapped (stride 1, pad 1); the weight
+ * weights flipped in space and C/OC swapped (stride 1, pad 1). Flipping g
+ * reverses G's columns, and G J = P G with P the swap of rows 0 and 3, so
+ * the flipped filter's U is plane (p(i), p(j)) of U, p = (3 1 2 0): the run
+ * reads the forward's U, transposed and permuted, not a second transform
+ * (which cost more than the first: a gather of filters C apart). The weight
  * gradient is dU = sum over tiles of (A dY A^T) . V, by GEMM, then
  * dw = G^T dU G.
  *
@@ -170,36 +174,45 @@ size_t wino_workspace_floats(const ConvShape *s) {
 
 /* ---- transforms ---- */
 
-/* U (16, OC, C) from w (OC, C, 3, 3); flip: from w flipped in space and
- * transposed, i.e. U (16, C, OC) of w'[c][oc] = w[oc][c][2-kh][2-kw]. */
+/* U (16, OC, C) from w (OC, C, 3, 3) */
 typedef struct {
     const float *w;
     float *U;
-    int OC, C, flip;
+    size_t plane; /* OC C */
 } WeightPass;
 
-static void weight_tiles(void *arg, size_t r0, size_t r1) {
+/* Over the filter index d = oc C + c, 4 filters a lane, so that the 16
+ * stores of 4 lanes are contiguous (a filter at a time stored 16 scattered
+ * floats a plane apart: with the flipped second transform, 15 % of a small
+ * model's training step at batch 8). plane = OC C. */
+static void weight_tiles(void *arg, size_t d0, size_t d1) {
     const WeightPass *p = arg;
-    const size_t plane = (size_t)p->OC * p->C;
-    for (size_t r = r0; r < r1; r++) { /* r = oc * C + c of w */
-        const float *g = p->w + r * 9;
-        float k[9];
+    const size_t plane = p->plane;
+    const v4f h = splat4(0.5f);
+    for (size_t d = d0; d < d1; d += 4) {
+        const int n = d1 - d < 4 ? (int)(d1 - d) : 4;
+        v4f k[9];
         for (int i = 0; i < 9; i++)
-            k[i] = p->flip ? g[8 - i] : g[i];
-        float t[4][3]; /* G g */
+            k[i] = splat4(0.0f);
+        for (int l = 0; l < n; l++) {
+            const float *g = p->w + (d + (size_t)l) * 9;
+            for (int i = 0; i < 9; i++)
+                k[i][l] = g[i];
+        }
+        v4f t[4][3]; /* G g: G's rows (1 0 0), 1/2 (1 1 1), 1/2 (1 -1 1), (0 0 1) */
         for (int j = 0; j < 3; j++) {
             t[0][j] = k[j];
-            t[1][j] = 0.5f * (k[j] + k[3 + j] + k[6 + j]);
-            t[2][j] = 0.5f * (k[j] - k[3 + j] + k[6 + j]);
+            t[1][j] = h * (k[j] + k[3 + j] + k[6 + j]);
+            t[2][j] = h * (k[j] - k[3 + j] + k[6 + j]);
             t[3][j] = k[6 + j];
         }
-        size_t at = p->flip ? (r % p->C) * p->OC + r / p->C : r;
         for (int i = 0; i < 4; i++) { /* (G g) G^T */
-            float *u = p->U + (size_t)(4 * i) * plane + at;
-            u[0] = t[i][0];
-            u[plane] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-            u[2 * plane] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-            u[3 * plane] = t[i][2];
+            const v4f a = t[i][0], b = t[i][1], c = t[i][2];
+            const v4f u[4] = {a, h * (a + b + c), h * (a - b + c), c};
+            float *o = p->U + (size_t)(4 * i) * plane + d;
+            for (int j = 0; j < 4; j++)
+                if (n == 4) store4(o + (size_t)j * plane, u[j]);
+                else store4_n(o + (size_t)j * plane, u[j], n);
         }
     }
 }
@@ -207,8 +220,8 @@ static void weight_tiles(void *arg, size_t r0, size_t r1) {
 static void weight_tiles4(void *arg, size_t r0, size_t r1);
 
 /* U of F(m x m, 3x3) */
-static void transform_weights(const float *w, int OC, int C, int flip, int m, float *U) {
-    WeightPass p = {w, U, OC, C, flip};
+static void transform_weights(const float *w, int OC, int C, int m, float *U) {
+    WeightPass p = {w, U, (size_t)OC * C};
     pool_for((size_t)OC * C, m == 4 ? 160 : 64, m == 4 ? weight_tiles4 : weight_tiles, &p);
 }
 
@@ -423,21 +436,28 @@ typedef struct {
 
 static void weight_grads(void *arg, size_t r0, size_t r1) {
     const WeightGradPass *p = arg;
-    for (size_t r = r0; r < r1; r++) {
-        float e[16];
+    const v4f h = splat4(0.5f);
+    for (size_t r = r0; r < r1; r += 4) { /* 4 filters a lane */
+        const int n = r1 - r < 4 ? (int)(r1 - r) : 4;
+        v4f e[16];
         for (int k = 0; k < 16; k++)
-            e[k] = p->dU[k * p->plane + r];
-        float s[3][4]; /* G^T dU: along the height */
+            e[k] = n == 4 ? load4(p->dU + k * p->plane + r) : load4_n(p->dU + k * p->plane + r, n);
+        v4f s[3][4]; /* G^T dU: along the height */
         for (int j = 0; j < 4; j++) {
-            s[0][j] = e[j] + 0.5f * (e[4 + j] + e[8 + j]);
-            s[1][j] = 0.5f * (e[4 + j] - e[8 + j]);
-            s[2][j] = 0.5f * (e[4 + j] + e[8 + j]) + e[12 + j];
+            s[0][j] = e[j] + h * (e[4 + j] + e[8 + j]);
+            s[1][j] = h * (e[4 + j] - e[8 + j]);
+            s[2][j] = h * (e[4 + j] + e[8 + j]) + e[12 + j];
         }
-        float *g = p->dw + r * 9;
+        v4f g[9];
         for (int i = 0; i < 3; i++) { /* (G^T dU) G: along the width */
-            g[3 * i] += s[i][0] + 0.5f * (s[i][1] + s[i][2]);
-            g[3 * i + 1] += 0.5f * (s[i][1] - s[i][2]);
-            g[3 * i + 2] += 0.5f * (s[i][1] + s[i][2]) + s[i][3];
+            g[3 * i] = s[i][0] + h * (s[i][1] + s[i][2]);
+            g[3 * i + 1] = h * (s[i][1] - s[i][2]);
+            g[3 * i + 2] = h * (s[i][1] + s[i][2]) + s[i][3];
+        }
+        for (int l = 0; l < n; l++) {
+            float *o = p->dw + (r + (size_t)l) * 9;
+            for (int i = 0; i < 9; i++)
+                o[i] += g[i][l];
         }
     }
 }
@@ -597,12 +617,10 @@ static void output_tiles4(void *arg, size_t o0, size_t o1) {
         }
 }
 
-/* U (36, OC, C) from w (OC, C, 3, 3); flip as weight_tiles. Over the
- * destination index d of a plane, 4 filters a lane: d = oc C + c, or
- * c OC + oc flipped, so the 36 stores of 4 lanes are contiguous. */
+/* U (36, OC, C) from w (OC, C, 3, 3), 4 filters a lane as weight_tiles */
 static void weight_tiles4(void *arg, size_t d0, size_t d1) {
     const WeightPass *p = arg;
-    const size_t plane = (size_t)p->OC * p->C;
+    const size_t plane = p->plane;
     const v4f q4 = splat4(0.25f), s6 = splat4(1.0f / 6), s12 = splat4(1.0f / 12),
               s24 = splat4(1.0f / 24);
     for (size_t d = d0; d < d1; d += 4) {
@@ -611,11 +629,9 @@ static void weight_tiles4(void *arg, size_t d0, size_t d1) {
         for (int i = 0; i < 9; i++)
             k[i] = splat4(0.0f);
         for (int l = 0; l < n; l++) {
-            const size_t at = d + (size_t)l,
-                         r = p->flip ? (at % p->OC) * p->C + at / p->OC : at;
-            const float *g = p->w + r * 9;
+            const float *g = p->w + (d + (size_t)l) * 9;
             for (int i = 0; i < 9; i++)
-                k[i][l] = p->flip ? g[8 - i] : g[i];
+                k[i][l] = g[i];
         }
         v4f t[6][3]; /* G g: G's rows 1/4 (1 0 0), -1/6 (1 1 1), -1/6 (1 -1 1),
                         (1/24 1/12 1/6), (1/24 -1/12 1/6), (0 0 1) */
@@ -653,13 +669,19 @@ typedef struct {
     float *C;
     size_t a_step, b_step, c_step;
     float beta;
-    int planes; /* 16 or 36 */
+    int planes;                /* 16 or 36 */
+    const unsigned char *a_of; /* NULL, or A's plane for plane xi */
 } PlaneGemms;
+
+/* plane (i, j) of a flipped filter's U: (p(i), p(j)) of U, p = (3 1 2 0) */
+static const unsigned char FLIPPED_PLANE[16] = {15, 13, 14, 12, 7, 5, 6, 4,
+                                                11, 9, 10, 8, 3, 1, 2, 0};
 
 static void plane_gemms_range(void *arg, size_t x0, size_t x1) {
     const PlaneGemms *g = arg;
     for (size_t xi = x0; xi < x1; xi++)
-        gemm_f32(g->tA, g->tB, g->M, g->N, g->K, g->A + xi * g->a_step, g->lda,
+        gemm_f32(g->tA, g->tB, g->M, g->N, g->K,
+                 g->A + (g->a_of ? g->a_of[xi] : xi) * g->a_step, g->lda,
                  g->B + xi * g->b_step, g->ldb, g->beta, g->C + xi * g->c_step, g->ldc);
 }
 
@@ -680,14 +702,16 @@ size_t wino_weights_floats(const ConvShape *s) {
 }
 
 void wino_transform_weights(const ConvShape *s, const float *w, float *U) {
-    transform_weights(w, s->OC, s->C, 0, wino_tile(s), U);
+    transform_weights(w, s->OC, s->C, wino_tile(s), U);
 }
 
 /* y (B, OC, H, W) = conv3x3(x (B, C, H, W)) with U (P, OC, C) of F(m x m)
  * transformed, then the epilogue of op (bias, res, relu; or acc: y +=); s
- * gives H, W and the chunk size; ws after U. */
+ * gives H, W and the chunk size; ws after U. flipped (m = 2): U is the
+ * (16, C, OC) transform of the filters this run's are the flipped
+ * transposes of (the input gradient's run over dout). */
 static void run_forward(const ConvShape *s, int B, int C, int OC, int m, const float *x,
-                        const float *U, const OutPass *op, float *ws) {
+                        const float *U, int flipped, const OutPass *op, float *ws) {
     const int TH = tiles_h(s, m), TW = tiles_w(s, m), nbmax = chunk_samples(s, B, m),
               P = planes_of(m);
     const size_t in_per = (size_t)C * s->H * s->W, out_per = (size_t)OC * s->H * s->W;
@@ -697,9 +721,10 @@ static void run_forward(const ConvShape *s, int B, int C, int OC, int m, const f
         float *V = ws, *M = ws + (size_t)P * C * N;
         TilePass tp = {x + b0 * in_per, V, nb, C, s->H, s->W, TH, TW, N};
         pool_for((size_t)C, N * (m == 4 ? 40 : 48), m == 4 ? input_tiles4 : input_tiles, &tp);
-        PlaneGemms g = {.M = OC, .N = (int)N, .K = C, .A = U, .lda = C, .a_step = (size_t)OC * C,
-                        .B = V, .ldb = P * (int)N, .b_step = N, .C = M, .ldc = P * (int)N,
-                        .c_step = N, .beta = 0.0f, .planes = P};
+        PlaneGemms g = {.tA = flipped, .M = OC, .N = (int)N, .K = C, .A = U,
+                        .lda = flipped ? OC : C, .a_step = (size_t)OC * C, .B = V,
+                        .ldb = P * (int)N, .b_step = N, .C = M, .ldc = P * (int)N, .c_step = N,
+                        .beta = 0.0f, .planes = P, .a_of = flipped ? FLIPPED_PLANE : NULL};
         plane_gemms(&g);
         OutPass chunk = *op;
         chunk.M = M;
@@ -723,11 +748,11 @@ void wino_forward(const ConvShape *s, const float *inp, const float *w, const fl
     const int m = U ? wino_tile(s) : 2;
     float *rest = ws + (size_t)planes_of(m) * s->OC * s->C;
     if (!U) {
-        transform_weights(w, s->OC, s->C, 0, m, ws);
+        transform_weights(w, s->OC, s->C, m, ws);
         U = ws;
     }
     OutPass op = {.bias = bias, .res = res, .relu = relu, .y = out};
-    run_forward(s, s->B, s->C, s->OC, m, inp, U, &op, rest);
+    run_forward(s, s->B, s->C, s->OC, m, inp, U, 0, &op, rest);
 }
 
 void wino_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
@@ -758,8 +783,8 @@ void wino_backward(const ConvShape *s, const float *inp, const float *w, const f
     }
     if (dinp) { /* the forward over dout with flipped, transposed weights, accumulated */
         float *U = ws, *rest = ws + 16 * (size_t)s->OC * s->C;
-        transform_weights(w, s->OC, s->C, 1, 2, U);
+        transform_weights(w, s->OC, s->C, 2, U);
         OutPass op = {.acc = 1, .y = dinp};
-        run_forward(s, s->B, s->OC, s->C, 2, dout, U, &op, rest);
+        run_forward(s, s->B, s->OC, s->C, 2, dout, U, 1, &op, rest);
     }
 }
