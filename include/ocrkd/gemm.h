@@ -45,7 +45,9 @@ int gemm_threads(void);
 double gemm_flop_count(void);
 /* Counts flops more: what a faster algorithm saved against the direct
  * method (Winograd credits the direct convolution's 2 B OC C 9 H W less
- * its own GEMMs'), so rates stay in the model's FLOPs. */
+ * its own GEMMs'), so rates stay in the model's FLOPs; a negative credit
+ * takes back a GEMM that is not the model's work (Winograd's weight
+ * transform). */
 void gemm_flop_credit(double flops);
 /* One core's single-precision FMA peak in GFLOP/s, measured once (about
  * 0.2 s) with an FMA-bound loop in the widest vectors this CPU runs; 0 on

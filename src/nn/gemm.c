@@ -352,6 +352,8 @@ double gemm_flop_count(void) {
 void gemm_flop_credit(double flops) {
     if (flops > 0)
         atomic_fetch_add_explicit(&g_flops, (unsigned long long)flops, memory_order_relaxed);
+    else if (flops < 0) /* a GEMM that is not the work counted (a transform) */
+        atomic_fetch_sub_explicit(&g_flops, (unsigned long long)-flops, memory_order_relaxed);
 }
 
 /* ---- the core's FMA peak, measured ----

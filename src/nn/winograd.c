@@ -22,13 +22,15 @@
  * reverses G's columns, and G J = P G with P the swap of rows 0 and 3, so
  * the flipped filter's U is plane (p(i), p(j)) of U, p = (3 1 2 0): the run
  * reads the forward's U, transposed and permuted, not a second transform
- * (which cost more than the first: a gather of filters C apart). The weight
+ * (which cost more than the first: a gather of filters C apart). U itself
+ * is one GEMM of w by the Kronecker square of G (transform_weights). The weight
  * gradient is dU = sum over tiles of (A dY A^T) . V, by GEMM, then
  * dw = G^T dU G.
  *
  * Layouts (per chunk of nb samples, N = nb * TH * TW tiles, column
  * n = (b, ty, tx)): transformed matrices are 16 planes, plane xi = 4i + j
- * for tile element (i, j). U is (16, OC, C); V is (C, 16, N) and M
+ * for tile element (i, j). U is (16, OC, C) (the kept inference weights:
+ * (P, C, OC), which the GEMMs pack without transposing); V is (C, 16, N) and M
  * (OC, 16, N): plane xi of V is the (C, N) matrix at V + xi N with row
  * stride 16 N, so a channel's 16 planes lie together for the transforms
  * (in L1) while each GEMM still reads a plain strided matrix.
@@ -174,55 +176,35 @@ size_t wino_workspace_floats(const ConvShape *s) {
 
 /* ---- transforms ---- */
 
-/* U (16, OC, C) from w (OC, C, 3, 3) */
-typedef struct {
-    const float *w;
-    float *U;
-    size_t plane; /* OC C */
-} WeightPass;
+/* U (P, OC, C) from w (OC, C, 3, 3) as one GEMM: U[xi][r] = sum_t T[xi][t]
+ * w[r][t] over the filters r = oc C + c, with T = G (x) G the P x 9
+ * Kronecker square of F(m x m)'s G (P = 16 or 36). The staged form (G g
+ * then (G g) G^T) is fewer operations but gathers filters across vector
+ * lanes; it took 3.5 % of the demo teacher's batch-8 training step for each
+ * of the forward and the backward, the GEMM (K = 9) a fraction of that.
+ * G's rows: F(2x2) (1 0 0), 1/2 (1 1 1), 1/2 (1 -1 1), (0 0 1); F(4x4)
+ * 1/4 (1 0 0), -1/6 (1 1 1), -1/6 (1 -1 1), (1/24 1/12 1/6),
+ * (1/24 -1/12 1/6), (0 0 1). */
+static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double G4[6][3] = {{0.25, 0, 0},
+                                {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                {0, 0, 1}};
 
-/* Over the filter index d = oc C + c, 4 filters a lane, so that the 16
- * stores of 4 lanes are contiguous (a filter at a time stored 16 scattered
- * floats a plane apart: with the flipped second transform, 15 % of a small
- * model's training step at batch 8). plane = OC C. */
-static void weight_tiles(void *arg, size_t d0, size_t d1) {
-    const WeightPass *p = arg;
-    const size_t plane = p->plane;
-    const v4f h = splat4(0.5f);
-    for (size_t d = d0; d < d1; d += 4) {
-        const int n = d1 - d < 4 ? (int)(d1 - d) : 4;
-        v4f k[9];
-        for (int i = 0; i < 9; i++)
-            k[i] = splat4(0.0f);
-        for (int l = 0; l < n; l++) {
-            const float *g = p->w + (d + (size_t)l) * 9;
-            for (int i = 0; i < 9; i++)
-                k[i][l] = g[i];
-        }
-        v4f t[4][3]; /* G g: G's rows (1 0 0), 1/2 (1 1 1), 1/2 (1 -1 1), (0 0 1) */
-        for (int j = 0; j < 3; j++) {
-            t[0][j] = k[j];
-            t[1][j] = h * (k[j] + k[3 + j] + k[6 + j]);
-            t[2][j] = h * (k[j] - k[3 + j] + k[6 + j]);
-            t[3][j] = k[6 + j];
-        }
-        for (int i = 0; i < 4; i++) { /* (G g) G^T */
-            const v4f a = t[i][0], b = t[i][1], c = t[i][2];
-            const v4f u[4] = {a, h * (a + b + c), h * (a - b + c), c};
-            float *o = p->U + (size_t)(4 * i) * plane + d;
-            for (int j = 0; j < 4; j++)
-                if (n == 4) store4(o + (size_t)j * plane, u[j]);
-                else store4_n(o + (size_t)j * plane, u[j], n);
-        }
-    }
-}
-
-static void weight_tiles4(void *arg, size_t r0, size_t r1);
-
-/* U of F(m x m, 3x3) */
 static void transform_weights(const float *w, int OC, int C, int m, float *U) {
-    WeightPass p = {w, U, (size_t)OC * C};
-    pool_for((size_t)OC * C, m == 4 ? 160 : 64, m == 4 ? weight_tiles4 : weight_tiles, &p);
+    const int e = m + 2, P = e * e;
+    const double(*G)[3] = m == 4 ? G4 : (const double(*)[3])G2;
+    float T[36 * 9];
+    for (int i = 0; i < e; i++)
+        for (int j = 0; j < e; j++)
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    T[(i * e + j) * 9 + a * 3 + b] = (float)(G[i][a] * G[j][b]);
+    const int n = OC * C;
+    gemm_f32(0, 1, P, n, 9, T, 9, w, 9, 0.0f, U, n);
+    gemm_flop_credit(-2.0 * P * 9 * n); /* not convolution work */
 }
 
 /* V (16, C, N) of input tiles: x (nb, C, H, W); also D of dout tiles
@@ -617,45 +599,6 @@ static void output_tiles4(void *arg, size_t o0, size_t o1) {
         }
 }
 
-/* U (36, OC, C) from w (OC, C, 3, 3), 4 filters a lane as weight_tiles */
-static void weight_tiles4(void *arg, size_t d0, size_t d1) {
-    const WeightPass *p = arg;
-    const size_t plane = p->plane;
-    const v4f q4 = splat4(0.25f), s6 = splat4(1.0f / 6), s12 = splat4(1.0f / 12),
-              s24 = splat4(1.0f / 24);
-    for (size_t d = d0; d < d1; d += 4) {
-        const int n = d1 - d < 4 ? (int)(d1 - d) : 4;
-        v4f k[9];
-        for (int i = 0; i < 9; i++)
-            k[i] = splat4(0.0f);
-        for (int l = 0; l < n; l++) {
-            const float *g = p->w + (d + (size_t)l) * 9;
-            for (int i = 0; i < 9; i++)
-                k[i][l] = g[i];
-        }
-        v4f t[6][3]; /* G g: G's rows 1/4 (1 0 0), -1/6 (1 1 1), -1/6 (1 -1 1),
-                        (1/24 1/12 1/6), (1/24 -1/12 1/6), (0 0 1) */
-        for (int j = 0; j < 3; j++) {
-            const v4f a = k[j], b = k[3 + j], c = k[6 + j];
-            t[0][j] = q4 * a;
-            t[1][j] = -s6 * (a + b + c);
-            t[2][j] = -s6 * (a - b + c);
-            t[3][j] = s24 * a + s12 * b + s6 * c;
-            t[4][j] = s24 * a - s12 * b + s6 * c;
-            t[5][j] = c;
-        }
-        for (int i = 0; i < 6; i++) { /* (G g) G^T */
-            const v4f a = t[i][0], b = t[i][1], c = t[i][2];
-            const v4f u[6] = {q4 * a, -s6 * (a + b + c), -s6 * (a - b + c),
-                              s24 * a + s12 * b + s6 * c, s24 * a - s12 * b + s6 * c, c};
-            float *o = p->U + (size_t)(6 * i) * plane + d;
-            for (int j = 0; j < 6; j++)
-                if (n == 4) store4(o + (size_t)j * plane, u[j]);
-                else store4_n(o + (size_t)j * plane, u[j], n);
-        }
-    }
-}
-
 /* ---- the runs ---- */
 
 /* The 16 GEMMs of a chunk, one per plane xi: C[xi] (beta)+= op(A[xi]) op(B[xi]),
@@ -701,17 +644,29 @@ size_t wino_weights_floats(const ConvShape *s) {
     return (size_t)planes_of(wino_tile(s)) * s->OC * s->C;
 }
 
+/* the kept inference weights: U (P, C, OC), which the forward's GEMMs pack
+ * without transposing (tA) */
 void wino_transform_weights(const ConvShape *s, const float *w, float *U) {
-    transform_weights(w, s->OC, s->C, wino_tile(s), U);
+    const int P = planes_of(wino_tile(s));
+    const size_t n = (size_t)s->OC * s->C;
+    float *tmp = xmalloc((size_t)P * n * sizeof(float));
+    transform_weights(w, s->OC, s->C, wino_tile(s), tmp);
+    for (int xi = 0; xi < P; xi++)
+        for (int oc = 0; oc < s->OC; oc++)
+            for (int c = 0; c < s->C; c++)
+                U[xi * n + (size_t)c * s->OC + oc] = tmp[xi * n + (size_t)oc * s->C + c];
+    free(tmp);
 }
 
 /* y (B, OC, H, W) = conv3x3(x (B, C, H, W)) with U (P, OC, C) of F(m x m)
- * transformed, then the epilogue of op (bias, res, relu; or acc: y +=); s
- * gives H, W and the chunk size; ws after U. flipped (m = 2): U is the
- * (16, C, OC) transform of the filters this run's are the flipped
- * transposes of (the input gradient's run over dout). */
+ * transformed (tA: U (P, C, OC)), then the epilogue of op (bias, res, relu;
+ * or acc: y +=); s gives H, W and the chunk size; ws after U. a_of: plane
+ * xi's weights are U's plane a_of[xi] (FLIPPED_PLANE, with tA: the input
+ * gradient's run over dout with the forward filters' U (16, C, OC) of this
+ * run's C = the forward's OC). */
 static void run_forward(const ConvShape *s, int B, int C, int OC, int m, const float *x,
-                        const float *U, int flipped, const OutPass *op, float *ws) {
+                        const float *U, int tA, const unsigned char *a_of, const OutPass *op,
+                        float *ws) {
     const int TH = tiles_h(s, m), TW = tiles_w(s, m), nbmax = chunk_samples(s, B, m),
               P = planes_of(m);
     const size_t in_per = (size_t)C * s->H * s->W, out_per = (size_t)OC * s->H * s->W;
@@ -721,10 +676,10 @@ static void run_forward(const ConvShape *s, int B, int C, int OC, int m, const f
         float *V = ws, *M = ws + (size_t)P * C * N;
         TilePass tp = {x + b0 * in_per, V, nb, C, s->H, s->W, TH, TW, N};
         pool_for((size_t)C, N * (m == 4 ? 40 : 48), m == 4 ? input_tiles4 : input_tiles, &tp);
-        PlaneGemms g = {.tA = flipped, .M = OC, .N = (int)N, .K = C, .A = U,
-                        .lda = flipped ? OC : C, .a_step = (size_t)OC * C, .B = V,
-                        .ldb = P * (int)N, .b_step = N, .C = M, .ldc = P * (int)N, .c_step = N,
-                        .beta = 0.0f, .planes = P, .a_of = flipped ? FLIPPED_PLANE : NULL};
+        PlaneGemms g = {.tA = tA, .M = OC, .N = (int)N, .K = C, .A = U, .lda = tA ? OC : C,
+                        .a_step = (size_t)OC * C, .B = V, .ldb = P * (int)N, .b_step = N,
+                        .C = M, .ldc = P * (int)N, .c_step = N, .beta = 0.0f, .planes = P,
+                        .a_of = a_of};
         plane_gemms(&g);
         OutPass chunk = *op;
         chunk.M = M;
@@ -745,14 +700,14 @@ static void run_forward(const ConvShape *s, int B, int C, int OC, int m, const f
 void wino_forward(const ConvShape *s, const float *inp, const float *w, const float *U,
                   const float *bias, const float *res, int relu, float *out, float *ws) {
     /* kept weights (inference): the inference tile; else F(2x2) (training) */
-    const int m = U ? wino_tile(s) : 2;
+    const int m = U ? wino_tile(s) : 2, kept = U != NULL;
     float *rest = ws + (size_t)planes_of(m) * s->OC * s->C;
-    if (!U) {
+    if (!kept) {
         transform_weights(w, s->OC, s->C, m, ws);
         U = ws;
     }
     OutPass op = {.bias = bias, .res = res, .relu = relu, .y = out};
-    run_forward(s, s->B, s->C, s->OC, m, inp, U, 0, &op, rest);
+    run_forward(s, s->B, s->C, s->OC, m, inp, U, kept, NULL, &op, rest);
 }
 
 void wino_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
@@ -785,6 +740,6 @@ void wino_backward(const ConvShape *s, const float *inp, const float *w, const f
         float *U = ws, *rest = ws + 16 * (size_t)s->OC * s->C;
         transform_weights(w, s->OC, s->C, 2, U);
         OutPass op = {.acc = 1, .y = dinp};
-        run_forward(s, s->B, s->OC, s->C, 2, dout, U, 1, &op, rest);
+        run_forward(s, s->B, s->OC, s->C, 2, dout, U, 1, FLIPPED_PLANE, &op, rest);
     }
 }

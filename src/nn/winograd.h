@@ -19,7 +19,7 @@ size_t wino_workspace_floats(const ConvShape *s);
 /* the output tile, 2 or 4, of s's forward and input gradient: F(2x2, 3x3)
  * or F(4x4, 3x3) (the weight gradient is always F(2x2)) */
 int wino_tile(const ConvShape *s);
-/* U (16 or 36, OC, C): w (OC, C, 3, 3) in the transformed domain, for
+/* U (16 or 36, C, OC): w (OC, C, 3, 3) in the transformed domain, for
  * wino_forward (inference keeps it while the weights do not change) */
 size_t wino_weights_floats(const ConvShape *s);
 void wino_transform_weights(const ConvShape *s, const float *w, float *U);
