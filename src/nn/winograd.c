@@ -717,7 +717,6 @@ void wino_backward(const ConvShape *s, const float *inp, const float *w, const f
         float *U = ws, *rest = ws + nU;
         const int TH = tiles_h(s, 2), TW = tiles_w(s, 2), nbmax = chunk_samples(s, s->B, 2);
         const size_t in_per = (size_t)s->C * s->H * s->W, out_per = (size_t)s->OC * s->H * s->W;
-        memset(U, 0, nU * sizeof(float)); /* dU */
         for (int b0 = 0; b0 < s->B; b0 += nbmax) {
             int nb = s->B - b0 < nbmax ? s->B - b0 : nbmax;
             size_t N = (size_t)nb * TH * TW;
@@ -729,7 +728,7 @@ void wino_backward(const ConvShape *s, const float *inp, const float *w, const f
             PlaneGemms g = {.tB = 1, .M = s->OC, .N = s->C, .K = (int)N, /* dU[xi] += D V^T */
                             .A = D, .lda = 16 * (int)N, .a_step = N, .B = V, .ldb = 16 * (int)N,
                             .b_step = N, .C = U, .ldc = s->C, .c_step = (size_t)s->OC * s->C,
-                            .beta = 1.0f, .planes = 16};
+                            .beta = b0 ? 1.0f : 0.0f, .planes = 16}; /* the first chunk sets dU */
             plane_gemms(&g);
         }
         credit_saving(s, s->B, 2);
