@@ -14,7 +14,9 @@ fonts-roboto-slab fonts-firacode fonts-adf-accanthis fonts-adf-gillius fonts-dos
 fonts-humor-sans fonts-agave fonts-prociono fonts-junicode fonts-fantasque-sans fonts-gfs-neohellenic
 python3-gi python3-gi-cairo gir1.2-pango-1.0 fonts-paratype fonts-vollkorn fonts-inter fonts-oldstandard fonts-play
 fonts-goudybookletter fonts-hermit fonts-league-mono fonts-yanone-kaffeesatz fonts-sora fonts-jura fonts-comfortaa
-fonts-manrope fonts-cmu fonts-mplus fonts-3270"
+fonts-manrope fonts-cmu fonts-mplus fonts-3270
+fonts-arapey fonts-cardo fonts-century-catalogue fonts-clear-sans fonts-karla fonts-quattrocento fonts-opendin
+fonts-junction fonts-fanwood fonts-ocr-a fonts-ocr-b fonts-tiresias fonts-monofur fonts-routed-gothic fonts-eurofurence"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

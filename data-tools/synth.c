@@ -99,7 +99,22 @@
     "/usr/share/fonts/opentype/stix-word:"       /* fonts-stix */                                  \
     "/usr/share/fonts/truetype/fifthhorseman:"   /* fonts-dkg-handwriting */                       \
     "/usr/share/fonts/truetype/breip:"           /* fonts-breip */                                 \
-    "/usr/share/fonts/truetype/rufscript"        /* fonts-rufscript */
+    "/usr/share/fonts/truetype/rufscript:"       /* fonts-rufscript */                             \
+    "/usr/share/fonts/opentype/arapey:"          /* fonts-arapey: high-contrast serif */           \
+    "/usr/share/fonts/truetype/cardo:"           /* fonts-cardo: old-style serif */                \
+    "/usr/share/fonts/truetype/fonts-century-catalogue:" /* fonts-century-catalogue */             \
+    "/usr/share/fonts/truetype/clear-sans:"      /* fonts-clear-sans */                            \
+    "/usr/share/fonts/truetype/karla:"           /* fonts-karla: grotesque */                      \
+    "/usr/share/fonts/opentype/quattrocento:"    /* fonts-quattrocento */                          \
+    "/usr/share/fonts/truetype/opendin:"         /* fonts-opendin: DIN */                          \
+    "/usr/share/fonts/opentype/junction:"        /* fonts-junction */                              \
+    "/usr/share/fonts/truetype/fanwood:"         /* fonts-fanwood: old-style serif */              \
+    "/usr/share/fonts/truetype/ocr-a:"           /* fonts-ocr-a */                                 \
+    "/usr/share/fonts/opentype/ocr-b:"           /* fonts-ocr-b */                                 \
+    "/usr/share/fonts/truetype/tiresias:"        /* fonts-tiresias: signage */                     \
+    "/usr/share/fonts/truetype/monofur:"         /* fonts-monofur */                               \
+    "/usr/share/fonts/truetype/routed-gothic:"   /* fonts-routed-gothic: narrow to wide */         \
+    "/usr/share/fonts/truetype/eurofurence"      /* fonts-eurofurence: rounded, condensed */
 
 enum { SPLIT_TRAIN = 0, SPLIT_VAL, SPLIT_TEST, SPLIT_COUNT };
 static const char *SPLIT_NAME[SPLIT_COUNT] = {"train", "val", "test"};

@@ -58,22 +58,18 @@ if [ ! -f "$DATA/test.h5" ]; then
 else
     say "reusing the training data in $DATA"
 fi
-if [ ! -f "$HELD/test.h5" ]; then
-    say "held-out test set (PIL renderer, held-out fonts and words): $HELD"
-    mkdir -p "$HELD"
-    # shellcheck disable=SC2086
-    $PY data-tools/heldout_render.py --out "$HELD/test.h5" --png-dir "$HELD/png" $HELDOUT_ARGS
-else
-    say "reusing the held-out test set in $HELD"
-fi
-if [ ! -f "$HELD2/test.h5" ]; then
-    say "second held-out test set (Pango/Cairo renderer, a third font set, held-out words): $HELD2"
-    mkdir -p "$HELD2"
-    # shellcheck disable=SC2086
-    $PY data-tools/heldout_pango.py --out "$HELD2/test.h5" --png-dir "$HELD2/png" $PANGO_ARGS
-else
-    say "reusing the second held-out test set in $HELD2"
-fi
+held_set() { # what dir tool args
+    if [ ! -f "$2/test.h5" ]; then
+        say "$1: $2"
+        mkdir -p "$2"
+        # shellcheck disable=SC2086 # $4 is a list of arguments
+        $PY "data-tools/$3" --out "$2/test.h5" --png-dir "$2/png" $4
+    else
+        say "reusing the $1 in $2"
+    fi
+}
+held_set "held-out test set (PIL renderer, held-out fonts and words)" "$HELD" heldout_render.py "$HELDOUT_ARGS"
+held_set "second held-out test set (Pango/Cairo renderer, a third font set, held-out words)" "$HELD2" heldout_pango.py "$PANGO_ARGS"
 UNL=data/$DATA_NAME-unlabeled
 if [ -n "${CONF_UNLABELED:-}" ] && [ ! -f "$UNL/unlabeled.h5" ]; then
     say "unlabeled images of the held-out domain (other seed, labels thrown away): $UNL"
