@@ -146,10 +146,8 @@ $MPIRUN bin/ocrkd train "$CONF_SCRATCH" --resume auto --set stop.max_steps="$ste
 if [ ! -f "$SCRATCH_DIR/redone.txt" ]; then
     swall=$(run_wall "$SCRATCH_DIR")
     sstep=$(tail -n 1 "$SCRATCH_DIR/metrics.jsonl" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
-    steps2=$(awk -v n="$sstep" -v s="$swall" -v w="$wall" -v want="$steps" -v gap="${REDO_MIN_GAP:-10}" 'BEGIN {
-        if (s < 0.1) s = 0.1 # metrics walls have 0.1-s resolution
-        if (n > 0 && ((s < 0.9 * w && w - s > gap) || (n < 0.95 * want && w - s < 0.05 * w)))
-            printf "%d", n * w / s }')
+    . jobs/local/scratch_redo.sh
+    steps2=$(scratch_redo_steps "$sstep" "$swall" "$wall" "$steps" "${REDO_MIN_GAP:-10}")
     if [ -n "$steps2" ]; then
         say "scratch used ${swall} of ${wall} s for $sstep of $steps steps: redone once with $steps2 steps"
         rm -rf "$SCRATCH_DIR-first"

@@ -89,4 +89,17 @@ last=$(tail -n 1 "$TMP/scratch/metrics.jsonl" | sed -n 's/.*"step":\([0-9]*\).*/
 # and only once: a rerun keeps it
 expect_code 0 "compare.sh after the redo" -- env REDO_MIN_GAP=0 sh "$ROOT/jobs/local/compare.sh"
 if grep -q 'redone once' "$TMP/out"; then fail "redone a second time"; else pass "not redone again"; fi
+# the redo rule itself (jobs/local/scratch_redo.sh), on the two stop-26 demo
+# cases and the edges: cut by the budget at 96 % of its steps -> stands; at
+# 92 % -> redone; ended early by more than the gap -> redone; on time -> stands
+. "$ROOT/jobs/local/scratch_redo.sh"
+r=$(scratch_redo_steps 8295 268.2 267.7 8635 10)
+[ -z "$r" ] && pass "cut at 96 % of its steps by the budget: not redone" || fail "96 %: redone with $r"
+r=$(scratch_redo_steps 8000 267.9 267.7 8635 10)
+[ "$r" = 7994 ] && pass "cut at 92.6 % by the budget: redone with 7994 steps" || fail "92.6 %: '$r'"
+r=$(scratch_redo_steps 4000 200.0 267.7 4000 10)
+[ "$r" = 5354 ] && pass "ended at 75 % of the budget: redone with 5354 steps" || fail "early end: '$r'"
+r=$(scratch_redo_steps 1000 40.0 50.0 1000 10)
+[ -z "$r" ] && pass "ended at 80 % of a 50-s budget but only the 10-s gap short: not redone" || fail "within gap: '$r'"
+
 e2e_end
