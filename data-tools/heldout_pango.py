@@ -104,13 +104,20 @@ class PangoFonts:
         for fam in PangoCairo.FontMap.get_default().list_families():
             for face in fam.list_faces():
                 faces[(fam.get_name(), face.get_face_name())] = face.describe()
+        # family and style of every file's first face, in one fc-query call
+        paths = [p for _, p in fonts.entries]
+        q = subprocess.run(["fc-query", "-f", "%{index}|%{family[0]}|%{style[0]}|%{file}\\n"]
+                           + paths, capture_output=True, text=True)
+        names = {}
+        for line in q.stdout.splitlines():
+            parts = line.split("|", 3)
+            if len(parts) == 4 and parts[0] == "0":
+                names[parts[3]] = (parts[1], parts[2])
         self.desc = []
-        for _, p in fonts.entries:
-            q = subprocess.run(["fc-query", "-f", "%{family[0]}|%{style[0]}\\n", p],
-                               capture_output=True, text=True)
-            if q.returncode != 0 or "|" not in q.stdout:
-                hr.die("fc-query %s failed: %s" % (p, q.stderr.strip() or "no output"))
-            fam, style = q.stdout.splitlines()[0].split("|", 1)
+        for p in paths:
+            if p not in names:
+                hr.die("fc-query %s failed: %s" % (p, q.stderr.strip() or "no face 0 listed"))
+            fam, style = names[p]
             desc = faces.get((fam, style))
             if desc is None:
                 desc = Pango.FontDescription.from_string("%s %s" % (fam, style))
@@ -242,9 +249,7 @@ def render_pango(rng, text, fonts, fi, H, pf):
     if rng.random() < 0.12:
         img = 255.0 - img
     tw = max(1, int(round(w * H / h)))
-    if direct and abs(h - H) <= 1:
-        img = area_resize(img, H, tw) if h != H else img
-    else:
+    if h != H:  # drawn at 2-4x, or a direct line box a pixel off the height
         img = area_resize(img, H, tw)
     if rng.random() < 0.3:
         img = gaussian_blur(img, rng.uniform(0.3, 0.9))

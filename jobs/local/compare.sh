@@ -35,6 +35,7 @@
 #   default 10).
 set -eu
 cd "$(dirname "$0")/../.."
+. jobs/local/scratch_redo.sh # scratch_redo_steps: the redo rule below
 NP=${NP:-2}
 DATA_NAME=${DATA_NAME:-$NAME}
 DATA=${DATA:-data/$DATA_NAME}
@@ -146,7 +147,6 @@ $MPIRUN bin/ocrkd train "$CONF_SCRATCH" --resume auto --set stop.max_steps="$ste
 if [ ! -f "$SCRATCH_DIR/redone.txt" ]; then
     swall=$(run_wall "$SCRATCH_DIR")
     sstep=$(tail -n 1 "$SCRATCH_DIR/metrics.jsonl" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
-    . jobs/local/scratch_redo.sh
     steps2=$(scratch_redo_steps "$sstep" "$swall" "$wall" "$steps" "${REDO_MIN_GAP:-10}")
     if [ -n "$steps2" ]; then
         say "scratch used ${swall} of ${wall} s for $sstep of $steps steps: redone once with $steps2 steps"
