@@ -12,7 +12,7 @@
  *   font   a family first, then a file (style) of it, so a family with many
  *          weights does not dominate.
  *   style  size, hinting, spacing, baseline jitter, stroke weight,
- *          condensing, and the optional effects of the EFFECTS table
+ *          condensing, stroke contrast, per-glyph wobble, and the optional effects of the EFFECTS table
  *          (geometry, crop, background, lines, clutter, polarity, blur,
  *          noise, JPEG, low resolution), each with a probability and a range.
  * The glyph coverage is drawn on a canvas, cropped, warped (rotation, shear,
@@ -127,6 +127,8 @@ enum {
     FX_WEIGHT,
     FX_GAMMA,
     FX_CONDENSE,
+    FX_STROKES,
+    FX_WOBBLE,
     FX_ROTATE,
     FX_SHEAR,
     FX_PERSPECTIVE,
@@ -161,7 +163,13 @@ static const EffectInfo EFFECTS[FX_COUNT] = {
     [FX_JITTER] = {"jitter", 0.30, "baseline jitter, sigma 0.005..0.04 em"},
     [FX_WEIGHT] = {"weight", 0.30, "stroke thinning 0.005..0.015 or emboldening 0.01..0.05 em"},
     [FX_GAMMA] = {"gamma", 0.30, "coverage gamma 0.85..0.6 or 1.15..1.8 (other rasterisers)"},
-    [FX_CONDENSE] = {"condense", 0.30, "glyph width x0.95..0.7 or x1.05..1.3"},
+    [FX_CONDENSE] = {"condense", 0.30, "glyph width x0.95..0.62 or x1.05..1.35"},
+    [FX_STROKES] = {"strokes", 0.20,
+                    "stroke contrast: verticals 0.02..0.08 em bolder than horizontals"
+                    " (a quarter of them the reverse)"},
+    [FX_WOBBLE] = {"wobble", 0.15,
+                   "each glyph its own rotation and scale (up to 1..5 deg, 3..12 %) and a"
+                   " wavy outline 0.005..0.025 em (hand-drawn)"},
     [FX_ROTATE] = {"rotate", 0.50, "rotation 0.2..2 degrees, 15% of them up to 5"},
     [FX_SHEAR] = {"shear", 0.25, "shear (slant) 0.05..0.35"},
     [FX_PERSPECTIVE] = {"perspective", 0.04, "trapezoid, width or height x(1 +- 0.05..0.3)"},
@@ -1077,6 +1085,8 @@ typedef struct {
     double sx;                             /* horizontal scale of the glyphs */
     double gamma;                          /* ink = coverage ^ gamma */
     double spacing, jitter, weight;        /* em: extra advance, baseline sigma, emboldening */
+    double strokes;                        /* em: x minus y emboldening (stroke contrast) */
+    double wob_rot, wob_scale, wob_amp;    /* per-glyph: radians, scale, outline wave (em) */
     double angle, shear, persp_x, persp_y; /* radians; x per y; trapezoid factors */
     double curve_amp, curve_period, curve_phase; /* em; in crop heights; radians */
     int tight;                                   /* crop at the ink box, cutting cut[] of it */
@@ -1184,8 +1194,16 @@ static void draw_style(Rng *r, const Effects *fx, const FontSet *fs, Style *s) {
     if (fires(r, fx, FX_GAMMA))
         s->gamma = rng_uniform(r) < 0.5 ? fx_value(r, fx, 0.85, 0.6) : fx_value(r, fx, 1.15, 1.8);
     if (fires(r, fx, FX_CONDENSE))
-        s->sx =
-            rng_uniform(r) < 0.6 ? 1 - fx_value(r, fx, 0.05, 0.3) : 1 + fx_value(r, fx, 0.05, 0.3);
+        s->sx = rng_uniform(r) < 0.6 ? 1 - fx_value(r, fx, 0.05, 0.38)
+                                     : 1 + fx_value(r, fx, 0.05, 0.35);
+    if (fires(r, fx, FX_STROKES))
+        s->strokes =
+            rng_uniform(r) < 0.25 ? -fx_value(r, fx, 0.02, 0.05) : fx_value(r, fx, 0.02, 0.08);
+    if (fires(r, fx, FX_WOBBLE)) {
+        s->wob_rot = fx_value(r, fx, 1, 5) * M_PI / 180;
+        s->wob_scale = fx_value(r, fx, 0.03, 0.12);
+        s->wob_amp = fx_value(r, fx, 0.005, 0.025);
+    }
     draw_geometry(r, fx, s);
     double contrast;
     draw_colours(r, fx, s, &contrast);
@@ -1301,6 +1319,18 @@ static void warp_init(Warp *w, const Style *s, double cw, double ch) {
 
 /* ---- fitting the width: narrower styles from the em metrics, before rendering ---- */
 
+/* Emboldening (em, negative: thinning) across and along the text: the
+ * stroke weight, with the stroke contrast added 3:1 to the verticals and
+ * taken from the horizontals (a negative one the reverse), never thinner than
+ * MAX_THINNING (hairline fonts keep their strokes). */
+#define MAX_THINNING 0.015
+static double embolden_x(const Style *s) {
+    return MAX(s->weight + 0.75 * s->strokes, -MAX_THINNING);
+}
+static double embolden_y(const Style *s) {
+    return MAX(s->weight - 0.25 * s->strokes, -MAX_THINNING);
+}
+
 typedef struct {
     double adv, top, bot; /* em: sum of advances, highest and lowest ink */
 } TextMetrics;
@@ -1318,11 +1348,12 @@ static TextMetrics text_metrics(const Font *f, const int *glyphs, int n) {
 /* Crop size in em that style s gives the text (kerning and hinting aside). */
 static void crop_em(const Font *f, const TextMetrics *m, int n, const Style *s, double *w,
                     double *h) {
-    *w = s->sx * m->adv + s->spacing * (n - 1) + s->weight * n + s->margin[0] + s->margin[1];
+    const double ey = embolden_y(s);
+    *w = s->sx * m->adv + s->spacing * (n - 1) + embolden_x(s) * n + s->margin[0] + s->margin[1];
     if (s->tight)
-        *h = (m->top - m->bot + s->weight) * (1 - s->cut[0] - s->cut[1]);
+        *h = (m->top - m->bot + ey) * (1 - s->cut[0] - s->cut[1]);
     else
-        *h = MAX(f->asc, m->top + s->weight) + MAX(f->desc, -m->bot) + s->margin[2] + s->margin[3];
+        *h = MAX(f->asc, m->top + ey) + MAX(f->desc, -m->bot) + s->margin[2] + s->margin[3];
 }
 
 static double predicted_width(const Font *f, const TextMetrics *m, int n, const Style *s, int H) {
@@ -1343,6 +1374,7 @@ static int fit_style(const Font *f, const int *glyphs, int n, Style *s, int H, i
     if (got <= target) return 1;
     s->spacing = MIN(s->spacing, 0.0);
     s->weight = MIN(s->weight, 0.01);
+    s->strokes = MIN(s->strokes, 0.03);
     s->margin[0] = MIN(s->margin[0], 0.05);
     s->margin[1] = MIN(s->margin[1], 0.05);
     s->lines &= ~LINE_SIDES;
@@ -1525,11 +1557,32 @@ static void fill_rect(uint8_t *canvas, int cw, int ch, double x0, double y0, dou
             if (canvas[(size_t)y * cw + x] < v) canvas[(size_t)y * cw + x] = (uint8_t)v;
 }
 
+/* A hand-drawn look: the glyph's own rotation and x/y scale (about its
+ * origin on the baseline) up to the style's wobble, then every outline point
+ * moved by two sine waves of a random phase and a wavelength of 0.3..0.7 em,
+ * amplitude wob_amp em (x by y, y by x), so strokes bend a little. */
+static void wobble_glyph(FT_Outline *o, const Style *s, Rng *r) {
+    double a = rand_range(r, -s->wob_rot, s->wob_rot);
+    double kx = 1 + rand_range(r, -s->wob_scale, s->wob_scale),
+           ky = 1 + rand_range(r, -s->wob_scale, s->wob_scale);
+    FT_Matrix m = {(FT_Fixed)lround(kx * cos(a) * 65536), (FT_Fixed)lround(-ky * sin(a) * 65536),
+                   (FT_Fixed)lround(kx * sin(a) * 65536), (FT_Fixed)lround(ky * cos(a) * 65536)};
+    FT_Outline_Transform(o, &m);
+    const double amp = s->wob_amp * s->px * 64,
+                 k = 2 * M_PI / (rand_range(r, 0.3, 0.7) * s->px * 64);
+    const double p1 = rand_range(r, 0, 2 * M_PI), p2 = rand_range(r, 0, 2 * M_PI);
+    for (int i = 0; i < o->n_points; i++) {
+        double x = o->points[i].x, y = o->points[i].y;
+        o->points[i].x = (FT_Pos)lround(x + amp * sin(k * y + p1));
+        o->points[i].y = (FT_Pos)lround(y + amp * sin(k * x + p2));
+    }
+}
+
 /* Draws glyphs[0..n) from pen x on baseline base; jitter (NULL: none) moves
  * each glyph off the baseline. Grows the ink box in c. */
 static int draw_run(Renderer *R, FT_Face face, const Font *f, const Style *s, const int *glyphs,
                     int n, double pen, double base, Rng *jitter, Crop *c, Err *err) {
-    FT_Pos strength = lround(s->weight * s->px * 64);
+    const FT_Pos sx = lround(embolden_x(s) * s->px * 64), sy = lround(embolden_y(s) * s->px * 64);
     FT_UInt prev = 0;
     for (int i = 0; i < n; i++) {
         FT_UInt gi = f->gid[glyphs[i]];
@@ -1540,8 +1593,10 @@ static int draw_run(Renderer *R, FT_Face face, const Font *f, const Style *s, co
         if (FT_Load_Glyph(face, gi, HINTING[s->hint] | FT_LOAD_NO_BITMAP))
             return err_set(err, 1, "font %s: cannot load glyph %u", f->path, gi), -1;
         FT_GlyphSlot g = face->glyph;
-        if (strength && g->format == FT_GLYPH_FORMAT_OUTLINE)
-            FT_Outline_Embolden(&g->outline, strength);
+        if (jitter && s->wob_amp > 0 && g->format == FT_GLYPH_FORMAT_OUTLINE)
+            wobble_glyph(&g->outline, s, jitter);
+        if ((sx || sy) && g->format == FT_GLYPH_FORMAT_OUTLINE)
+            FT_Outline_EmboldenXY(&g->outline, sx, sy);
         if (FT_Render_Glyph(g, FT_RENDER_MODE_NORMAL))
             return err_set(err, 1, "font %s: cannot render glyph %u", f->path, gi), -1;
         double dy = jitter && s->jitter > 0 ? rng_normal(jitter) * s->jitter * s->px : 0;
@@ -1554,7 +1609,7 @@ static int draw_run(Renderer *R, FT_Face face, const Font *f, const Style *s, co
             c->ix1 = MAX(c->ix1, gx + (int)g->bitmap.width);
             c->iy1 = MAX(c->iy1, gy + (int)g->bitmap.rows);
         }
-        pen += g->advance.x / 64.0 + strength / 64.0 + s->spacing * s->px;
+        pen += g->advance.x / 64.0 + sx / 64.0 + s->spacing * s->px;
         prev = gi;
     }
     return 0;
@@ -1615,7 +1670,9 @@ static int render_text(Renderer *R, const TextSource *t, int n, const Style *s, 
     double em = s->px, w, h;
     crop_em(f, &m, n, s, &w, &h);
     int padx = (int)(1.3 * em) + 4, pady = (int)(0.8 * em) + 4;
-    double above = MAX(f->asc, m.top + fabs(s->weight)), below = MAX(f->desc, -m.bot);
+    double above =
+               MAX(f->asc, m.top + MAX(fabs(embolden_x(s)), fabs(embolden_y(s))) + s->wob_scale),
+           below = MAX(f->desc, -m.bot);
     memset(c, 0, sizeof *c);
     c->cw = (int)ceil(w * em) + 2 * n + 2 * padx;
     c->ch = (int)ceil((above + below) * em) + 2 * pady;
@@ -1873,13 +1930,15 @@ static int trace;
 
 static void trace_sample(const Renderer *R, const Style *s, const char *label, int used) {
     fprintf(stderr,
-            "%s\t%s px=%d hint=%d sx=%.2f sp=%.3f wt=%.3f rot=%.1f shear=%.2f persp=%.2f,%.2f "
+            "%s\t%s px=%d hint=%d sx=%.2f sp=%.3f wt=%.3f strokes=%.3f wob=%.3f rot=%.1f "
+            "shear=%.2f persp=%.2f,%.2f "
             "curve=%.2f tight=%d m=%.2f,%.2f,%.2f,%.2f fg=%d bg=%d lines=%d clutter=%d downup=%.1f "
             "blur=%.2f motion=%d noise=%.1f sp=%.3f jpeg=%d used=%d\n",
             label, R->fs->fonts[s->font].path, s->px, s->hint, s->sx, s->spacing, s->weight,
-            s->angle * 180 / M_PI, s->shear, s->persp_x, s->persp_y, s->curve_amp, s->tight,
-            s->margin[0], s->margin[1], s->margin[2], s->margin[3], s->fg, s->bg, s->lines,
-            s->clutter, s->downup, s->blur, s->motion, s->noise, s->saltpepper, s->jpeg_q, used);
+            s->strokes, s->wob_amp, s->angle * 180 / M_PI, s->shear, s->persp_x, s->persp_y,
+            s->curve_amp, s->tight, s->margin[0], s->margin[1], s->margin[2], s->margin[3], s->fg,
+            s->bg, s->lines, s->clutter, s->downup, s->blur, s->motion, s->noise, s->saltpepper,
+            s->jpeg_q, used);
 }
 
 /* One sample from its own RNG: img (H,W), used width, UTF-8 label. A text

@@ -18,6 +18,12 @@ expect_code() {
 expect_grep() {
   if grep -qE -- "$1" "$2"; then pass "$3"; else fail "$3: no /$1/ in $2"; sed 's/^/    /' "$2" | head -n 20; fi
 }
+# expect_no_grep PATTERN FILE DESCRIPTION (FILE must exist and not match)
+expect_no_grep() {
+  if [ ! -s "$2" ]; then fail "$3: $2 empty or missing"
+  elif grep -qE -- "$1" "$2"; then fail "$3: /$1/ in $2"; grep -E -- "$1" "$2" | sed 's/^/    /' | head -n 5
+  else pass "$3"; fi
+}
 # dataset_digest FILE: a hash of a dataset's /images, /labels and /widths
 # (not of the HDF5 bytes, which carry timestamps).
 dataset_digest() {

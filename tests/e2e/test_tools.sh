@@ -57,7 +57,10 @@ with h5py.File(t + "/a/train.h5", "r") as f:
     print("shape", im.shape, im.dtype)
     print("labels_ok", all(1 <= len(s) <= 25 and set(s) <= alpha for s in L))
     print("widths_ok", bool((w >= 1).all() and (w <= 128).all()))
-    print("contrast_ok", bool((im.reshape(len(im), -1).std(axis=1) > 10).all()))
+    # the generator's floor: ink and background at least MIN_CONTRAST (40)
+    # levels apart within the used width (the padding past it is background)
+    spread = [np.percentile(x[:, :n], 99) - np.percentile(x[:, :n], 1) for x, n in zip(im, w)]
+    print("contrast_ok", bool(min(spread) >= 40))
     print("distinct_labels", len(set(L)) > 200)
 parts = []
 for k in range(3):
@@ -144,7 +147,7 @@ done
 
 # Every effect alone at probability 1 and its extreme, all of them at once,
 # and none: no crash, widths in range, no constant image.
-EFFECTS="spacing jitter weight gamma condense rotate shear perspective curve tight loose invert lowcontrast gradient texture lines clutter lowres blur motion noise saltpepper jpeg"
+EFFECTS="spacing jitter weight gamma condense strokes wobble rotate shear perspective curve tight loose invert lowcontrast gradient texture lines clutter lowres blur motion noise saltpepper jpeg"
 for fx in $EFFECTS; do
   "$SYNTH" --out "$TMP/fx/$fx" --train 24 --val 0 --test 0 --quiet --seed 3 --effects "none,$fx=1" --extreme \
     --fonts "$DEJAVU:/usr/share/fonts/truetype/liberation2" 2>"$TMP/err" || { fail "effect $fx at its extreme: exit $?"; sed 's/^/    /' "$TMP/err"; }
@@ -170,6 +173,16 @@ for name in sys.argv[2:]:
 PYEOF
 for fx in $EFFECTS all none; do expect_grep "^effect $fx ok$" "$TMP/check" "effect $fx: images in range, none constant"; done
 expect_grep "^dark_background invert True$" "$TMP/check" "invert=1: light text on dark backgrounds"
+# The shape effects reach their extremes (the trace prints each sample's
+# style): stroke contrast +0.08 em or its reverse -0.05, wobble 0.025 em.
+for fx in strokes wobble; do
+  OCRKD_SYNTH_TRACE=1 "$SYNTH" --out "$TMP/fx/t$fx" --train 16 --val 0 --test 0 --quiet --seed 3 --threads 1 \
+    --effects "none,$fx=1" --extreme --fonts "$DEJAVU" 2>"$TMP/trace.$fx"
+done
+expect_grep " strokes=(0.080|-0.050) wob=0.000 " "$TMP/trace.strokes" "strokes=1 --extreme: contrast 0.08 or -0.05 em"
+expect_no_grep " strokes=0.000 " "$TMP/trace.strokes" "strokes=1: every sample has stroke contrast"
+expect_grep " strokes=0.000 wob=0.025 " "$TMP/trace.wobble" "wobble=1 --extreme: outline wave 0.025 em"
+expect_no_grep " wob=0.000 " "$TMP/trace.wobble" "wobble=1: every sample wobbles"
 expect_grep "^dark_background none False$" "$TMP/check" "--effects none: dark text on light backgrounds"
 
 # Bad values of the new options: exit 2, the message names the option.
