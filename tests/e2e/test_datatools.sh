@@ -242,4 +242,39 @@ expect_grep 'wall-offsets has 2 values for 1 runs' "$TMP/err" "names the counts"
 expect_code 2 "plot_run --wall-offsets not numbers" -- "$PY" "$PR" "$TMP/run1" --wall-offsets x --out "$TMP/c5.png"
 expect_grep 'wall-offsets x: not a list of numbers' "$TMP/err" "names the value"
 
+# ---- errors_by_font.py: words missed by font family of a held-out set ----
+EBF=$ROOT/data-tools/errors_by_font.py
+# errors tables made by hand over run A's set: every image wrong, none, and
+# exactly the images of its first image's family
+"$PY" - "$TMP/a.h5" "$TMP" <<'PYEOF'
+import sys, os, re, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    fonts = f.attrs["fonts"]; fonts = (fonts.decode() if isinstance(fonts, bytes) else fonts).split("\n")
+    fi = list(f["font_index"][:])
+fam = [re.split(r"[-_ ]", os.path.basename(fonts[i]))[0] for i in fi]
+head = "data\tindex\ttruth\tprediction\tconfidence\n"
+def write(name, idx):
+    with open(os.path.join(sys.argv[2], name), "w") as o:
+        o.write(head + "".join("%s\t%d\tx\ty\t0.5\n" % (sys.argv[1], i) for i in idx))
+write("all.tsv", range(len(fi)))
+write("none.tsv", [])
+write("one.tsv", [i for i in range(len(fi)) if fam[i] == fam[0]])
+write("outside.tsv", [len(fi)])
+open(os.path.join(sys.argv[2], "first_family"), "w").write(fam[0] + "\n")
+PYEOF
+first=$(cat "$TMP/first_family")
+expect_code 0 "errors_by_font on three tables" -- "$PY" "$EBF" "$TMP/a.h5" "$TMP/all.tsv" "$TMP/none.tsv" "$TMP/one.tsv"
+cp "$TMP/out" "$TMP/ebf"
+expect_grep "^all +160 +100.0% +0.0% +[0-9.]+%$" "$TMP/ebf" "errors_by_font: totals (all wrong, none wrong)"
+expect_grep "^$first +[0-9]+ +100.0% +0.0% +100.0%$" "$TMP/ebf" "errors_by_font: the one family's images all missed"
+if awk 'NR > 1 && $1 != "all" && $1 != "'"$first"'" && $5 != "0.0%" { bad = 1 } END { exit bad }' "$TMP/ebf"; then
+  pass "errors_by_font: the other families none missed"; else fail "errors_by_font: other families"; sed 's/^/    /' "$TMP/ebf"; fi
+expect_code 2 "errors_by_font: an index outside the set" -- "$PY" "$EBF" "$TMP/a.h5" "$TMP/outside.tsv"
+expect_grep "outside.tsv:2: index 160 outside" "$TMP/err" "errors_by_font: the message names the table and row"
+printf 'not a table\n' >"$TMP/bad.tsv"
+expect_code 2 "errors_by_font: not an errors table" -- "$PY" "$EBF" "$TMP/a.h5" "$TMP/bad.tsv"
+expect_grep "bad.tsv: not an .ocrkd eval --errors. table" "$TMP/err" "errors_by_font: bad table message"
+expect_code 2 "errors_by_font: a missing set" -- "$PY" "$EBF" "$TMP/missing.h5" "$TMP/none.tsv"
+expect_grep "missing.h5: cannot read" "$TMP/err" "errors_by_font: missing set message"
+
 e2e_end
