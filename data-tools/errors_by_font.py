@@ -4,7 +4,8 @@
 Reads the `ocrkd eval --errors FILE.tsv` table of one or more models on a set
 that heldout_render.py or heldout_pango.py wrote (their /font_index and
 `fonts` attribute name the font of every image) and prints, per family
-(the font file name up to its first '-', '_' or space), the number of images
+(the font file name, without its extension, up to its first '-', '_' or
+space), the number of images
 and the share each model missed, worst first (by the first model).
 
     bin/ocrkd eval --model runs/demo-teacher/best.h5 --data data/demo-pango/test.h5 \\
@@ -30,7 +31,9 @@ def die(msg):
 
 
 def family(path):
-    return re.split(r"[-_ ]", os.path.basename(path))[0]
+    """The typeface of a font file: its name without the extension up to the
+    first '-', '_' or space (PTSans-Bold.ttf -> PTSans, cmunti.otf -> cmunti)."""
+    return re.split(r"[-_ ]", os.path.splitext(os.path.basename(path))[0])[0]
 
 
 def read_set(path):

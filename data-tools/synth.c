@@ -1670,9 +1670,10 @@ static int render_text(Renderer *R, const TextSource *t, int n, const Style *s, 
     double em = s->px, w, h;
     crop_em(f, &m, n, s, &w, &h);
     int padx = (int)(1.3 * em) + 4, pady = (int)(0.8 * em) + 4;
-    double above =
-               MAX(f->asc, m.top + MAX(fabs(embolden_x(s)), fabs(embolden_y(s))) + s->wob_scale),
-           below = MAX(f->desc, -m.bot);
+    /* ink above the baseline: emboldening, and a wobbled glyph scaled by up
+     * to 1 + wob_scale rises by up to wob_scale em */
+    const double bold = MAX(fabs(embolden_x(s)), fabs(embolden_y(s)));
+    double above = MAX(f->asc, m.top + bold + s->wob_scale), below = MAX(f->desc, -m.bot);
     memset(c, 0, sizeof *c);
     c->cw = (int)ceil(w * em) + 2 * n + 2 * padx;
     c->ch = (int)ceil((above + below) * em) + 2 * pady;

@@ -246,12 +246,19 @@ expect_grep 'wall-offsets x: not a list of numbers' "$TMP/err" "names the value"
 EBF=$ROOT/data-tools/errors_by_font.py
 # errors tables made by hand over run A's set: every image wrong, none, and
 # exactly the images of its first image's family
-"$PY" - "$TMP/a.h5" "$TMP" <<'PYEOF'
-import sys, os, re, h5py
+# (the tool's own naming rule, checked on its own first, groups the images)
+"$PY" - "$TMP/a.h5" "$TMP" "$ROOT/data-tools" <<'PYEOF'
+import sys, os, h5py
+sys.path.insert(0, sys.argv[3])
+sys.dont_write_bytecode = True  # no __pycache__ in the tree
+from errors_by_font import family
+assert family("/f/PTSans-Bold.ttf") == "PTSans", family("/f/PTSans-Bold.ttf")
+assert family("/f/cmunti.otf") == "cmunti" and family("/f/Open Sans_x.ttf") == "Open"
 with h5py.File(sys.argv[1], "r") as f:
     fonts = f.attrs["fonts"]; fonts = (fonts.decode() if isinstance(fonts, bytes) else fonts).split("\n")
     fi = list(f["font_index"][:])
-fam = [re.split(r"[-_ ]", os.path.basename(fonts[i]))[0] for i in fi]
+fam = [family(fonts[i]) for i in fi]
+assert len(set(fam)) > 1, "run A's set has one family: the per-family check would be empty"
 head = "data\tindex\ttruth\tprediction\tconfidence\n"
 def write(name, idx):
     with open(os.path.join(sys.argv[2], name), "w") as o:
@@ -262,6 +269,7 @@ write("one.tsv", [i for i in range(len(fi)) if fam[i] == fam[0]])
 write("outside.tsv", [len(fi)])
 open(os.path.join(sys.argv[2], "first_family"), "w").write(fam[0] + "\n")
 PYEOF
+[ -s "$TMP/first_family" ] && pass "errors_by_font: its naming rule, and tables made" || fail "errors_by_font: naming rule or tables"
 first=$(cat "$TMP/first_family")
 expect_code 0 "errors_by_font on three tables" -- "$PY" "$EBF" "$TMP/a.h5" "$TMP/all.tsv" "$TMP/none.tsv" "$TMP/one.tsv"
 cp "$TMP/out" "$TMP/ebf"
