@@ -126,6 +126,7 @@ static const char *config_diff(const Config *a, const Config *b) {
     SAME(schedule.min_lr);
     SAME(schedule.step_size);
     SAME(schedule.gamma);
+    SAME(schedule.over_time);
     SAME(max_steps);
     SAME(max_epochs);
     SAME(max_minutes);
@@ -344,6 +345,7 @@ static void test_errors(void) {
     expect_error("optim: {name: lion}\n", "1:15", "expected one of sgd, adam, adamw");
     expect_error("optim:\n  schedule: {type: linear}\n", "2:20",
                  "expected one of constant, cosine, step");
+    expect_error("optim:\n  schedule: {over: epochs}\n", "2:20", "expected one of steps, time");
     expect_error("distill: {teacher_cache: maybe}\n", "1:26", "expected one of auto, on, off");
     expect_error("distill: {student_init: pretrained}\n", "1:25", "expected one of random, teacher");
     expect_error("distill: {distance: {l3: 1}}\n", "1:22", "unknown distance 'l3'");
@@ -587,6 +589,16 @@ static void test_validate(void) {
     config_set(&c, "optim.schedule.type=cosine", &err);
     CHECK(config_validate(&c, "train", &err) == EXIT_USAGE && strstr(err.msg, "cosine"),
           "cosine needs max_steps: %s", err.msg);
+    config_set(&c, "optim.schedule.over=time", &err);
+    CHECK(config_validate(&c, "train", &err) == EXIT_USAGE && strstr(err.msg, "stop.max_minutes"),
+          "a schedule over time needs max_minutes: %s", err.msg);
+    config_set(&c, "stop.max_minutes=2.5", &err);
+    CHECK(config_validate(&c, "train", &err) == 0 && c.schedule.over_time,
+          "cosine over time with max_minutes and no max_steps: %s", err.msg);
+    check_round_trip(&c, "schedule over time");
+    config_set(&c, "optim.schedule.type=step", &err);
+    CHECK(config_validate(&c, "train", &err) == EXIT_USAGE && strstr(err.msg, "needs optim.schedule.type cosine"),
+          "a step schedule over time: %s", err.msg);
     CHECK(config_validate(&c, "eval", &err) == EXIT_USAGE, "unknown command");
     config_free(&c);
 }

@@ -80,7 +80,7 @@ static void test_clip(void) {
 }
 
 static void test_schedules(void) {
-    Schedule cos = {SCHED_COSINE, 10, 110, 0.1f, 0, 0};
+    Schedule cos = {SCHED_COSINE, 10, 110, 0.1f, 0, 0, 0};
     struct {
         const Schedule *s;
         long step;
@@ -90,10 +90,10 @@ static void test_schedules(void) {
         {&cos, 10, 1.0f},  {&cos, 60, 0.55f}, {&cos, 110, 0.1f}, /* half way: (1+.1)/2 */
         {&cos, 500, 0.1f},
     };
-    Schedule stp = {SCHED_STEP, 0, 0, 0, 5, 0.5f};
-    Schedule con = {SCHED_CONSTANT, 5, 0, 0, 0, 0};
-    Schedule open_cos = {SCHED_COSINE, 0, 0, 0, 0, 0}; /* no known end: constant */
-    Schedule warm_step = {SCHED_STEP, 4, 0, 0, 3, 0.1f};
+    Schedule stp = {SCHED_STEP, 0, 0, 0, 5, 0.5f, 0};
+    Schedule con = {SCHED_CONSTANT, 5, 0, 0, 0, 0, 0};
+    Schedule open_cos = {SCHED_COSINE, 0, 0, 0, 0, 0, 0}; /* no known end: constant */
+    Schedule warm_step = {SCHED_STEP, 4, 0, 0, 3, 0.1f, 0};
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         float lr = lr_at_step(cases[i].s, 1.0f, cases[i].step);
         CHECK(fabsf(lr - cases[i].want) < 1e-6f, "cosine step %ld: lr %g, want %g", cases[i].step,
@@ -108,6 +108,14 @@ static void test_schedules(void) {
     float cs[3] = {lr_at_step(&con, 3, 0), lr_at_step(&con, 3, 4), lr_at_step(&con, 3, 99)};
     CHECK_CLOSE("constant with warmup 5 at 0, 4, 99", cs, ((float[]){0.6f, 3, 3}), 3, 1e-6, 0);
     CHECK(lr_at_step(&open_cos, 0.5f, 1000) == 0.5f, "cosine without total_steps is constant");
+    /* over time: warmup by steps, then the cosine at the share of the time used */
+    Schedule tcos = {SCHED_COSINE, 10, 0, 0.1f, 0, 0, 1};
+    float tl[6] = {lr_at(&tcos, 1, 4, 0.9), lr_at(&tcos, 1, 10, 0.0), lr_at(&tcos, 1, 11, 0.5),
+                   lr_at(&tcos, 1, 500, 1.0), lr_at(&tcos, 1, 20, 1.7), lr_at(&tcos, 1, 12, -0.2)};
+    CHECK_CLOSE("cosine over time: warmup, 0, half, end, past the end, clock before start", tl,
+                ((float[]){0.5f, 1, 0.55f, 0.1f, 0.1f, 1}), 6, 1e-6, 0);
+    Schedule tstep = {SCHED_COSINE, 10, 110, 0.1f, 0, 0, 0};
+    CHECK(lr_at(&tstep, 1, 60, 0.9) == lr_at_step(&tstep, 1, 60), "over steps ignores the clock");
 }
 
 int main(void) {

@@ -48,9 +48,15 @@ typedef struct {
     float min_lr;      /* cosine floor (absolute) */
     long step_size;    /* step: multiply by gamma every step_size steps after warmup */
     float gamma;
+    int over_time; /* cosine over the fraction of stop.max_minutes elapsed, not over steps */
 } Schedule;
 
 /* Learning rate for 0-based optimizer step `step`. */
 float lr_at_step(const Schedule *s, float base_lr, long step);
+
+/* lr_at_step, unless s->over_time: then the cosine's position after the
+ * warmup (still in steps) is time_frac, the share of the run's time budget
+ * used (clamped to [0, 1]), so the decay ends when the time does. */
+float lr_at(const Schedule *s, float base_lr, long step, double time_frac);
 
 #endif

@@ -30,12 +30,9 @@
 #   sets' directories and the table's; default data/$DATA_NAME,
 #   data/$DATA_NAME-heldout, data/$DATA_NAME-pango, runs/$NAME-compare: tests/e2e/test_compare.sh
 #   sets them), NP (ranks, default 2), OCRKD_THREADS (default 1),
-#   TESSERACT_N (images of each held-out set Tesseract reads, default 400; 0 = skip),
-#   REDO_MIN_GAP (seconds a scratch run must fall short by to be redone,
-#   default 10).
+#   TESSERACT_N (images of each held-out set Tesseract reads, default 400; 0 = skip).
 set -eu
 cd "$(dirname "$0")/../.."
-. jobs/local/scratch_redo.sh # scratch_redo_steps: the redo rule below
 NP=${NP:-2}
 DATA_NAME=${DATA_NAME:-$NAME}
 DATA=${DATA:-data/$DATA_NAME}
@@ -112,55 +109,22 @@ if [ -n "${CONF_FINETUNE:-}" ]; then
     FINAL_DIR=$(run_dir "$CONF_FINETUNE")
     wall=$(awk -v a="$wall" -v b="$(run_wall "$FINAL_DIR")" 'BEGIN { printf "%.1f", a + b }')
 fi
-# The scratch run gets the distilled run's wall time, and a schedule that
-# ends then: its step rate measured on real training steps (the rate
-# between steps 600 and 1100 of a throw-away run; a 10-step `ocrkd bench`
-# read 24-32 ms/step against the run's 23 and left scratch a quarter of its
-# time unused, and steps 100-600 still ran ~15 % slow on the demo and left it
-# 117 of 132 s), kept in budget.txt so a resumed run keeps the same schedule.
+# The scratch run gets the distilled run's wall time (stop.max_minutes, no
+# step limit) and a cosine schedule over that time (optim.schedule.over:
+# time): its learning rate reaches the floor when the time is used, whatever
+# its step rate on this machine. (Before, a throw-away run measured the step
+# rate and the schedule was set in steps; on a machine whose speed varies the
+# run then ended early or was cut mid-schedule and had to be redone - 5 of
+# the 6 demo and experiment runs of stops 26-27, 230-700 s each.) The
+# minutes are kept in budget-minutes.txt, so a resumed run keeps the same
+# budget.
 mkdir -p "$SCRATCH_DIR"
-if [ ! -f "$SCRATCH_DIR/budget.txt" ]; then
-    RATE_DIR=$SCRATCH_DIR-rate
-    rm -rf "$RATE_DIR"
-    $MPIRUN bin/ocrkd train "$CONF_SCRATCH" --set run.dir="$RATE_DIR" --set stop.max_steps=1100 \
-        --set log.every_steps=100 --set eval.every_steps=0 --set checkpoint.every_steps=100000 \
-        >"$OUT/scratch-rate.log"
-    # training log lines only (they carry "epoch"): the last step's validation
-    # and stop lines come after a validation pass and a checkpoint
-    ms=$(awk -F'[:,]' '/"step":600,"epoch"/ { a = $2 } /"step":1100,"epoch"/ { b = $2 } END { if (b > a) printf "%.3f", (b - a) * 1000 / 500 }' "$RATE_DIR/metrics.jsonl")
-    rm -rf "$RATE_DIR"
-    [ -n "$ms" ] || { echo "compare.sh: could not measure the scratch step rate (see $OUT/scratch-rate.log)" >&2; exit 1; }
-    awk -v w="$wall" -v ms="$ms" 'BEGIN { printf "%d %.4f %s\n", w * 1000 / ms, w / 60, ms }' >"$SCRATCH_DIR/budget.txt"
-fi
-read -r steps minutes _ <"$SCRATCH_DIR/budget.txt"
-say "same student from scratch for the distilled run's ${wall} s (~$steps steps): $CONF_SCRATCH"
-$MPIRUN bin/ocrkd train "$CONF_SCRATCH" --resume auto --set stop.max_steps="$steps" \
-    --set stop.max_minutes="$minutes"
-# On a machine whose speed varies, the throw-away run's rate can be off: a
-# scratch run that ended before 90 % of the budget (the short variant's
-# first run: 500 of 591 s), or was cut by stop.max_minutes before 95 % of its
-# steps, is redone once, fresh, with its steps scaled by the rate it really
-# had; the first run stays in $SCRATCH_DIR-first and redone.txt says why.
-# (Past 95 % of a cosine schedule the rate is under 0.7 % of its peak: a run
-# cut there has had its schedule; both stop-26 demo runs were cut at 96 % and
-# redone, 270 s each, before this rule.)
-if [ ! -f "$SCRATCH_DIR/redone.txt" ]; then
-    swall=$(run_wall "$SCRATCH_DIR")
-    sstep=$(tail -n 1 "$SCRATCH_DIR/metrics.jsonl" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
-    steps2=$(scratch_redo_steps "$sstep" "$swall" "$wall" "$steps" "${REDO_MIN_GAP:-10}")
-    if [ -n "$steps2" ]; then
-        say "scratch used ${swall} of ${wall} s for $sstep of $steps steps: redone once with $steps2 steps"
-        rm -rf "$SCRATCH_DIR-first"
-        mv "$SCRATCH_DIR" "$SCRATCH_DIR-first"
-        mkdir -p "$SCRATCH_DIR"
-        awk -v n="$steps2" -v m="$minutes" -v s="$swall" -v k="$sstep" 'BEGIN { printf "%d %s %.3f\n", n, m, s * 1000 / k }' \
-            >"$SCRATCH_DIR/budget.txt"
-        echo "first run: $sstep of $steps steps in $swall s of the ${wall}-s budget (kept in $SCRATCH_DIR-first)" \
-            >"$SCRATCH_DIR/redone.txt"
-        $MPIRUN bin/ocrkd train "$CONF_SCRATCH" --resume auto --set stop.max_steps="$steps2" \
-            --set stop.max_minutes="$minutes"
-    fi
-fi
+[ -f "$SCRATCH_DIR/budget-minutes.txt" ] ||
+    awk -v w="$wall" 'BEGIN { printf "%.4f\n", w / 60 }' >"$SCRATCH_DIR/budget-minutes.txt"
+read -r minutes <"$SCRATCH_DIR/budget-minutes.txt"
+say "same student from scratch for the distilled run's ${wall} s, cosine schedule over that time: $CONF_SCRATCH"
+$MPIRUN bin/ocrkd train "$CONF_SCRATCH" --resume auto --set stop.max_steps=0 \
+    --set stop.max_minutes="$minutes" --set optim.schedule.over=time
 if [ -n "${CONF_UNLABELED:-}" ]; then
     say "distilled with unlabeled held-out-domain images: $MPIRUN bin/ocrkd distill $CONF_UNLABELED"
     $MPIRUN bin/ocrkd distill "$CONF_UNLABELED" --resume auto

@@ -177,6 +177,7 @@ typedef struct {
 
 const char *const OPT_NAMES[] = {"sgd", "adam", "adamw", NULL};
 const char *const SCHED_NAMES[] = {"constant", "cosine", "step", NULL};
+const char *const SCHED_OVER_NAMES[] = {"steps", "time", NULL};
 const char *const CACHE_NAMES[] = {"auto", "on", "off", NULL};
 const char *const STUDENT_INIT_NAMES[] = {"random", "teacher", NULL};
 const char *const BLOCK_NAMES[] = {"basic", "bottleneck", NULL};
@@ -383,6 +384,10 @@ static int apply_sched_type(Config *c, Ctx *x, const char *key, yaml_node_t *n) 
     return 0;
 }
 
+static int apply_sched_over(Config *c, Ctx *x, const char *key, yaml_node_t *n) {
+    return read_enum(x, key, n, SCHED_OVER_NAMES, &c->schedule.over_time) ? EXIT_USAGE : 0;
+}
+
 #define F(field) offsetof(Config, field)
 #define BIG 9.0e15
 static const Key KEYS[] = {
@@ -442,6 +447,7 @@ static const Key KEYS[] = {
     {"optim.schedule.gamma", T_FLOAT, F(schedule.gamma), 0, 1e3, 1, 0, NULL},
     {"optim.schedule.total_steps", T_LONG, F(schedule_steps), 0, BIG, 0, 0, NULL},
     {"optim.schedule.min_lr", T_FLOAT, F(schedule.min_lr), 0, 1e3, 0, 0, NULL},
+    {"optim.schedule.over", T_SPECIAL, 0, 0, 0, 0, 0, apply_sched_over},
     {"stop.max_steps", T_LONG, F(max_steps), 0, BIG, 0, 0, NULL},
     {"stop.max_epochs", T_LONG, F(max_epochs), 0, BIG, 0, 0, NULL},
     {"stop.max_minutes", T_DOUBLE, F(max_minutes), 0, 1e9, 0, 0, NULL},
@@ -802,7 +808,17 @@ int config_validate(const Config *c, const char *command, Err *err) {
         return err_set(err, EXIT_USAGE,
                        "config: no stop rule: set stop.max_steps, max_epochs, max_minutes or "
                        "converge.window");
-    if (c->schedule.kind == SCHED_COSINE && c->schedule.total_steps == 0)
+    if (c->schedule.over_time && c->schedule.kind != SCHED_COSINE)
+        return err_set(err, EXIT_USAGE,
+                       "config: optim.schedule.over: time needs optim.schedule.type cosine (a %s "
+                       "schedule has no end to reach)",
+                       SCHED_NAMES[c->schedule.kind]);
+    if (c->schedule.over_time && c->max_minutes <= 0)
+        return err_set(err, EXIT_USAGE,
+                       "config: optim.schedule.over: time needs stop.max_minutes > 0 (the cosine "
+                       "decays to min_lr when that time is used)");
+    if (c->schedule.kind == SCHED_COSINE && !c->schedule.over_time &&
+        c->schedule.total_steps == 0)
         return err_set(err, EXIT_USAGE,
                        "config: optim.schedule.type cosine needs stop.max_steps > 0 or "
                        "optim.schedule.total_steps > 0 (it decays to min_lr there); use constant "

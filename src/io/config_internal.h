@@ -6,6 +6,7 @@
 
 extern const char *const OPT_NAMES[];   /* optim.name */
 extern const char *const SCHED_NAMES[]; /* optim.schedule.type */
+extern const char *const SCHED_OVER_NAMES[]; /* optim.schedule.over */
 extern const char *const CACHE_NAMES[]; /* distill.teacher_cache */
 extern const char *const STUDENT_INIT_NAMES[]; /* distill.student_init */
 extern const char *const BLOCK_NAMES[]; /* model.extractor.block */

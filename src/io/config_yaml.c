@@ -145,9 +145,10 @@ static void write_optim(FILE *f, const Config *c) {
     fprintf(
         f,
         "  schedule: {type: %s, warmup_steps: %ld, total_steps: %ld, step_size: %ld, gamma: %s, "
-        "min_lr: %s}\n",
+        "min_lr: %s, over: %s}\n",
         SCHED_NAMES[s->kind], s->warmup_steps, c->schedule_steps, s->step_size,
-        fmt_float(s->gamma, a, sizeof a), fmt_float(s->min_lr, b, sizeof b));
+        fmt_float(s->gamma, a, sizeof a), fmt_float(s->min_lr, b, sizeof b),
+        SCHED_OVER_NAMES[s->over_time != 0]);
 }
 
 static void write_stop_ckpt(FILE *f, const Config *c) {

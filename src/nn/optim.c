@@ -127,3 +127,10 @@ float lr_at_step(const Schedule *s, float base_lr, long step) {
         return base_lr;
     }
 }
+
+float lr_at(const Schedule *s, float base_lr, long step, double time_frac) {
+    if (!s->over_time || s->kind != SCHED_COSINE || step < s->warmup_steps)
+        return lr_at_step(s, base_lr, step);
+    double frac = time_frac > 1.0 ? 1.0 : time_frac > 0.0 ? time_frac : 0.0;
+    return (float)(s->min_lr + (base_lr - s->min_lr) * 0.5 * (1.0 + cos(M_PI * frac)));
+}

@@ -42,12 +42,14 @@ void log_progress(Trainer *t, float lr) {
     long epoch, in_epoch;
     loader_tell(t->train, &epoch, &in_epoch);
     char eta[64] = "";
-    if (t->cfg->max_steps > 0 && ips > 0) {
-        double left =
-            (double)(t->cfg->max_steps - t->step) * t->cfg->batch_size * dist_world() / ips;
+    double left = -1; /* seconds: by the step limit, else by the time limit */
+    if (t->cfg->max_steps > 0 && ips > 0)
+        left = (double)(t->cfg->max_steps - t->step) * t->cfg->batch_size * dist_world() / ips;
+    else if (t->cfg->max_minutes > 0)
+        left = fmax(0, 60 * t->cfg->max_minutes - (t->elapsed_before + now_seconds() - t->t_start));
+    if (left >= 0)
         snprintf(eta, sizeof eta, " eta %02d:%02d:%02d", (int)(left / 3600),
                  (int)fmod(left / 60, 60), (int)fmod(left, 60));
-    }
     double lab = t->log_sum[F_LABELED], unl = t->log_sum[F_UNLABELED];
     if (dist_rank() == 0) {
         char line[512], mix[64] = "";

@@ -72,13 +72,14 @@ static const char *train_step(Trainer *t, int *code) {
         double now = now_seconds();
         f[F_TIME_CKPT] =
             c->ckpt_every_minutes > 0 && now - t->t_last_ckpt >= 60 * c->ckpt_every_minutes;
-        f[F_TIME_STOP] =
-            c->max_minutes > 0 && t->elapsed_before + now - t->t_start >= 60 * c->max_minutes;
+        const double used = t->elapsed_before + now - t->t_start;
+        f[F_TIME_STOP] = c->max_minutes > 0 && used >= 60 * c->max_minutes;
+        f[F_TIME_FRAC] = c->max_minutes > 0 ? used / (60 * c->max_minutes) : 0;
     }
     if (isfinite(f[F_LOSS]) == 0) f[F_LOSS] = f[F_DIST] = f[F_CTC] = 0; /* keep sums finite */
     dist_allreduce_sum_f64(f, F_COUNT);
     int P = dist_world();
-    float lr = lr_at_step(&c->schedule, c->optim.lr, t->step);
+    float lr = lr_at(&c->schedule, c->optim.lr, t->step, f[F_TIME_FRAC]); /* rank 0's clock */
     if (f[F_BAD] > 0) {
         grad_sync_finish(t, 0); /* buckets already in flight are waited for, not used */
         t->nonfinite_streak++;
@@ -248,6 +249,9 @@ int trainer_run(TrainMode mode, Config *cfg, const TrainOptions *opt) {
     int code = EXIT_OK;
     const char *why = NULL;
     if (cfg->max_steps > 0 && t->step >= cfg->max_steps) why = "reached stop.max_steps";
+    /* a resumed run whose time is used (every rank restored the same clock) */
+    if (!why && cfg->max_minutes > 0 && t->elapsed_before >= 60 * cfg->max_minutes)
+        why = "reached stop.max_minutes";
     while (!why)
         why = train_step(t, &code);
     end_progress_line(t);

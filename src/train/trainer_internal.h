@@ -39,6 +39,7 @@ enum {
     F_SIGNAL,
     F_TIME_CKPT,
     F_TIME_STOP,
+    F_TIME_FRAC, /* rank 0's share of stop.max_minutes used (optim.schedule.over: time) */
     F_IMAGES,
     F_LABELED,
     F_UNLABELED,

@@ -173,6 +173,30 @@ expect_code 0 "plateaued loss converges" -- "$BIN/ocrkd" distill "$TMP/student.y
   --set stop.converge="{window: 4, rel_tol: 0.5, patience: 2}"
 expect_grep 'stop +converged at step 12' "$TMP/out" "converged after 3 windows of 4, not before"
 
+# -- a cosine over time (optim.schedule.over: time) ---------------------------
+# 2 ranks, no step limit: the run ends when its 1.5 s are used, the lr near
+# its floor by then (it is rank 0's clock: both ranks apply the same lr, or
+# their replicas would part and the agreement check at a resume fail)
+expect_code 0 "distill with a cosine over 1.5 s" -- $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" \
+  --set run.dir="$TMP/overtime" --set stop.max_steps=0 --set stop.max_minutes=0.025 \
+  --set optim.schedule="{type: cosine, warmup_steps: 2, over: time}" --set log.every_steps=2
+expect_grep 'stop +reached stop.max_minutes at step' "$TMP/out" "stopped by its time"
+/usr/bin/python3 - "$TMP/overtime/metrics.jsonl" <<'PY' && pass "lr falls with the time used, near 0 at the end" || fail "lr over time"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"lr"' in l]
+lrs = [r["lr"] for r in rows if r["step"] > 2]
+print(len(lrs), lrs[0], lrs[-1])
+assert len(lrs) >= 4 and all(b <= a for a, b in zip(lrs, lrs[1:])), lrs
+assert lrs[-1] < 0.3e-3 and lrs[0] > 0.7e-3, lrs
+PY
+expect_code 0 "a finished time-limited run resumes without a step" -- $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" \
+  --set run.dir="$TMP/overtime" --set stop.max_steps=0 --set stop.max_minutes=0.025 \
+  --set optim.schedule="{type: cosine, warmup_steps: 2, over: time}" --resume auto
+expect_grep 'stop +reached stop.max_minutes at step' "$TMP/out" "the resumed run says its time is used"
+expect_code 2 "over: time without stop.max_minutes is refused" -- "$BIN/ocrkd" distill "$TMP/student.yaml" \
+  --set run.dir="$TMP/overtime2" --set optim.schedule.over=time
+expect_grep 'optim.schedule.over: time needs stop.max_minutes' "$TMP/err" "the error says what is missing"
+
 # -- bad input ----------------------------------------------------------------
 printf 'optim: {lrr: 1}\n' >"$TMP/bad.yaml"
 expect_code 2 "unknown config key" -- "$BIN/ocrkd" train "$TMP/bad.yaml"
