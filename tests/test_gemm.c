@@ -10,7 +10,7 @@
  * gamma_(K+1) S (Higham, Accuracy and Stability, 3.1), plus u/2 |ref| for
  * the final rounding: (K + 2) u S covers both and holds for OpenBLAS too.
  * It is tight enough to fail on any wrong, missing or doubled term: one
- * term is ~S/K, far above K u S for every K here (K <= 600: 4e-5 S).
+ * term is ~S/K, far above K u S for every K here (K <= 2061: 1.2e-4 S).
  *
  * Poison: padding of A and B (between width and leading dimension) is NaN,
  * so reading it fails; padding of C is a sentinel that must survive; with
@@ -94,8 +94,11 @@ static const int SMALL[] = {1, 3, 8, 17, 33, 50};
 #define NSMALL (int)(sizeof SMALL / sizeof SMALL[0])
 
 /* (M, N, K) that cross the block caps: KC 256 (K split in two), MC 144/192,
- * NC 2048, with partial tiles left in each. */
-static const int LARGE[][3] = {{197, 2081, 300}, {9, 4500, 27}, {611, 40, 520}, {64, 130, 577}};
+ * NC 2048, with partial tiles left in each; and NT products the dot path
+ * takes (K >= 256, M N <= 64 x 64): partial 4 x 4 blocks, K past a vector
+ * multiple and across its 1024-float K blocks. */
+static const int LARGE[][3] = {{197, 2081, 300}, {9, 4500, 27}, {611, 40, 520}, {64, 130, 577},
+                               {17, 33, 1500},   {16, 16, 512}, {3, 50, 300},   {64, 64, 2061}};
 #define NLARGE (int)(sizeof LARGE / sizeof LARGE[0])
 
 static void test_path(GemmPath p) {
@@ -147,7 +150,8 @@ static void test_threads(GemmPath p) {
     if (p == GEMM_CBLAS || gemm_force_path(p) != 0) return;
     /* split along N, along M (few N tiles), below the threading size, K blocked */
     static const int SHAPES[][3] = {{16, 1024, 144}, {128, 64, 1152},  {300, 40, 520},
-                                    {8, 8, 8},       {197, 2081, 300}, {64, 256, 64}};
+                                    {8, 8, 8},       {197, 2081, 300}, {64, 256, 64},
+                                    {48, 40, 2100},  {6, 64, 4096}}; /* the last two: NT by dots */
     int identical = 1, pad_ok = 1, cases = 0;
     for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++)
         for (int t = 0; t < 4; t++) {

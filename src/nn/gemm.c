@@ -296,6 +296,93 @@ static void gemm_blocked(const Kernel *kr, int transA, int transB, int M, int N,
     }
 }
 
+/* ---- NT products with a long K: dot products, nothing packed ----
+ *
+ * C (M,N) (beta)+= A (M,K) . B (N,K)^T with both operands' rows
+ * k-contiguous: the weight gradients (dY . col^T, Winograd's D V^T), whose
+ * M and N are channel counts (16..128) and K the positions or tiles. The
+ * blocked path packs both through 8 x 8 transposes and pads N = 16 to the
+ * kernel's 32 columns (7.6 % of the demo teacher's training step in
+ * transpose8 alone). Here a DR x DR block of C is DR^2 vector accumulators
+ * over k, each a partial dot product per lane, summed across lanes at the
+ * end of a KC block: per W floats of k, 2 DR loads and DR^2 FMAs. K runs in
+ * blocks of DOT_KC (the DR + DR rows of a block stay in L1, all the
+ * block's rows in L2), added into C in order. Rows past M or N repeat the
+ * last row and are not stored. Each element of C is a fixed sum whatever
+ * the split over threads (by rows or columns), so results stay
+ * bit-identical for any thread count; they differ from the blocked path's
+ * only in the order of the additions. */
+#define DR 4
+#define DOT_KC 1024
+/* Where it wins (1 thread, Zen 4, AVX-512; row strides as Winograd's
+ * planes): M = N = 16 2.0x the blocked path's rate (which pads N to 32),
+ * 16 x 9 (the stem's im2col) 2.6x, 16 x 24 1.6x, 24 x 48 and 32 x 32 at
+ * K 512 1.2x; it loses at 32 x 64 (0.77x) and 64 x 64 (0.74x), and below
+ * K 256 the lane sums cost more than the packing saved. */
+#define DOT_MIN_K 256
+#define DOT_MAX_MN 1152 /* M N up to this, or a side of 16 or fewer */
+
+#define DEFINE_DOT(fname, ISA, VEC, W, LOAD, FMA, ZERO, HSUM)                                      \
+    __attribute__((target(ISA))) static void fname(int M, int N, int K, const float *A, int lda,   \
+                                                   const float *B, int ldb, float beta, float *C,  \
+                                                   int ldc) {                                      \
+        for (int k0 = 0; k0 < K; k0 += DOT_KC) {                                                   \
+            const int kc = MIN(DOT_KC, K - k0), kv = kc / W * W, acc = k0 > 0 || beta != 0.0f;     \
+            for (int i0 = 0; i0 < M; i0 += DR)                                                     \
+                for (int j0 = 0; j0 < N; j0 += DR) {                                               \
+                    const float *a[DR], *b[DR];                                                    \
+                    for (int r = 0; r < DR; r++) {                                                 \
+                        a[r] = A + (size_t)MIN(i0 + r, M - 1) * lda + k0;                          \
+                        b[r] = B + (size_t)MIN(j0 + r, N - 1) * ldb + k0;                          \
+                    }                                                                              \
+                    VEC s[DR][DR];                                                                 \
+                    _Pragma("GCC unroll 4") for (int r = 0; r < DR; r++)                           \
+                        _Pragma("GCC unroll 4") for (int q = 0; q < DR; q++) s[r][q] = ZERO();     \
+                    for (int k = 0; k < kv; k += W) {                                              \
+                        VEC av[DR], bv[DR];                                                        \
+                        _Pragma("GCC unroll 4") for (int r = 0; r < DR; r++) {                     \
+                            av[r] = LOAD(a[r] + k);                                                \
+                            bv[r] = LOAD(b[r] + k);                                                \
+                        }                                                                          \
+                        _Pragma("GCC unroll 4") for (int r = 0; r < DR; r++)                       \
+                            _Pragma("GCC unroll 4") for (int q = 0; q < DR; q++) s[r][q] =         \
+                                FMA(av[r], bv[q], s[r][q]);                                        \
+                    }                                                                              \
+                    const int mr = MIN(DR, M - i0), nr = MIN(DR, N - j0);                          \
+                    for (int r = 0; r < mr; r++)                                                   \
+                        for (int q = 0; q < nr; q++) {                                             \
+                            float t = HSUM(s[r][q]);                                               \
+                            for (int k = kv; k < kc; k++)                                          \
+                                t += a[r][k] * b[q][k];                                            \
+                            float *c = C + (size_t)(i0 + r) * ldc + j0 + q;                        \
+                            *c = acc ? *c + t : t;                                                 \
+                        }                                                                          \
+                }                                                                                  \
+        }                                                                                          \
+    }
+
+__attribute__((target("avx2,fma"))) static float hsum256(__m256 v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+DEFINE_DOT(dot_avx512, "avx512f,fma", __m512, 16, _mm512_loadu_ps, _mm512_fmadd_ps,
+           _mm512_setzero_ps, _mm512_reduce_add_ps)
+DEFINE_DOT(dot_avx2, "avx2,fma", __m256, 8, _mm256_loadu_ps, _mm256_fmadd_ps, _mm256_setzero_ps,
+           hsum256)
+
+typedef void (*DotFn)(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                      float beta, float *C, int ldc);
+
+/* the dot path for this product, or NULL */
+static DotFn dot_for(GemmPath p, int transA, int transB, int M, int N, int K) {
+    if (transA || !transB || K < DOT_MIN_K || ((long)M * N > DOT_MAX_MN && MIN(M, N) > 16))
+        return NULL;
+    if (getenv("OCRKD_GEMM_NODOT")) return NULL;
+    return p == GEMM_AVX512 ? dot_avx512 : p == GEMM_AVX2 ? dot_avx2 : NULL;
+}
+
 /* ---- threads: each thread of the pool (pool.h) one slice of C ----
  *
  * C is cut into pool_threads() slices of whole tiles, along N when it has
@@ -306,6 +393,7 @@ static void gemm_blocked(const Kernel *kr, int transA, int transB, int M, int N,
 
 typedef struct {
     const Kernel *kr;
+    DotFn dot; /* NULL: the blocked path */
     int transA, transB, M, N, K, lda, ldb, ldc, by_n, unit;
     const float *A, *B;
     float beta;
@@ -322,6 +410,15 @@ static void run_part(void *arg, int part, int parts) {
     const int t0 = (int)((long)tiles * part / parts), t1 = (int)((long)tiles * (part + 1) / parts);
     const int lo = t0 * j->unit, hi = MIN(len, t1 * j->unit);
     if (hi <= lo) return;
+    if (j->dot) { /* A . B^T: a slice of B's rows, or of A's */
+        if (j->by_n)
+            j->dot(j->M, hi - lo, j->K, j->A, j->lda, j->B + (size_t)lo * j->ldb, j->ldb, j->beta,
+                   j->C + lo, j->ldc);
+        else
+            j->dot(hi - lo, j->N, j->K, j->A + (size_t)lo * j->lda, j->lda, j->B, j->ldb, j->beta,
+                   j->C + (size_t)lo * j->ldc, j->ldc);
+        return;
+    }
     if (j->by_n) {
         const float *b = j->transB ? j->B + (size_t)lo * j->ldb : j->B + lo;
         gemm_blocked(j->kr, j->transA, j->transB, j->M, hi - lo, j->K, j->A, j->lda, b, j->ldb,
@@ -427,15 +524,20 @@ void gemm_f32(int transA, int transB, int M, int N, int K, const float *A, int l
         return;
     }
     const Kernel *kr = &KERNELS[p];
-    const int nt = (N + kr->nr - 1) / kr->nr, mt = (M + kr->mr - 1) / kr->mr;
+    const DotFn dot = dot_for(p, transA, transB, M, N, K);
+    const int unit_n = dot ? DR : kr->nr, unit_m = dot ? DR : kr->mr;
+    const int nt = (N + unit_n - 1) / unit_n, mt = (M + unit_m - 1) / unit_m;
     int parts = pool_threads();
     if (parts > 1 && (long)M * N * K >= MIN_THREADED_MACS && (nt >= parts || mt >= parts)) {
         const int by_n = nt >= parts * 2 || nt >= mt;
-        Job job = {.kr = kr, .transA = transA, .transB = transB, .M = M, .N = N, .K = K,
-                   .lda = lda, .ldb = ldb, .ldc = ldc, .by_n = by_n,
-                   .unit = by_n ? kr->nr : kr->mr, .A = A, .B = B, .beta = beta, .C = C};
+        Job job = {.kr = kr, .dot = dot, .transA = transA, .transB = transB, .M = M, .N = N,
+                   .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .by_n = by_n,
+                   .unit = by_n ? unit_n : unit_m, .A = A, .B = B, .beta = beta, .C = C};
         pool_run(MIN(parts, by_n ? nt : mt), run_part, &job);
         return;
     }
-    gemm_blocked(kr, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    if (dot)
+        dot(M, N, K, A, lda, B, ldb, beta, C, ldc);
+    else
+        gemm_blocked(kr, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
