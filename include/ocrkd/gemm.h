@@ -12,6 +12,9 @@
  * results are bit-identical for any n.
  * The path: the best this CPU runs (AVX-512, AVX2, else OpenBLAS's
  * cblas_sgemm), or env OCRKD_GEMM = auto | avx512 | avx2 | openblas.
+ * On the AVX paths an NT product with K >= 256 and small M N (a weight
+ * gradient of a narrow conv) runs as dot products, unpacked; env
+ * OCRKD_GEMM_NODOT=1 keeps it on the blocked kernels (A/B timing).
  * Not for: alpha != 1, other betas, column-major, double.
  */
 #ifndef OCRKD_GEMM_H

@@ -379,7 +379,9 @@ typedef void (*DotFn)(int M, int N, int K, const float *A, int lda, const float 
 static DotFn dot_for(GemmPath p, int transA, int transB, int M, int N, int K) {
     if (transA || !transB || K < DOT_MIN_K || ((long)M * N > DOT_MAX_MN && MIN(M, N) > 16))
         return NULL;
-    if (getenv("OCRKD_GEMM_NODOT")) return NULL;
+    static int off = -1; /* env OCRKD_GEMM_NODOT=1: the blocked path only (for A/B benchmarks) */
+    if (off < 0) off = getenv("OCRKD_GEMM_NODOT") && strcmp(getenv("OCRKD_GEMM_NODOT"), "0") != 0;
+    if (off) return NULL;
     return p == GEMM_AVX512 ? dot_avx512 : p == GEMM_AVX2 ? dot_avx2 : NULL;
 }
 
