@@ -20,7 +20,9 @@
 #include "ocrkd/common.h"
 #include "ocrkd/nn.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ocrkd/gemm.h"
@@ -68,52 +70,6 @@ size_t bilstm_workspace_floats(const LstmShape *s) {
     return 2 * seq_floats(s, 4 * s->H) + 2 * seq_floats(s, 2 * s->H) + 4 * (size_t)s->B * s->H;
 }
 
-/* ---- gate activations, 4 lanes at a time ----
- * The gate math is a fifth of the LSTM's time with libm's scalar expf/tanhf,
- * and -O2 does not vectorize calls, so exp, sigmoid and tanh are written on
- * GCC/Clang vector types (SSE2 at the baseline ISA). exp: Cody-Waite range
- * reduction and Cephes' degree-5 polynomial, ~1 ulp on [-87, 88] (inputs
- * are clamped there; NaN passes through). tanh: Cephes' odd polynomial for
- * |x| < 0.625, else 1 - 2/(exp(2|x|) + 1) with x's sign. */
-/* Inlined at each call so a constant lane count makes loads/stores plain moves. */
-#define LANES static inline __attribute__((always_inline))
-
-LANES v4f vexp(v4f x) {
-    x = select4(x < splat4(-87.0f), splat4(-87.0f), x);
-    x = select4(x > splat4(88.0f), splat4(88.0f), x);
-    v4f n = (x * splat4(1.44269504088896341f) + splat4(12582912.0f)) - splat4(12582912.0f);
-    v4f r = x - n * splat4(0.693359375f);
-    r = r - n * splat4(-2.12194440e-4f);
-    v4f p = splat4(1.9875691500e-4f);
-    p = p * r + splat4(1.3981999507e-3f);
-    p = p * r + splat4(8.3334519073e-3f);
-    p = p * r + splat4(4.1665795894e-2f);
-    p = p * r + splat4(1.6666665459e-1f);
-    p = p * r + splat4(5.0000001201e-1f);
-    v4f y = p * r * r + r + splat4(1.0f);
-    v4i bits = (__builtin_convertvector(n, v4i) + 127) << 23;
-    return y * (v4f)bits;
-}
-
-LANES v4f vsigmoid(v4f x) {
-    return splat4(1.0f) / (splat4(1.0f) + vexp(-x));
-}
-
-LANES v4f vtanh(v4f x) {
-    v4i sign = (v4i)x & (v4i)splat4(-0.0f);
-    v4f a = (v4f)((v4i)x ^ sign);
-    v4f big = splat4(1.0f) - splat4(2.0f) / (vexp(a + a) + splat4(1.0f));
-    big = (v4f)((v4i)big | sign);
-    v4f z = x * x;
-    v4f p = splat4(-5.70498872745e-3f);
-    p = p * z + splat4(2.06390887954e-2f);
-    p = p * z + splat4(-5.37397155531e-2f);
-    p = p * z + splat4(1.33314422036e-1f);
-    p = p * z + splat4(-3.33332819422e-1f);
-    v4f small = p * z * x + x;
-    return select4(a < splat4(0.625f), small, big);
-}
-
 /* ---- forward ---- */
 
 /* pre (N,4H) = inp (N,In) w_ih^T + b_ih + b_hh, N = T*B */
@@ -127,34 +83,134 @@ static void input_projection(const float *inp, int N, int In, int H, const LstmW
     gemm_f32(0, 1, N, 4 * H, In, inp, In, w->w_ih, In, 1.0f, pre, 4 * H);
 }
 
-/* n <= 4 lanes of one row's cell update: gates i,f,g,o (pre-activations,
- * activated in place), cp previous cell or NULL, c, tc = tanh(c), h. */
-LANES void cell_lanes(float *gi, float *gf, float *gg, float *go, const float *cp, float *c,
-                      float *tc, float *h, int n) {
-    v4f i = vsigmoid(load4_n(gi, n)), f = vsigmoid(load4_n(gf, n)), g = vtanh(load4_n(gg, n)),
-        o = vsigmoid(load4_n(go, n));
-    v4f cn = i * g;
-    if (cp) cn += f * load4_n(cp, n);
-    v4f t = vtanh(cn);
-    store4_n(gi, i, n), store4_n(gf, f, n), store4_n(gg, g, n), store4_n(go, o, n);
-    store4_n(c, cn, n), store4_n(tc, t, n), store4_n(h, o * t, n);
+/* ---- gate activations, W lanes at a time ----
+ * The gate math is a fifth of the LSTM's time with libm's scalar expf/tanhf,
+ * and -O2 does not vectorize calls, so exp, sigmoid and tanh are written on
+ * GCC/Clang vector types. exp: Cody-Waite range reduction and Cephes'
+ * degree-5 polynomial, ~1 ulp on [-87, 88] (inputs are clamped there; NaN
+ * passes through). tanh: Cephes' odd polynomial for |x| < 0.625, else
+ * 1 - 2/(exp(2|x|) + 1) with x's sign.
+ * The forward's cell update is defined once for W = 4 (SSE2, the baseline
+ * ISA), 8 (AVX2) and 16 lanes (AVX-512; H = 64 is four vectors a row), run
+ * by the widest the GEMM path uses (gemm_path; env OCRKD_LSTM_LANES
+ * chooses). Every lane does the same
+ * IEEE operations in the same order (no FMA contraction under -std=c11), so
+ * the three are bit-identical; the width only changes how many run at once
+ * (the gates were 9 % of the small student's eval at 4 lanes). */
+#define DEFINE_CELL(SFX, W, ATTR)                                                                  \
+    typedef float vf##SFX __attribute__((vector_size(4 * (W))));                                   \
+    typedef int vi##SFX __attribute__((vector_size(4 * (W))));                                     \
+    ATTR static inline vf##SFX ld##SFX(const float *p, int n) {                                    \
+        vf##SFX v = {0};                                                                           \
+        memcpy(&v, p, (size_t)n * sizeof(float));                                                  \
+        return v;                                                                                  \
+    }                                                                                              \
+    ATTR static inline void st##SFX(float *p, vf##SFX v, int n) {                                  \
+        memcpy(p, &v, (size_t)n * sizeof(float));                                                  \
+    }                                                                                              \
+    ATTR static inline vf##SFX sel##SFX(vi##SFX mask, vf##SFX a, vf##SFX b) {                      \
+        return (vf##SFX)((mask & (vi##SFX)a) | (~mask & (vi##SFX)b));                              \
+    }                                                                                              \
+    ATTR static inline vf##SFX vexp##SFX(vf##SFX x) {                                              \
+        const vf##SFX zero = {0}, lo = zero - 87.0f, hi = zero + 88.0f; /* NaN stays NaN */         \
+        x = sel##SFX(x < lo, lo, x);                                                               \
+        x = sel##SFX(x > hi, hi, x);                                                               \
+        vf##SFX n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;                        \
+        vf##SFX r = x - n * 0.693359375f;                                                          \
+        r = r - n * -2.12194440e-4f;                                                               \
+        vf##SFX p = r * 1.9875691500e-4f + 1.3981999507e-3f;                                       \
+        p = p * r + 8.3334519073e-3f;                                                              \
+        p = p * r + 4.1665795894e-2f;                                                              \
+        p = p * r + 1.6666665459e-1f;                                                              \
+        p = p * r + 5.0000001201e-1f;                                                              \
+        vf##SFX y = p * r * r + r + 1.0f;                                                          \
+        vi##SFX bits = (__builtin_convertvector(n, vi##SFX) + 127) << 23;                          \
+        return y * (vf##SFX)bits;                                                                  \
+    }                                                                                              \
+    ATTR static inline vf##SFX vsigmoid##SFX(vf##SFX x) {                                          \
+        return 1.0f / (1.0f + vexp##SFX(-x));                                                      \
+    }                                                                                              \
+    ATTR static inline vf##SFX vtanh##SFX(vf##SFX x) {                                             \
+        const vi##SFX zero = {0}, sign = (vi##SFX)x & (zero + INT_MIN); /* x's sign bits */         \
+        vf##SFX a = (vf##SFX)((vi##SFX)x ^ sign);                                                  \
+        vf##SFX big = 1.0f - 2.0f / (vexp##SFX(a + a) + 1.0f);                                     \
+        big = (vf##SFX)((vi##SFX)big | sign);                                                      \
+        vf##SFX z = x * x;                                                                         \
+        vf##SFX p = z * -5.70498872745e-3f + 2.06390887954e-2f;                                    \
+        p = p * z + -5.37397155531e-2f;                                                            \
+        p = p * z + 1.33314422036e-1f;                                                             \
+        p = p * z + -3.33332819422e-1f;                                                            \
+        vf##SFX small = p * z * x + x;                                                             \
+        return sel##SFX(a < 0.625f, small, big);                                                   \
+    }                                                                                              \
+    /* n <= W lanes of one row's cell update: gates i,f,g,o (pre-activations,                      \
+     * activated in place), cp previous cell or NULL, c, tc = tanh(c), h */                        \
+    ATTR static inline __attribute__((always_inline)) void cell_lanes##SFX(                        \
+        float *gi, float *gf, float *gg, float *go, const float *cp, float *c, float *tc,          \
+        float *h, int n) {                                                                         \
+        vf##SFX i = vsigmoid##SFX(ld##SFX(gi, n)), f = vsigmoid##SFX(ld##SFX(gf, n)),              \
+                g = vtanh##SFX(ld##SFX(gg, n)), o = vsigmoid##SFX(ld##SFX(go, n));                 \
+        vf##SFX cn = i * g;                                                                        \
+        if (cp) cn += f * ld##SFX(cp, n);                                                          \
+        vf##SFX t = vtanh##SFX(cn);                                                                \
+        st##SFX(gi, i, n), st##SFX(gf, f, n), st##SFX(gg, g, n), st##SFX(go, o, n);                \
+        st##SFX(c, cn, n), st##SFX(tc, t, n), st##SFX(h, o * t, n);                                \
+    }                                                                                              \
+    /* One step's gate math for B rows. g (B,4H) pre-activations -> activated                      \
+     * in place; cprev (B,H) or NULL (zero state); c, tc (B,H); h (B, stride ldh). */              \
+    ATTR static void lstm_cell##SFX(int B, int H, float *g, const float *cprev, float *c,          \
+                                    float *tc, float *h, int ldh) {                                \
+        for (int b = 0; b < B; b++) {                                                              \
+            float *gi = g + (size_t)b * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;   \
+            const float *cp = cprev ? cprev + (size_t)b * H : NULL;                                \
+            float *cb = c + (size_t)b * H, *tb = tc + (size_t)b * H, *hb = h + (size_t)b * ldh;    \
+            int j = 0;                                                                             \
+            for (; j + (W) <= H; j += (W)) /* constant W lanes: loads and stores inline */         \
+                cell_lanes##SFX(gi + j, gf + j, gg + j, go + j, cp ? cp + j : NULL, cb + j,        \
+                                tb + j, hb + j, W);                                                \
+            if (j < H)                                                                             \
+                cell_lanes##SFX(gi + j, gf + j, gg + j, go + j, cp ? cp + j : NULL, cb + j,        \
+                                tb + j, hb + j, H - j);                                            \
+        }                                                                                          \
+    }
+
+DEFINE_CELL(4, 4, )
+DEFINE_CELL(8, 8, __attribute__((target("avx2"))))
+DEFINE_CELL(16, 16, __attribute__((target("avx512f"))))
+
+/* Lanes of the cell update: env OCRKD_LSTM_LANES = 4 | 8 | 16 (for tests
+ * and A/B timing; one this CPU cannot run is fatal), else the GEMM path's
+ * width. Read once. */
+static int cell_lanes_width(void) {
+    static int lanes;
+    if (lanes) return lanes;
+    const char *env = getenv("OCRKD_LSTM_LANES");
+    if (env && *env) {
+        __builtin_cpu_init();
+        int v = atoi(env);
+        if (strcmp(env, "4") && strcmp(env, "8") && strcmp(env, "16"))
+            fatal(EXIT_USAGE, "OCRKD_LSTM_LANES=%s: unknown; 4, 8 or 16", env);
+        if ((v == 8 && !__builtin_cpu_supports("avx2")) ||
+            (v == 16 && !__builtin_cpu_supports("avx512f")))
+            fatal(EXIT_USAGE, "OCRKD_LSTM_LANES=%s: this CPU cannot run it", env);
+        return lanes = v;
+    }
+    const GemmPath p = gemm_path();
+    return lanes = p == GEMM_AVX512 ? 16 : p == GEMM_AVX2 ? 8 : 4;
 }
 
-/* One step's gate math for B rows. g (B,4H) pre-activations -> activated in
- * place; cprev (B,H) or NULL (zero state); c, tc (B,H); h (B, stride ldh). */
+/* the forward's cell update (bit-identical at any width) */
 static void lstm_cell(int B, int H, float *g, const float *cprev, float *c, float *tc, float *h,
                       int ldh) {
-    for (int b = 0; b < B; b++) {
-        float *gi = g + (size_t)b * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
-        const float *cp = cprev ? cprev + (size_t)b * H : NULL;
-        float *cb = c + (size_t)b * H, *tb = tc + (size_t)b * H, *hb = h + (size_t)b * ldh;
-        int j = 0;
-        for (; j + 4 <= H; j += 4)
-            cell_lanes(gi + j, gf + j, gg + j, go + j, cp ? cp + j : NULL, cb + j, tb + j, hb + j,
-                       4);
-        if (j < H)
-            cell_lanes(gi + j, gf + j, gg + j, go + j, cp ? cp + j : NULL, cb + j, tb + j, hb + j,
-                       H - j);
+    switch (cell_lanes_width()) {
+    case 16:
+        lstm_cell16(B, H, g, cprev, c, tc, h, ldh);
+        break;
+    case 8:
+        lstm_cell8(B, H, g, cprev, c, tc, h, ldh);
+        break;
+    default:
+        lstm_cell4(B, H, g, cprev, c, tc, h, ldh);
     }
 }
 
@@ -212,6 +268,9 @@ void bilstm_forward(const LstmShape *s, const LstmWeights *w, const float *inp, 
 }
 
 /* ---- backward ---- */
+
+/* Inlined at each call so a constant lane count makes loads/stores plain moves. */
+#define LANES static inline __attribute__((always_inline))
 
 /* n <= 4 lanes of one row's cell backward. In: activated gates i,f,g,o,
  * cp previous cell or NULL, t = tanh(c), dh total gradient into h_t,

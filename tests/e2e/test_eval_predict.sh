@@ -111,6 +111,23 @@ expect_code 0 "predict a dataset" -- "$BIN/ocrkd" predict --model "$CK" --data "
 cp "$TMP/out" "$TMP/ds.tsv"
 expect_code 0 "predict a dataset with --dump-logits (no hang)" -- timeout 120 "$BIN/ocrkd" predict --model "$CK" --data "$A" --batch 4 --dump-logits "$TMP/ld.h5"
 cmp -s "$TMP/out" "$TMP/ds.tsv" && pass "--dump-logits leaves the dataset texts alone" || fail "dataset texts differ with --dump-logits"
+# the LSTM cell at 4, 8 and 16 lanes (hidden 8: a partial vector at 16)
+# gives the same logits bit for bit; a width the CPU lacks, or none, exits 2
+for w in 4 8 16; do
+  if OCRKD_LSTM_LANES=$w "$BIN/ocrkd" predict --model "$CK" --data "$A" --batch 4 --dump-logits "$TMP/lanes$w.h5" >/dev/null 2>"$TMP/lanes$w.err"; then
+    pass "predict with OCRKD_LSTM_LANES=$w"
+  elif grep -q "this CPU cannot run it" "$TMP/lanes$w.err"; then
+    pass "OCRKD_LSTM_LANES=$w: not on this CPU, said so"; cp "$TMP/lanes4.h5" "$TMP/lanes$w.h5"
+  else fail "OCRKD_LSTM_LANES=$w: $(cat "$TMP/lanes$w.err")"; fi
+done
+/usr/bin/python3 - "$TMP" <<'PY' && pass "the cell's 4, 8 and 16 lanes: logits bit-identical" || fail "logits differ by the cell's width"
+import sys, h5py, numpy as np
+t = sys.argv[1]
+a = [h5py.File(f"{t}/lanes{w}.h5", "r")["logits"][()] for w in (4, 8, 16)]
+assert a[0].size > 0 and all(np.array_equal(a[0], x) for x in a[1:])
+PY
+expect_code 2 "OCRKD_LSTM_LANES=5 is refused" -- env OCRKD_LSTM_LANES=5 "$BIN/ocrkd" predict --model "$CK" --data "$A" --batch 4
+expect_grep "OCRKD_LSTM_LANES=5: unknown" "$TMP/err" "the error names the variable"
 $PY -c "import h5py, sys; f = h5py.File('$TMP/ld.h5'); n = sum(1 for _ in open('$TMP/ds.tsv')); t = [x.decode() if isinstance(x, bytes) else x for x in f['texts'][()]]; w = [l.rstrip('\n').split('\t', 1)[1] for l in open('$TMP/ds.tsv')]; sys.exit(0 if f['logits'].shape[0] == n and t == w else 1)" \
   && pass "dataset dump: one logits row and the same text per sample" || fail "dataset logits dump"
 # streaming: an image whose header reads but whose pixels do not (cut after
