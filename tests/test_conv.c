@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ocrkd/common.h"
+#include "ocrkd/gemm.h"
 #include "ocrkd/nn.h"
 #include "ocrkd/pool.h"
 #include "test.h"
@@ -165,6 +166,38 @@ static void run_paths(const ConvShape *s, const float *inp, const float *w, cons
     conv2d_forward(s, inp, w, got[0], ws);
     conv2d_bias_forward(s, inp, w, NULL, bias, R, 1, got[1], ws);
     conv2d_backward(s, inp, w, R, got[2], got[3], ws);
+}
+
+/* The stem's shape (C = 1, 3x3, stride 1, pad 1) runs directly on the AVX
+ * GEMM paths: its forward and folded-BN forward (bias + residual + ReLU)
+ * give the bits of im2col + GEMM, on widths with and without a partial
+ * vector; its backward stays im2col's. */
+static void check_stem(Rng *r, ConvShape s) {
+    size_t ni = inp_n(&s), no = out_n(&s), nw = w_n(&s), nws = conv_workspace_floats(&s);
+    float *inp = xalloc_floats(ni), *w = xalloc_floats(nw), *R = xalloc_floats(no),
+          *bias = xalloc_floats((size_t)s.OC), *ws = xalloc_floats(nws ? nws : 1);
+    fill_normal(r, inp, ni);
+    fill_normal(r, w, nw);
+    fill_normal(r, R, no);
+    fill_normal(r, bias, (size_t)s.OC);
+    float *got[2][4];
+    for (int direct = 0; direct < 2; direct++) {
+        conv_set_stem_direct(direct);
+        run_paths(&s, inp, w, bias, R, ws, got[direct]);
+    }
+    conv_set_stem_direct(1);
+    const size_t n[4] = {no, no, ni, nw};
+    const char *what[4] = {"forward", "bias+residual+relu forward", "dinp", "dw"};
+    for (int k = 0; k < 4; k++) {
+        CHECK(!memcmp(got[0][k], got[1][k], n[k] * sizeof(float)),
+              "stem B%d %dx%d OC%d (%s): %s direct = im2col bit for bit", s.B, s.H, s.W, s.OC,
+              gemm_path_name(gemm_path()), what[k]);
+        free(got[0][k]);
+        free(got[1][k]);
+    }
+    float *bufs[] = {inp, w, R, bias, ws};
+    for (size_t i = 0; i < ARRAY_LEN(bufs); i++)
+        free(bufs[i]);
 }
 
 /* pool.h threads: forward, the folded-BN forward (bias + residual + ReLU)
@@ -346,6 +379,18 @@ int main(void) {
     check_shape(&r, conv_shape(2, 16, 8, 20, 8, 1, 1, 1, 1, 0, 0), 0);
     /* threads: a folded batch, per-sample maps, a strided 1x1, a pointwise conv */
     check_threads(&r, conv_shape(4, 16, 16, 64, 32, 3, 3, 2, 2, 1, 1));
+    /* the stem (C = 1): against direct loops (finite differences on a small
+     * one), bit for bit against im2col on every AVX path, and threads */
+    check_shape(&r, conv_shape(2, 1, 5, 37, 6, 3, 3, 1, 1, 1, 1), 1);
+    check_shape(&r, conv_shape(3, 1, 32, 128, 16, 3, 3, 1, 1, 1, 1), 0);
+    for (int p = GEMM_AVX512; p <= GEMM_AVX2; p++)
+        if (gemm_force_path((GemmPath)p) == 0) {
+            check_stem(&r, conv_shape(3, 1, 32, 128, 16, 3, 3, 1, 1, 1, 1));
+            check_stem(&r, conv_shape(2, 1, 7, 37, 5, 3, 3, 1, 1, 1, 1));
+            check_stem(&r, conv_shape(1, 1, 4, 3, 8, 3, 3, 1, 1, 1, 1));
+        }
+    gemm_force_path(GEMM_AUTO);
+    check_threads(&r, conv_shape(3, 1, 32, 64, 16, 3, 3, 1, 1, 1, 1));
     check_threads(&r, conv_shape(2, 8, 32, 40, 16, 3, 3, 1, 1, 1, 1));
     check_threads(&r, conv_shape(4, 32, 8, 32, 64, 1, 1, 2, 1, 0, 0));
     check_threads(&r, conv_shape(4, 32, 8, 32, 64, 1, 1, 1, 1, 0, 0));

@@ -61,6 +61,10 @@ void conv_set_winograd(int mode);
  * else F(2x2); 2 or 4 (=2, =4) that tile on every map. Training runs
  * F(2x2) in every case. Set before sizing workspaces. */
 void conv_set_winograd_tile(int m);
+/* The stem's shape (1 input channel, 3x3, stride 1, pad 1) runs directly,
+ * bit-identical to im2col + GEMM, on the AVX2/AVX-512 GEMM paths: on 1 (the
+ * default; env OCRKD_STEM_DIRECT=0 sets 0), else im2col. No workspace. */
+void conv_set_stem_direct(int on);
 /* dout (B,OC,OH,OW) -> dinp (B,C,H,W) +=, dw (OC,C,KH,KW) +=; either may be NULL */
 void conv2d_backward(const ConvShape *s, const float *inp, const float *w, const float *dout,
                      float *dinp, float *dw, float *ws);

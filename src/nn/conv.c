@@ -18,7 +18,10 @@
  */
 #include "ocrkd/nn.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include <immintrin.h>
 
 #include "ocrkd/gemm.h"
 #include "ocrkd/pool.h"
@@ -375,6 +378,107 @@ static void ocb_to_boc_bias_act(const ConvShape *s, const float *ocb, const floa
     pool_for((size_t)s->OC, col_cols(s), ocb_to_boc_bias_act_channels, &a);
 }
 
+/* ---- the stem: one input channel, 3x3, stride 1, pad 1, directly ----
+ *
+ * With C = 1 im2col makes 9 shifted copies of the image and the GEMM has
+ * K = 9: each 8 x 32 tile of C is stored after 9 FMAs, and the copies cost
+ * as much as the products. Here a row of W lanes of output positions reads
+ * its 9 input vectors once (from zero-padded copies of the 3 input rows)
+ * and every output channel takes 9 FMAs of them, in im2col's k order
+ * (kh, kw) from zero, then the epilogue's bias, residual and ReLU in
+ * conv_bias_act_run's order: the same operations as the GEMM path, so the
+ * same bits. AVX2 / AVX-512 only (the FMA), as the GEMM path in force;
+ * env OCRKD_STEM_DIRECT=0 keeps im2col (A/B timing). */
+#define STEM_MAX_W 4096
+
+typedef struct {
+    const ConvShape *s;
+    const float *inp, *w, *bias, *res;
+    float *out;
+    int relu;
+} StemPass;
+
+#define DEFINE_STEM(fname, ISA, VEC, WL, LOAD, STORE, SET1, FMA, ADD, RELU, ZERO)                   \
+    __attribute__((target(ISA))) static void fname(void *arg, size_t r0, size_t r1) {             \
+        const StemPass *p = arg;                                                                   \
+        const ConvShape *s = p->s;                                                                 \
+        const int H = s->H, W = s->W, OC = s->OC;                                                  \
+        const size_t plane = (size_t)H * W;                                                        \
+        float pad[3][STEM_MAX_W + 2 + (WL)];                                                       \
+        for (size_t r = r0; r < r1; r++) { /* row r = (b, y) of the output */                     \
+            const int b = (int)(r / (size_t)H), y = (int)(r % (size_t)H);                          \
+            for (int i = 0; i < 3; i++) { /* input rows y-1 .. y+1, padded: pad[i][x+1] = x */     \
+                const int yy = y - 1 + i;                                                          \
+                memset(pad[i], 0, (size_t)(W + 2 + (WL)) * sizeof(float));                         \
+                if (yy >= 0 && yy < H)                                                             \
+                    memcpy(pad[i] + 1, p->inp + (size_t)b * plane + (size_t)yy * W,                \
+                           (size_t)W * sizeof(float));                                             \
+            }                                                                                      \
+            for (int x0 = 0; x0 < W; x0 += (WL)) {                                                 \
+                VEC v[9];                                                                          \
+                _Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) v[t] =                         \
+                    LOAD(pad[t / 3] + x0 + t % 3);                                                 \
+                const int n = W - x0 < (WL) ? W - x0 : (WL);                                       \
+                for (int oc = 0; oc < OC; oc++) {                                                  \
+                    const float *wk = p->w + (size_t)oc * 9;                                       \
+                    VEC acc = ZERO();                                                              \
+                    _Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) acc =                      \
+                        FMA(SET1(wk[t]), v[t], acc);                                               \
+                    const size_t at = ((size_t)b * OC + oc) * plane + (size_t)y * W + x0;          \
+                    if (p->bias) {                                                                 \
+                        acc = ADD(acc, SET1(p->bias[oc]));                                         \
+                        if (p->res) {                                                              \
+                            float rt[WL] = {0};                                                    \
+                            memcpy(rt, p->res + at, (size_t)n * sizeof(float));                    \
+                            acc = ADD(acc, LOAD(rt));                                              \
+                        }                                                                          \
+                        if (p->relu) acc = RELU(acc);                                              \
+                    }                                                                              \
+                    if (n == (WL)) {                                                               \
+                        STORE(p->out + at, acc);                                                   \
+                    } else {                                                                       \
+                        float tmp[WL];                                                             \
+                        STORE(tmp, acc);                                                           \
+                        memcpy(p->out + at, tmp, (size_t)n * sizeof(float));                       \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+__attribute__((target("avx512f"))) static __m512 relu512(__m512 v) {
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+}
+__attribute__((target("avx2"))) static __m256 relu256(__m256 v) {
+    return _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+}
+DEFINE_STEM(stem_rows512, "avx512f,fma", __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps,
+            _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, relu512, _mm512_setzero_ps)
+DEFINE_STEM(stem_rows256, "avx2,fma", __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps,
+            _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, relu256, _mm256_setzero_ps)
+
+static int g_stem = -1; /* -1: env OCRKD_STEM_DIRECT not read yet */
+
+void conv_set_stem_direct(int on) {
+    g_stem = on != 0;
+}
+
+/* the direct stem's rows function for s on the GEMM path in force, or NULL */
+static PoolRangeFn stem_direct(const ConvShape *s) {
+    if (g_stem < 0) g_stem = !(getenv("OCRKD_STEM_DIRECT") && !strcmp(getenv("OCRKD_STEM_DIRECT"), "0"));
+    if (!g_stem || s->C != 1 || s->KH != 3 || s->KW != 3 || s->SH != 1 || s->SW != 1 || s->PH != 1 ||
+        s->PW != 1 || s->W > STEM_MAX_W)
+        return NULL;
+    const GemmPath p = gemm_path();
+    return p == GEMM_AVX512 ? stem_rows512 : p == GEMM_AVX2 ? stem_rows256 : NULL;
+}
+
+static void stem_run(PoolRangeFn fn, const ConvShape *s, const float *inp, const float *w,
+                     const float *bias, const float *res, int relu, float *out) {
+    StemPass p = {s, inp, w, bias, res, out, relu};
+    pool_for((size_t)s->B * s->H, (size_t)s->W * s->OC * 9, fn, &p);
+}
+
 /* inp (B,C,H,W), w (OC,C,KH,KW), bias (OC), res (B,OC,OH,OW) or NULL ->
  * out (B,OC,OH,OW) = conv + bias (+ res), then ReLU when relu. out must not
  * alias inp or res. ws as for conv2d_forward. */
@@ -383,6 +487,11 @@ void conv2d_bias_forward(const ConvShape *s, const float *inp, const float *w, c
     const size_t out_per = out_per_sample(s);
     if (wino_applies(s)) {
         wino_forward(s, inp, w, wt, bias, res, relu, out, ws);
+        return;
+    }
+    PoolRangeFn stem = stem_direct(s);
+    if (stem) {
+        stem_run(stem, s, inp, w, bias, res, relu, out);
         return;
     }
     if (is_pointwise(s) || use_per_sample(s) || s->B == 1) {
@@ -407,6 +516,11 @@ void conv2d_bias_forward(const ConvShape *s, const float *inp, const float *w, c
 void conv2d_forward(const ConvShape *s, const float *inp, const float *w, float *out, float *ws) {
     if (wino_applies(s)) {
         wino_forward(s, inp, w, NULL, NULL, NULL, 0, out, ws);
+        return;
+    }
+    PoolRangeFn stem = stem_direct(s);
+    if (stem) {
+        stem_run(stem, s, inp, w, NULL, NULL, 0, out);
         return;
     }
     if (is_pointwise(s)) {
