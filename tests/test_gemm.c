@@ -18,7 +18,10 @@
  *
  * Threads: with 2, 3 and 5 threads, C must be bit-identical to the one
  * thread result (each element keeps its summation order), for shapes split
- * along N and along M, and products too small to split. */
+ * along N and along M, and products too small to split.
+ *
+ * Packed B (gemm_pack_b, gemm_f32_packed): bit-identical to gemm_f32 on
+ * every path, several products per packing. */
 #include <math.h>
 #include <string.h>
 
@@ -189,6 +192,56 @@ static void test_threads(GemmPath p) {
            cases);
 }
 
+/* gemm_f32_packed with B packed once (gemm_pack_b) equals gemm_f32 bit for
+ * bit, for several A against the same packing (as the LSTM's steps use
+ * it), padding kept; the NT shape with a long K goes to the dot path
+ * through gemm_f32 itself. */
+static void test_packed(GemmPath p) {
+    if (gemm_force_path(p) != 0) return;
+    /* the LSTM's steps (B 8, H 64: NT 8x256x64, NN 8x64x256), partial
+     * slivers and tiles, two KC blocks, M over MC, a dot-path NT */
+    static const int SHAPES[][3] = {{8, 256, 64}, {8, 64, 256},  {3, 50, 17},  {17, 33, 300},
+                                    {197, 40, 577}, {1, 1, 1},   {8, 1024, 256}, {64, 130, 64}};
+    GemmPackedB pb = {0};
+    int identical = 1, pad_ok = 1, packed_ok = 1, flops_ok = 1, cases = 0;
+    for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++)
+        for (int t = 0; t < 8; t++) {
+            const int tA = t >> 2 & 1, tB = t >> 1 & 1, M = SHAPES[s][0], N = SHAPES[s][1],
+                      K = SHAPES[s][2];
+            const float beta = (float)(t & 1);
+            const int br = tB ? N : K, bc = tB ? K : N, ldb = bc + LD_PAD, ldc = N + LD_PAD;
+            const int ar = tA ? K : M, ac = tA ? M : K, lda = ac + LD_PAD;
+            float *B = matrix(br, bc, NAN);
+            gemm_pack_b(&pb, tB, K, N, B, ldb);
+            packed_ok &= pb.packed == (p != GEMM_CBLAS);
+            for (int rep = 0; rep < 3; rep++, cases++) { /* new A and C each time */
+                float *A = matrix(ar, ac, NAN), *C1 = matrix(M, N, SENTINEL);
+                float *C = xalloc_floats((size_t)M * ldc + 1);
+                memcpy(C, C1, ((size_t)M * ldc + 1) * sizeof(float));
+                gemm_f32(tA, tB, M, N, K, A, lda, B, ldb, beta, C1, ldc);
+                const double f0 = gemm_flop_count();
+                gemm_f32_packed(tA, M, A, lda, &pb, beta, C, ldc);
+                flops_ok &= gemm_flop_count() - f0 == 2.0 * M * N * K;
+                identical &= memcmp(C, C1, (size_t)M * ldc * sizeof(float)) == 0;
+                for (int r = 0; r < M; r++)
+                    for (int c = N; c < ldc; c++)
+                        pad_ok &= C[(size_t)r * ldc + c] == SENTINEL;
+                free(A);
+                free(C1);
+                free(C);
+            }
+            free(B);
+        }
+    gemm_packed_b_free(&pb);
+    CHECK(identical, "%s: gemm_f32_packed differs from gemm_f32", gemm_path_name(p));
+    CHECK(pad_ok, "%s: gemm_f32_packed wrote into C's padding", gemm_path_name(p));
+    CHECK(packed_ok, "%s: gemm_pack_b %s", gemm_path_name(p),
+          p == GEMM_CBLAS ? "packed for the cblas path" : "did not pack");
+    CHECK(flops_ok, "%s: gemm_f32_packed did not count 2 M N K flops", gemm_path_name(p));
+    CHECK(pb.buf == NULL && pb.cap == 0, "gemm_packed_b_free left its buffer");
+    printf("  %-12s packed B: %d products bit-identical to gemm_f32\n", gemm_path_name(p), cases);
+}
+
 int main(void) {
     rng_seed(&rng, 7);
     printf("gemm_f32 default path on this CPU: %s\n", gemm_path_name(GEMM_AUTO));
@@ -197,6 +250,7 @@ int main(void) {
         test_path(paths[i]);
         test_empty_k(paths[i]);
         test_threads(paths[i]);
+        test_packed(paths[i]);
     }
     CHECK(gemm_force_path(GEMM_AUTO) == 0, "GEMM_AUTO refused");
     CHECK(gemm_path() != GEMM_AUTO, "gemm_path() returned GEMM_AUTO");

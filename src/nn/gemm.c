@@ -543,3 +543,70 @@ void gemm_f32(int transA, int transB, int M, int N, int K, const float *A, int l
     else
         gemm_blocked(kr, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
+
+/* ---- a B operand packed once (gemm.h: GemmPackedB) ----
+ *
+ * Layout: for each KC block pc (the same block_len split as gemm_blocked),
+ * all of op(B)'s columns as pack() lays out one panel: slivers of nr
+ * columns, k-major, the last one zero-padded; the block starts at
+ * Npad * pc floats (Npad = N rounded up to nr). The product then runs
+ * gemm_blocked's loops without the jc panels: each C element is still one
+ * FMA chain per KC block, the blocks added in order, through the same
+ * micro-kernel and partial-tile path - the same arithmetic, bit for bit. */
+
+void gemm_pack_b(GemmPackedB *pb, int transB, int K, int N, const float *B, int ldb) {
+    pb->B = B, pb->transB = transB, pb->K = K, pb->N = N, pb->ldb = ldb, pb->packed = 0;
+    const GemmPath p = gemm_path();
+    if (p == GEMM_CBLAS || K <= 0 || N <= 0) return;
+    const Kernel *kr = &KERNELS[p];
+    const int nr = kr->nr, kc = block_len(K, kr->kc, 1);
+    const size_t npad = (size_t)(N + nr - 1) / nr * nr;
+    grow(&pb->buf, &pb->cap, npad * (size_t)K);
+    for (int pc = 0; pc < K; pc += kc)
+        pack(B, ldb, transB, 0, N, pc, MIN(kc, K - pc), nr, pb->buf + npad * (size_t)pc);
+    pb->packed = 1;
+}
+
+void gemm_f32_packed(int transA, int M, const float *A, int lda, const GemmPackedB *pb,
+                     float beta, float *C, int ldc) {
+    const int N = pb->N, K = pb->K;
+    const GemmPath p = gemm_path();
+    if (!pb->packed || p == GEMM_CBLAS || dot_for(p, transA, pb->transB, M, N, K)) {
+        gemm_f32(transA, pb->transB, M, N, K, A, lda, pb->B, pb->ldb, beta, C, ldc);
+        return;
+    }
+    if (M <= 0) return;
+    atomic_fetch_add_explicit(&g_flops, 2ull * (unsigned)M * (unsigned)N * (unsigned)K,
+                              memory_order_relaxed);
+    const Kernel *kr = &KERNELS[p];
+    const int mr = kr->mr, nr = kr->nr;
+    const int kc = block_len(K, kr->kc, 1), mc = block_len(M, kr->mc, mr);
+    const size_t npad = (size_t)(N + nr - 1) / nr * nr;
+    float *ap = grow(&apack, &apack_cap, (size_t)mc * kc);
+    _Alignas(64) float tile[MR_MAX * NR_MAX];
+    for (int pc = 0; pc < K; pc += kc) {
+        const int k = MIN(kc, K - pc), acc = pc > 0 || beta != 0.0f;
+        const float *bp = pb->buf + npad * (size_t)pc;
+        for (int ic = 0; ic < M; ic += mc) {
+            const int m = MIN(mc, M - ic);
+            pack(A, lda, !transA, ic, m, pc, k, mr, ap);
+            for (int jr = 0; jr < N; jr += nr)
+                for (int ir = 0; ir < m; ir += mr) {
+                    const float *a = ap + (size_t)ir * k, *b = bp + (size_t)jr * k;
+                    float *c = C + (size_t)(ic + ir) * ldc + jr;
+                    const int mm = MIN(mr, m - ir), nn = MIN(nr, N - jr);
+                    if (mm == mr && nn == nr) {
+                        kr->fn(k, a, b, c, (size_t)ldc, acc);
+                    } else {
+                        kr->fn(k, a, b, tile, (size_t)nr, 0);
+                        store_partial(c, (size_t)ldc, tile, nr, mm, nn, acc);
+                    }
+                }
+        }
+    }
+}
+
+void gemm_packed_b_free(GemmPackedB *pb) {
+    free(pb->buf);
+    pb->buf = NULL, pb->cap = 0, pb->packed = 0;
+}
