@@ -232,6 +232,24 @@ static void test_packed(GemmPath p) {
             }
             free(B);
         }
+    /* packed for one AVX path, run on the other (another sliver width):
+     * gemm_f32 with B, same bits */
+    const GemmPath other = p == GEMM_AVX512 ? GEMM_AVX2 : GEMM_AVX512;
+    if (p != GEMM_CBLAS && gemm_force_path(other) == 0) {
+        const int M = 5, N = 40, K = 70, ldb = N + LD_PAD, lda = K + LD_PAD, ldc = N + LD_PAD;
+        float *A = matrix(M, K, NAN), *B = matrix(K, N, NAN), *C1 = matrix(M, N, SENTINEL);
+        float *C = matrix(M, N, SENTINEL);
+        gemm_force_path(p);
+        gemm_pack_b(&pb, 0, K, N, B, ldb);
+        gemm_force_path(other);
+        gemm_f32(0, 0, M, N, K, A, lda, B, ldb, 0.0f, C1, ldc);
+        gemm_f32_packed(0, M, A, lda, &pb, 0.0f, C, ldc);
+        CHECK(!memcmp(C, C1, (size_t)M * ldc * sizeof(float)),
+              "a packing for %s run on %s differs from gemm_f32", gemm_path_name(p),
+              gemm_path_name(other));
+        gemm_force_path(p);
+        free(A), free(B), free(C1), free(C);
+    }
     gemm_packed_b_free(&pb);
     CHECK(identical, "%s: gemm_f32_packed differs from gemm_f32", gemm_path_name(p));
     CHECK(pad_ok, "%s: gemm_f32_packed wrote into C's padding", gemm_path_name(p));

@@ -40,6 +40,7 @@ typedef struct {
     float *buf;
     size_t cap;
     int packed; /* 0: the products call gemm_f32 with B */
+    int path;   /* the GemmPath it was packed for (another: gemm_f32 with B) */
 } GemmPackedB;
 
 void gemm_pack_b(GemmPackedB *pb, int transB, int K, int N, const float *B, int ldb);

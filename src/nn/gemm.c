@@ -262,36 +262,47 @@ static void store_partial(float *c, size_t ldc, const float *t, int nr, int m, i
             c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i * nr + j] : t[i * nr + j];
 }
 
+/* C (M,n) (row stride ldc) = (acc ? C : 0) + op(A)[:, pc:+k] . bp, with bp
+ * one KC block of n columns of op(B) as pack() lays them out: A packed MC
+ * rows at a time into ap, then the micro-kernel over the tiles. Both
+ * gemm_blocked and gemm_f32_packed run their products through this. */
+static void block_product(const Kernel *kr, int transA, int M, int n, int pc, int k, int acc,
+                          const float *A, int lda, const float *bp, float *ap, int mc, float *C,
+                          int ldc) {
+    const int mr = kr->mr, nr = kr->nr;
+    _Alignas(64) float tile[MR_MAX * NR_MAX];
+    for (int ic = 0; ic < M; ic += mc) {
+        const int m = MIN(mc, M - ic);
+        pack(A, lda, !transA, ic, m, pc, k, mr, ap);
+        for (int jr = 0; jr < n; jr += nr)
+            for (int ir = 0; ir < m; ir += mr) {
+                const float *a = ap + (size_t)ir * k, *b = bp + (size_t)jr * k;
+                float *c = C + (size_t)(ic + ir) * ldc + jr;
+                const int mm = MIN(mr, m - ir), nn = MIN(nr, n - jr);
+                if (mm == mr && nn == nr) {
+                    kr->fn(k, a, b, c, (size_t)ldc, acc);
+                } else {
+                    kr->fn(k, a, b, tile, (size_t)nr, 0);
+                    store_partial(c, (size_t)ldc, tile, nr, mm, nn, acc);
+                }
+            }
+    }
+}
+
 static void gemm_blocked(const Kernel *kr, int transA, int transB, int M, int N, int K,
                          const float *A, int lda, const float *B, int ldb, float beta, float *C,
                          int ldc) {
-    const int mr = kr->mr, nr = kr->nr;
-    const int kc = block_len(K, kr->kc, 1), mc = block_len(M, kr->mc, mr),
+    const int nr = kr->nr;
+    const int kc = block_len(K, kr->kc, 1), mc = block_len(M, kr->mc, kr->mr),
               nc = block_len(N, kr->nc, nr);
     float *ap = grow(&apack, &apack_cap, (size_t)mc * kc);
     float *bp = grow(&bpack, &bpack_cap, (size_t)kc * nc);
-    _Alignas(64) float tile[MR_MAX * NR_MAX];
     for (int jc = 0; jc < N; jc += nc) {
         const int n = MIN(nc, N - jc);
         for (int pc = 0; pc < K; pc += kc) {
             const int k = MIN(kc, K - pc), acc = pc > 0 || beta != 0.0f;
             pack(B, ldb, transB, jc, n, pc, k, nr, bp);
-            for (int ic = 0; ic < M; ic += mc) {
-                const int m = MIN(mc, M - ic);
-                pack(A, lda, !transA, ic, m, pc, k, mr, ap);
-                for (int jr = 0; jr < n; jr += nr)
-                    for (int ir = 0; ir < m; ir += mr) {
-                        const float *a = ap + (size_t)ir * k, *b = bp + (size_t)jr * k;
-                        float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
-                        const int mm = MIN(mr, m - ir), nn = MIN(nr, n - jr);
-                        if (mm == mr && nn == nr) {
-                            kr->fn(k, a, b, c, (size_t)ldc, acc);
-                        } else {
-                            kr->fn(k, a, b, tile, (size_t)nr, 0);
-                            store_partial(c, (size_t)ldc, tile, nr, mm, nn, acc);
-                        }
-                    }
-            }
+            block_product(kr, transA, M, n, pc, k, acc, A, lda, bp, ap, mc, C + jc, ldc);
         }
     }
 }
@@ -550,9 +561,10 @@ void gemm_f32(int transA, int transB, int M, int N, int K, const float *A, int l
  * all of op(B)'s columns as pack() lays out one panel: slivers of nr
  * columns, k-major, the last one zero-padded; the block starts at
  * Npad * pc floats (Npad = N rounded up to nr). The product then runs
- * gemm_blocked's loops without the jc panels: each C element is still one
- * FMA chain per KC block, the blocks added in order, through the same
- * micro-kernel and partial-tile path - the same arithmetic, bit for bit. */
+ * gemm_blocked's loops without the jc panels (block_product for each KC
+ * block): each C element is still one FMA chain per KC block, the blocks
+ * added in order, through the same micro-kernel and partial-tile path -
+ * the same arithmetic, bit for bit. */
 
 void gemm_pack_b(GemmPackedB *pb, int transB, int K, int N, const float *B, int ldb) {
     pb->B = B, pb->transB = transB, pb->K = K, pb->N = N, pb->ldb = ldb, pb->packed = 0;
@@ -564,14 +576,14 @@ void gemm_pack_b(GemmPackedB *pb, int transB, int K, int N, const float *B, int 
     grow(&pb->buf, &pb->cap, npad * (size_t)K);
     for (int pc = 0; pc < K; pc += kc)
         pack(B, ldb, transB, 0, N, pc, MIN(kc, K - pc), nr, pb->buf + npad * (size_t)pc);
-    pb->packed = 1;
+    pb->packed = 1, pb->path = (int)p;
 }
 
 void gemm_f32_packed(int transA, int M, const float *A, int lda, const GemmPackedB *pb,
                      float beta, float *C, int ldc) {
     const int N = pb->N, K = pb->K;
     const GemmPath p = gemm_path();
-    if (!pb->packed || p == GEMM_CBLAS || dot_for(p, transA, pb->transB, M, N, K)) {
+    if (!pb->packed || (int)p != pb->path || dot_for(p, transA, pb->transB, M, N, K)) {
         gemm_f32(transA, pb->transB, M, N, K, A, lda, pb->B, pb->ldb, beta, C, ldc);
         return;
     }
@@ -579,31 +591,13 @@ void gemm_f32_packed(int transA, int M, const float *A, int lda, const GemmPacke
     atomic_fetch_add_explicit(&g_flops, 2ull * (unsigned)M * (unsigned)N * (unsigned)K,
                               memory_order_relaxed);
     const Kernel *kr = &KERNELS[p];
-    const int mr = kr->mr, nr = kr->nr;
-    const int kc = block_len(K, kr->kc, 1), mc = block_len(M, kr->mc, mr);
+    const int nr = kr->nr;
+    const int kc = block_len(K, kr->kc, 1), mc = block_len(M, kr->mc, kr->mr);
     const size_t npad = (size_t)(N + nr - 1) / nr * nr;
     float *ap = grow(&apack, &apack_cap, (size_t)mc * kc);
-    _Alignas(64) float tile[MR_MAX * NR_MAX];
-    for (int pc = 0; pc < K; pc += kc) {
-        const int k = MIN(kc, K - pc), acc = pc > 0 || beta != 0.0f;
-        const float *bp = pb->buf + npad * (size_t)pc;
-        for (int ic = 0; ic < M; ic += mc) {
-            const int m = MIN(mc, M - ic);
-            pack(A, lda, !transA, ic, m, pc, k, mr, ap);
-            for (int jr = 0; jr < N; jr += nr)
-                for (int ir = 0; ir < m; ir += mr) {
-                    const float *a = ap + (size_t)ir * k, *b = bp + (size_t)jr * k;
-                    float *c = C + (size_t)(ic + ir) * ldc + jr;
-                    const int mm = MIN(mr, m - ir), nn = MIN(nr, N - jr);
-                    if (mm == mr && nn == nr) {
-                        kr->fn(k, a, b, c, (size_t)ldc, acc);
-                    } else {
-                        kr->fn(k, a, b, tile, (size_t)nr, 0);
-                        store_partial(c, (size_t)ldc, tile, nr, mm, nn, acc);
-                    }
-                }
-        }
-    }
+    for (int pc = 0; pc < K; pc += kc)
+        block_product(kr, transA, M, N, pc, MIN(kc, K - pc), pc > 0 || beta != 0.0f, A, lda,
+                      pb->buf + npad * (size_t)pc, ap, mc, C, ldc);
 }
 
 void gemm_packed_b_free(GemmPackedB *pb) {
