@@ -32,7 +32,10 @@ YAML
 conf teacher 8 "" >"$TMP/teacher.yaml"
 conf distill 4 "teacher: {checkpoint: $TMP/teacher/best.h5}
 distill: {train: [extractor, classifier], allow_any_size: true}" >"$TMP/distill.yaml"
-conf phase2 4 "" | sed "s#feature_dim: 16#feature_dim: 16\\n  init: $TMP/distill/best.h5#" >"$TMP/phase2.yaml"
+# phase 2 runs 240 steps, so its wall (metrics round to 0.1 s) is well
+# above the 0.2-s tolerance of the sum checked below: a distilled row that
+# left it out would fail
+conf phase2 4 "" | sed "s#feature_dim: 16#feature_dim: 16\\n  init: $TMP/distill/best.h5#; s#max_steps: 16#max_steps: 240#; s#every_steps: 8#every_steps: 120#" >"$TMP/phase2.yaml"
 conf scratch 4 "" >"$TMP/scratch.yaml"
 export CONF_TEACHER=$TMP/teacher.yaml CONF_DISTILL=$TMP/distill.yaml CONF_SCRATCH=$TMP/scratch.yaml
 export CONF_FINETUNE=$TMP/phase2.yaml
@@ -51,10 +54,9 @@ expect_grep '^distilled - scratch \(same wall time\): [-+][0-9.]+ points in-doma
 w1=$(tail -n 1 "$TMP/distill/metrics.jsonl" | sed -n 's/^{"wall":\([0-9.]*\),.*/\1/p')
 w2=$(tail -n 1 "$TMP/phase2/metrics.jsonl" | sed -n 's/^{"wall":\([0-9.]*\),.*/\1/p')
 wd=$(/usr/bin/python3 -c "import json,sys; print([x['train_s'] for x in json.load(open(sys.argv[1])) if x['model']=='distilled'][0])" "$OUT/table.json")
-# (both walls must be read; phase 2's 4 steps may log a wall of 0.0: metrics
-# round to 0.1 s, so only the two together must show time)
+# (phase 1's 16 steps may log a wall of 0.0: metrics round to 0.1 s)
 [ -n "$w1" ] && [ -n "$w2" ] && [ -n "$wd" ] &&
-awk -v a="$w1" -v b="$w2" -v d="$wd" 'BEGIN { exit !(a >= 0 && b >= 0 && a + b > 0 && d >= a + b - 0.2 && d <= a + b + 0.2) }' &&
+awk -v a="$w1" -v b="$w2" -v d="$wd" 'BEGIN { exit !(a >= 0 && b > 0.2 && d >= a + b - 0.2 && d <= a + b + 0.2) }' &&
   pass "distilled row's wall ($wd s) = phase 1 ($w1) + phase 2 ($w2)" || fail "distilled wall $wd, phases $w1 + $w2"
 read -r minutes <"$TMP/scratch/budget-minutes.txt"
 awk -v m="$minutes" -v a="$w1" -v b="$w2" 'BEGIN { d = m * 60 - a - b; exit !(d > -0.2 && d < 0.2) }' &&
