@@ -194,8 +194,8 @@ static void test_threads(GemmPath p) {
 
 /* gemm_f32_packed with B packed once (gemm_pack_b) equals gemm_f32 bit for
  * bit, for several A against the same packing (as the LSTM's steps use
- * it), padding kept; the NT shape with a long K goes to the dot path
- * through gemm_f32 itself. */
+ * it), padding kept; shapes gemm_f32 runs unpacked (cblas, the dot path)
+ * are left unpacked and go through gemm_f32 itself. */
 static void test_packed(GemmPath p) {
     if (gemm_force_path(p) != 0) return;
     /* the LSTM's steps (B 8, H 64: NT 8x256x64, NN 8x64x256), partial
@@ -203,7 +203,7 @@ static void test_packed(GemmPath p) {
     static const int SHAPES[][3] = {{8, 256, 64}, {8, 64, 256},  {3, 50, 17},  {17, 33, 300},
                                     {197, 40, 577}, {1, 1, 1},   {8, 1024, 256}, {64, 130, 64}};
     GemmPackedB pb = {0};
-    int identical = 1, pad_ok = 1, packed_ok = 1, flops_ok = 1, cases = 0;
+    int identical = 1, pad_ok = 1, packed_ok = 1, flops_ok = 1, cases = 0, packed_shapes = 0;
     for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++)
         for (int t = 0; t < 8; t++) {
             const int tA = t >> 2 & 1, tB = t >> 1 & 1, M = SHAPES[s][0], N = SHAPES[s][1],
@@ -212,15 +212,19 @@ static void test_packed(GemmPath p) {
             const int br = tB ? N : K, bc = tB ? K : N, ldb = bc + LD_PAD, ldc = N + LD_PAD;
             const int ar = tA ? K : M, ac = tA ? M : K, lda = ac + LD_PAD;
             float *B = matrix(br, bc, NAN);
-            gemm_pack_b(&pb, tB, K, N, B, ldb);
-            packed_ok &= pb.packed == (p != GEMM_CBLAS);
+            gemm_pack_b(&pb, tA, M, tB, K, N, B, ldb);
+            /* packed unless gemm_f32 itself packs nothing for the shape: cblas,
+             * or the dot path (gemm.c: NT, K >= 256, M N <= 1152 or a side <= 16) */
+            const int dot = !tA && tB && K >= 256 && (M * N <= 1152 || M <= 16 || N <= 16);
+            packed_ok &= pb.packed == (p != GEMM_CBLAS && !dot);
+            packed_shapes += pb.packed;
             for (int rep = 0; rep < 3; rep++, cases++) { /* new A and C each time */
                 float *A = matrix(ar, ac, NAN), *C1 = matrix(M, N, SENTINEL);
                 float *C = xalloc_floats((size_t)M * ldc + 1);
                 memcpy(C, C1, ((size_t)M * ldc + 1) * sizeof(float));
                 gemm_f32(tA, tB, M, N, K, A, lda, B, ldb, beta, C1, ldc);
                 const double f0 = gemm_flop_count();
-                gemm_f32_packed(tA, M, A, lda, &pb, beta, C, ldc);
+                gemm_f32_packed(&pb, A, lda, beta, C, ldc);
                 flops_ok &= gemm_flop_count() - f0 == 2.0 * M * N * K;
                 identical &= memcmp(C, C1, (size_t)M * ldc * sizeof(float)) == 0;
                 for (int r = 0; r < M; r++)
@@ -240,10 +244,10 @@ static void test_packed(GemmPath p) {
         float *A = matrix(M, K, NAN), *B = matrix(K, N, NAN), *C1 = matrix(M, N, SENTINEL);
         float *C = matrix(M, N, SENTINEL);
         gemm_force_path(p);
-        gemm_pack_b(&pb, 0, K, N, B, ldb);
+        gemm_pack_b(&pb, 0, M, 0, K, N, B, ldb);
         gemm_force_path(other);
         gemm_f32(0, 0, M, N, K, A, lda, B, ldb, 0.0f, C1, ldc);
-        gemm_f32_packed(0, M, A, lda, &pb, 0.0f, C, ldc);
+        gemm_f32_packed(&pb, A, lda, 0.0f, C, ldc);
         CHECK(!memcmp(C, C1, (size_t)M * ldc * sizeof(float)),
               "a packing for %s run on %s differs from gemm_f32", gemm_path_name(p),
               gemm_path_name(other));
@@ -257,7 +261,8 @@ static void test_packed(GemmPath p) {
           p == GEMM_CBLAS ? "packed for the cblas path" : "did not pack");
     CHECK(flops_ok, "%s: gemm_f32_packed did not count 2 M N K flops", gemm_path_name(p));
     CHECK(pb.buf == NULL && pb.cap == 0, "gemm_packed_b_free left its buffer");
-    printf("  %-12s packed B: %d products bit-identical to gemm_f32\n", gemm_path_name(p), cases);
+    printf("  %-12s packed B: %d products bit-identical to gemm_f32 (%d of %d packings packed)\n",
+           gemm_path_name(p), cases, packed_shapes, cases / 3);
 }
 
 int main(void) {

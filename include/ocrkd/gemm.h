@@ -25,27 +25,29 @@
 void gemm_f32(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc);
 
-/* A B operand used by many products of the same shape (the LSTM's W_hh,
- * one product per time step), packed once in the blocked kernels' layout:
- * gemm_f32_packed(transA, M, A, lda, pb, beta, C, ldc) is then
- * gemm_f32(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc) bit for
- * bit, without packing B again. The product runs on the calling thread
- * (the LSTM calls it from its directions' pool threads); where gemm_f32
- * would take the dot or the cblas path it calls gemm_f32 with B itself.
- * B must not change between gemm_pack_b and the products. buf is grown by
+/* One product shape op(A) (M,K) . op(B) (K,N) run many times with the
+ * same B and other A's (the LSTM's steps: h_{t-1} W_hh^T, dg_t W_hh):
+ * gemm_pack_b packs B once in the blocked kernels' layout, and
+ * gemm_f32_packed(pb, A, lda, beta, C, ldc) is then gemm_f32(transA,
+ * transB, M, N, K, A, lda, B, ldb, beta, C, ldc) bit for bit, without
+ * packing B again, on the calling thread (the LSTM calls it from its
+ * directions' pool threads). Where gemm_f32 takes the dot or the cblas
+ * path for this shape, nothing is packed and the products call gemm_f32
+ * with B; likewise after gemm_force_path changes the path. B must not
+ * change between gemm_pack_b and the products. buf is grown by
  * gemm_pack_b and kept for the next packing; gemm_packed_b_free frees it. */
 typedef struct {
     const float *B;
-    int transB, K, N, ldb;
+    int transA, M, transB, K, N, ldb;
     float *buf;
     size_t cap;
     int packed; /* 0: the products call gemm_f32 with B */
-    int path;   /* the GemmPath it was packed for (another: gemm_f32 with B) */
+    int path;   /* the GemmPath it was packed for */
 } GemmPackedB;
 
-void gemm_pack_b(GemmPackedB *pb, int transB, int K, int N, const float *B, int ldb);
-void gemm_f32_packed(int transA, int M, const float *A, int lda, const GemmPackedB *pb,
-                     float beta, float *C, int ldc);
+void gemm_pack_b(GemmPackedB *pb, int transA, int M, int transB, int K, int N, const float *B,
+                 int ldb);
+void gemm_f32_packed(const GemmPackedB *pb, const float *A, int lda, float beta, float *C, int ldc);
 void gemm_packed_b_free(GemmPackedB *pb);
 
 /* The implementations gemm_f32 can run. GEMM_AUTO: the best this CPU

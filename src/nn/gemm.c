@@ -567,10 +567,13 @@ void gemm_f32(int transA, int transB, int M, int N, int K, const float *A, int l
  * added in order, through the same micro-kernel and partial-tile path -
  * the same arithmetic, bit for bit. */
 
-void gemm_pack_b(GemmPackedB *pb, int transB, int K, int N, const float *B, int ldb) {
-    pb->B = B, pb->transB = transB, pb->K = K, pb->N = N, pb->ldb = ldb, pb->packed = 0;
+void gemm_pack_b(GemmPackedB *pb, int transA, int M, int transB, int K, int N, const float *B,
+                 int ldb) {
+    pb->B = B, pb->transA = transA, pb->M = M, pb->transB = transB, pb->K = K, pb->N = N;
+    pb->ldb = ldb, pb->packed = 0;
     const GemmPath p = gemm_path();
-    if (p == GEMM_CBLAS || K <= 0 || N <= 0) return;
+    if (p == GEMM_CBLAS || M <= 0 || N <= 0 || K <= 0 || dot_for(p, transA, transB, M, N, K))
+        return; /* gemm_f32 does these without packing B (or packs nothing of ours) */
     const Kernel *kr = &KERNELS[p];
     const int nr = kr->nr, kc = block_len(K, kr->kc, 1);
     const size_t npad = (size_t)(N + nr - 1) / nr * nr;
@@ -580,15 +583,13 @@ void gemm_pack_b(GemmPackedB *pb, int transB, int K, int N, const float *B, int 
     pb->packed = 1, pb->path = (int)p;
 }
 
-void gemm_f32_packed(int transA, int M, const float *A, int lda, const GemmPackedB *pb,
-                     float beta, float *C, int ldc) {
-    const int N = pb->N, K = pb->K;
+void gemm_f32_packed(const GemmPackedB *pb, const float *A, int lda, float beta, float *C, int ldc) {
+    const int M = pb->M, N = pb->N, K = pb->K, transA = pb->transA;
     const GemmPath p = gemm_path();
-    if (!pb->packed || (int)p != pb->path || dot_for(p, transA, pb->transB, M, N, K)) {
+    if (!pb->packed || (int)p != pb->path) {
         gemm_f32(transA, pb->transB, M, N, K, A, lda, pb->B, pb->ldb, beta, C, ldc);
         return;
     }
-    if (M <= 0) return;
     atomic_fetch_add_explicit(&g_flops, 2ull * (unsigned)M * (unsigned)N * (unsigned)K,
                               memory_order_relaxed);
     const Kernel *kr = &KERNELS[p];

@@ -214,25 +214,25 @@ static void lstm_cell(int B, int H, float *g, const float *cprev, float *c, floa
     }
 }
 
-/* The recurrence of one direction of one layer, its input projection in
- * a.gates: -> y[..., d*H : d*H+H] of (T,B,2H). */
 /* W_hh packed once per recurrence for its T - 1 step products (packing it
  * per step cost as much as the product at batch 8); one per thread, since
  * the two directions run on two (gemm.h: GemmPackedB). Kept, never freed. */
 static _Thread_local GemmPackedB g_whh;
 
+/* The recurrence of one direction of one layer, its input projection in
+ * a.gates: -> y[..., d*H : d*H+H] of (T,B,2H). */
 static void direction_recurrence(const LstmShape *s, const LstmWeights *w, int d, DirActs a,
                                  float *y) {
     int T = s->T, B = s->B, H = s->H;
     size_t gstep = (size_t)B * 4 * H, cstep = (size_t)B * H, ystep = (size_t)B * 2 * H;
-    if (T > 1) gemm_pack_b(&g_whh, 1, H, 4 * H, w->w_hh, H); /* op(B) = W_hh^T (H, 4H) */
+    if (T > 1) gemm_pack_b(&g_whh, 0, B, 1, H, 4 * H, w->w_hh, H); /* h W_hh^T */
     for (int k = 0; k < T; k++) {
         int t = step_t(s, d, k), tp = step_t(s, d, k - 1);
         float *g = a.gates + t * gstep;
         const float *cprev = NULL;
         if (k > 0) {
             const float *hprev = y + tp * ystep + d * H;
-            gemm_f32_packed(0, B, hprev, 2 * H, &g_whh, 1.0f, g, 4 * H);
+            gemm_f32_packed(&g_whh, hprev, 2 * H, 1.0f, g, 4 * H);
             cprev = a.cell + tp * cstep;
         }
         lstm_cell(B, H, g, cprev, a.cell + t * cstep, a.tcell + t * cstep, y + t * ystep + d * H,
@@ -367,7 +367,7 @@ static void direction_recurrence_backward(const LstmShape *s, const LstmWeights 
     size_t gstep = (size_t)B * 4 * H, cstep = (size_t)B * H;
     memset(sc.dc, 0, cstep * sizeof(float));
     take_dy(s, d, dy, step_t(s, d, T - 1), sc.dh);
-    if (T > 1) gemm_pack_b(&g_whh, 0, 4 * H, H, w->w_hh, H); /* op(B) = W_hh (4H, H) */
+    if (T > 1) gemm_pack_b(&g_whh, 0, B, 0, 4 * H, H, w->w_hh, H); /* dg W_hh */
     for (int k = T - 1; k >= 0; k--) {
         int t = step_t(s, d, k), tp = step_t(s, d, k - 1);
         float *dg = sc.dg + t * gstep;
@@ -375,7 +375,7 @@ static void direction_recurrence_backward(const LstmShape *s, const LstmWeights 
                            k > 0 ? a.cell + tp * cstep : NULL, a.tcell + t * cstep, dg);
         if (k > 0) {
             take_dy(s, d, dy, tp, sc.dh);
-            gemm_f32_packed(0, B, dg, 4 * H, &g_whh, 1.0f, sc.dh, H);
+            gemm_f32_packed(&g_whh, dg, 4 * H, 1.0f, sc.dh, H);
         }
     }
 }
