@@ -252,6 +252,23 @@ static void check_winograd(Rng *r, ConvShape s) {
         run_paths(&s, inp, w, bias, R, ws, got[on]);
     }
     conv_set_winograd(1);
+    const size_t n[4] = {out_n(&s), out_n(&s), ni, nw};
+    const char *what[4] = {"forward", "bias+residual+relu forward", "dinp", "dw"};
+    /* F(2x2)'s transforms at 4 and at 8 lanes (AVX2): the same bits */
+    if (conv_set_winograd_lanes(8) == 8) {
+        float *lanes[2][4];
+        run_paths(&s, inp, w, bias, R, ws, lanes[1]);
+        conv_set_winograd_lanes(4);
+        run_paths(&s, inp, w, bias, R, ws, lanes[0]);
+        for (int k = 0; k < 4; k++) {
+            CHECK(!memcmp(lanes[0][k], lanes[1][k], n[k] * sizeof(float)),
+                  "B%d C%d %dx%d OC%d winograd %s: 8 lanes == 4 lanes, bit for bit", s.B, s.C,
+                  s.H, s.W, s.OC, what[k]);
+            free(lanes[0][k]);
+            free(lanes[1][k]);
+        }
+    }
+    conv_set_winograd_lanes(0);
     /* inference keeps the transformed weights: with the F(2x2) tile of the
      * training path, the same bits as transforming per call (F(4x4) kept
      * weights: check_winograd4) */
@@ -268,8 +285,6 @@ static void check_winograd(Rng *r, ConvShape s) {
     conv_set_winograd_tile(0);
     free(wt);
     free(pre);
-    const size_t n[4] = {no, no, ni, nw};
-    const char *what[4] = {"forward", "bias+residual+relu forward", "dinp", "dw"};
     for (int k = 0; k < 4; k++) {
         char name[160];
         snprintf(name, sizeof name, "B%d C%d %dx%d OC%d winograd %s vs im2col", s.B, s.C, s.H, s.W,
@@ -407,6 +422,8 @@ int main(void) {
     check_winograd(&r, conv_shape(2, 16, 7, 9, 24, 3, 3, 1, 1, 1, 1));
     check_winograd(&r, conv_shape(4, 64, 4, 32, 64, 3, 3, 1, 1, 1, 1));
     check_winograd(&r, conv_shape(3, 64, 16, 64, 64, 3, 3, 1, 1, 1, 1));
+    check_winograd(&r, conv_shape(2, 16, 5, 27, 16, 3, 3, 1, 1, 1, 1)); /* 14 tiles: 8 + 4 + 2 */
+    check_winograd(&r, conv_shape(2, 16, 3, 1, 16, 3, 3, 1, 1, 1, 1));  /* one column */
     check_threads(&r, conv_shape(3, 64, 16, 64, 64, 3, 3, 1, 1, 1, 1));
     check_threads(&r, conv_shape(4, 32, 5, 11, 16, 3, 3, 1, 1, 1, 1));
     /* the default (auto): the Winograd forward from 16 channels each way

@@ -61,6 +61,11 @@ void conv_set_winograd(int mode);
  * else F(2x2); 2 or 4 (=2, =4) that tile on every map. Training runs
  * F(2x2) in every case. Set before sizing workspaces. */
 void conv_set_winograd_tile(int m);
+/* The vector width of F(2x2)'s tile transforms: 4 or 8 floats (8 needs
+ * AVX2), 0 the default (env OCRKD_WINOGRAD_LANES = 4 | 8, else 8 on the
+ * AVX2 and AVX-512 GEMM paths, 4 on cblas's). Bit-identical results either
+ * way. Returns the width in force (4 when 8 is asked of a CPU without AVX2). */
+int conv_set_winograd_lanes(int lanes);
 /* The stem's shape (1 input channel, 3x3, stride 1, pad 1) runs directly,
  * bit-identical to im2col + GEMM, on the AVX2/AVX-512 GEMM paths: on 1 (the
  * default; env OCRKD_STEM_DIRECT=0 sets 0), else im2col. No workspace. */

@@ -40,7 +40,8 @@
  * checks both paths against a double reference with the same tolerance.
  * Threads: the transforms split over channels (pool_for), the 16 GEMMs of a
  * chunk over planes (each whole on one thread); bit-identical for any
- * thread count.
+ * thread count. Lanes: F(2x2)'s transforms run 4 or 8 tiles an instruction
+ * (winograd_f2.h), bit-identical too.
  */
 #include "ocrkd/nn.h"
 
@@ -216,102 +217,6 @@ typedef struct {
     size_t N;
 } TilePass;
 
-/* room for the even or odd half of a row, plus a vector of overrun */
-#define HALF_ROW (WINO_MAX_W / 2 + 8)
-
-/* The padded row p[k] = x[k - pad] (0 outside [0, W)) split into its even
- * and odd elements: ev[j] = p[2j], od[j] = p[2j + 1], j in [0, n + 4) (the
- * transforms read up to a vector past n); a NULL x is a row of padding. pad
- * is 1 (input tiles) or 0 (dout tiles). Only the elements the row does not
- * cover are zeroed (a memset of both halves took 4 % of the demo teacher's
- * training step). */
-static void split_row(const float *x, int W, int pad, int n, float *ev, float *od) {
-    const int len = n + 4;
-    if (!x) {
-        memset(ev, 0, (size_t)len * sizeof(float));
-        memset(od, 0, (size_t)len * sizeof(float));
-        return;
-    }
-    /* x[i] lands in p[i + pad]: even p indices from odd or even x by pad */
-    float *to_even = pad ? od : ev, *to_odd = pad ? ev + 1 : od;
-    int i = 0;
-    for (; i + 8 <= W; i += 8) {
-        v4f a = load4(x + i), b = load4(x + i + 4);
-        store4(to_even + i / 2, __builtin_shuffle(a, b, (v4i){0, 2, 4, 6}));
-        store4(to_odd + i / 2, __builtin_shuffle(a, b, (v4i){1, 3, 5, 7}));
-    }
-    for (; i < W; i++)
-        (i % 2 ? to_odd : to_even)[i / 2] = x[i];
-    /* written: ev [pad, pad + ne), od [0, no) */
-    const int ne = pad ? W / 2 : (W + 1) / 2, no = pad ? (W + 1) / 2 : W / 2;
-    if (pad) ev[0] = 0;
-    for (int k = pad + ne; k < len; k++)
-        ev[k] = 0;
-    for (int k = no; k < len; k++)
-        od[k] = 0;
-}
-
-static void input_tiles(void *arg, size_t c0, size_t c1) {
-    const TilePass *p = arg;
-    const int H = p->H, W = p->W, TH = p->TH, TW = p->TW;
-    const size_t plane = p->N;
-    float evb[4][HALF_ROW], odb[4][HALF_ROW], te[4][HALF_ROW], to[4][HALF_ROW];
-    for (size_t c = c0; c < c1; c++)
-        for (int b = 0; b < p->nb; b++) {
-            const float *x = p->x + ((size_t)b * p->C + c) * H * W;
-            float *v = p->V + c * 16 * p->N + (size_t)b * TH * TW;
-            /* the split rows of tile row ty: padded rows 2ty-1 .. 2ty+2; the
-             * last two are the next tile row's first two, so each row is
-             * split once (the pointers rotate) */
-            float *ev[4] = {evb[0], evb[1], evb[2], evb[3]};
-            float *od[4] = {odb[0], odb[1], odb[2], odb[3]};
-            for (int ty = 0; ty < TH; ty++) {
-                if (ty > 0)
-                    for (int i = 0; i < 2; i++) {
-                        float *e = ev[i], *o = od[i];
-                        ev[i] = ev[i + 2], od[i] = od[i + 2];
-                        ev[i + 2] = e, od[i + 2] = o;
-                    }
-                for (int i = ty > 0 ? 2 : 0; i < 4; i++) {
-                    int y = 2 * ty - 1 + i;
-                    split_row(y >= 0 && y < H ? x + (size_t)y * W : NULL, W, 1, TW + 1, ev[i],
-                              od[i]);
-                }
-                for (int k = 0; k < TW + 1; k += 4) { /* B^T d: along the height */
-                    v4f e0 = load4(ev[0] + k), e1 = load4(ev[1] + k), e2 = load4(ev[2] + k),
-                        e3 = load4(ev[3] + k);
-                    v4f o0 = load4(od[0] + k), o1 = load4(od[1] + k), o2 = load4(od[2] + k),
-                        o3 = load4(od[3] + k);
-                    store4(te[0] + k, e0 - e2), store4(to[0] + k, o0 - o2);
-                    store4(te[1] + k, e1 + e2), store4(to[1] + k, o1 + o2);
-                    store4(te[2] + k, e2 - e1), store4(to[2] + k, o2 - o1);
-                    store4(te[3] + k, e1 - e3), store4(to[3] + k, o1 - o3);
-                }
-                float *vt = v + (size_t)ty * TW;
-                for (int i = 0; i < 4; i++) { /* (B^T d) B: along the width */
-                    float *v0 = vt + (size_t)(4 * i) * plane, *v1 = v0 + plane, *v2 = v1 + plane,
-                          *v3 = v2 + plane;
-                    const float *e = te[i], *o = to[i]; /* row r: r[2tx] = e[tx], r[2tx+1] = o[tx] */
-                    int tx = 0;
-                    for (; tx + 4 <= TW; tx += 4) {
-                        v4f a = load4(e + tx), bb = load4(o + tx), cc = load4(e + tx + 1),
-                            d = load4(o + tx + 1);
-                        store4(v0 + tx, a - cc);
-                        store4(v1 + tx, bb + cc);
-                        store4(v2 + tx, cc - bb);
-                        store4(v3 + tx, bb - d);
-                    }
-                    for (; tx < TW; tx++) {
-                        v0[tx] = e[tx] - e[tx + 1];
-                        v1[tx] = o[tx] + e[tx + 1];
-                        v2[tx] = e[tx + 1] - o[tx];
-                        v3[tx] = o[tx] - o[tx + 1];
-                    }
-                }
-            }
-        }
-}
-
 /* y (nb, OC, H, W) = A^T M A of M (16, OC, N), then + bias (+ res) (then
  * ReLU) when bias is set; or y += A^T M A when acc */
 typedef struct {
@@ -321,118 +226,6 @@ typedef struct {
     size_t N;
 } OutPass;
 
-/* (A^T M) A of n (1..4) tiles whose 16 planes start at m, plane apart
- * (lane = tile): the two output rows' even (a) and odd (b) columns. A
- * column j of the planes at a time, so that few vectors stay live. */
-static inline __attribute__((always_inline)) void output_transform(const float *m, size_t plane,
-                                                                   int n, v4f *a0, v4f *b0,
-                                                                   v4f *a1, v4f *b1) {
-    v4f t0[4], t1[4]; /* A^T M: along the height */
-    for (int j = 0; j < 4; j++) {
-        const float *c = m + j * plane;
-        v4f e0, e1, e2, e3;
-        if (n == 4) {
-            e0 = load4(c), e1 = load4(c + 4 * plane), e2 = load4(c + 8 * plane);
-            e3 = load4(c + 12 * plane);
-        } else {
-            e0 = load4_n(c, n), e1 = load4_n(c + 4 * plane, n), e2 = load4_n(c + 8 * plane, n);
-            e3 = load4_n(c + 12 * plane, n);
-        }
-        t0[j] = e0 + e1 + e2;
-        t1[j] = e1 - e2 - e3;
-    }
-    *a0 = t0[0] + t0[1] + t0[2]; /* (A^T M) A: along the width */
-    *b0 = t0[1] - t0[2] - t0[3];
-    *a1 = t1[0] + t1[1] + t1[2];
-    *b1 = t1[1] - t1[2] - t1[3];
-}
-
-/* out[2tx + 2l] = a[l], out[2tx + 2l + 1] = b[l] for the first 2n of 8 */
-static inline void store_pairs(float *out, v4f a, v4f b, int n) {
-    v4f lo = __builtin_shuffle(a, b, (v4i){0, 4, 1, 5}), hi = __builtin_shuffle(a, b, (v4i){2, 6, 3, 7});
-    if (n == 4) {
-        store4(out, lo);
-        store4(out + 4, hi);
-    } else {
-        float tmp[8];
-        store4(tmp, lo);
-        store4(tmp + 4, hi);
-        memcpy(out, tmp, (size_t)(2 * n) * sizeof(float));
-    }
-}
-
-static void output_tiles(void *arg, size_t o0, size_t o1) {
-    const OutPass *p = arg;
-    const int H = p->H, W = p->W, TH = p->TH, TW = p->TW;
-    const size_t plane = p->N;
-    float out[2][WINO_MAX_W + 8];
-    for (size_t oc = o0; oc < o1; oc++)
-        for (int b = 0; b < p->nb; b++) {
-            const float *m = p->M + oc * 16 * p->N + (size_t)b * TH * TW;
-            const size_t at = ((size_t)b * p->OC + oc) * H * W;
-            float *y = p->y + at;
-            for (int ty = 0; ty < TH; ty++) {
-                const float *mt = m + (size_t)ty * TW;
-                for (int tx = 0; tx < TW; tx += 4) {
-                    int n = TW - tx < 4 ? TW - tx : 4;
-                    v4f a0, b0, a1, b1;
-                    if (n == 4)
-                        output_transform(mt + tx, plane, 4, &a0, &b0, &a1, &b1);
-                    else
-                        output_transform(mt + tx, plane, n, &a0, &b0, &a1, &b1);
-                    store_pairs(out[0] + 2 * tx, a0, b0, n);
-                    store_pairs(out[1] + 2 * tx, a1, b1, n);
-                }
-                for (int i = 0; i < 2 && 2 * ty + i < H; i++) {
-                    const size_t r = (size_t)(2 * ty + i) * W;
-                    if (p->acc)
-                        for (int k = 0; k < W; k++)
-                            y[r + k] += out[i][k];
-                    else if (p->bias)
-                        conv_bias_act_run(y + r, out[i], p->bias[oc],
-                                          p->res ? p->res + at + r : NULL, p->relu, (size_t)W);
-                    else
-                        memcpy(y + r, out[i], W * sizeof(float));
-                }
-            }
-        }
-}
-
-/* D (16, OC, N) = A dY A^T of dout tiles (nb, OC, H, W); 0 beyond the map */
-static void grad_tiles(void *arg, size_t o0, size_t o1) {
-    const TilePass *p = arg; /* x = dout, C = OC, V = D */
-    const int H = p->H, W = p->W, TH = p->TH, TW = p->TW;
-    const size_t plane = p->N;
-    float ev[2][HALF_ROW], od[2][HALF_ROW];
-    for (size_t oc = o0; oc < o1; oc++)
-        for (int b = 0; b < p->nb; b++) {
-            const float *dy = p->x + ((size_t)b * p->C + oc) * H * W;
-            float *d = p->V + oc * 16 * p->N + (size_t)b * TH * TW;
-            for (int ty = 0; ty < TH; ty++) {
-                for (int i = 0; i < 2; i++) {
-                    int y = 2 * ty + i;
-                    split_row(y < H ? dy + (size_t)y * W : NULL, W, 0, TW, ev[i], od[i]);
-                }
-                float *dt = d + (size_t)ty * TW;
-                for (int tx = 0; tx < TW; tx += 4) {
-                    int n = TW - tx < 4 ? TW - tx : 4;
-                    v4f a = load4(ev[0] + tx), bb = load4(od[0] + tx), cc = load4(ev[1] + tx),
-                        dd = load4(od[1] + tx);
-                    /* A dY: rows y0, y0 + y1, y0 - y1, -y1; then each row (p, q) ->
-                     * (p, p + q, p - q, -q) */
-                    v4f r[4][2] = {{a, bb}, {a + cc, bb + dd}, {a - cc, bb - dd}, {-cc, -dd}};
-                    for (int i = 0; i < 4; i++) {
-                        float *o = dt + (size_t)(4 * i) * plane + tx;
-                        v4f q[4] = {r[i][0], r[i][0] + r[i][1], r[i][0] - r[i][1], -r[i][1]};
-                        for (int j = 0; j < 4; j++)
-                            if (n == 4) store4(o + j * plane, q[j]);
-                            else store4_n(o + j * plane, q[j], n);
-                    }
-                }
-            }
-        }
-}
-
 /* dw (OC, C, 3, 3) += G^T dU G of dU (16, OC, C) */
 typedef struct {
     const float *dU;
@@ -440,32 +233,57 @@ typedef struct {
     size_t plane;
 } WeightGradPass;
 
-static void weight_grads(void *arg, size_t r0, size_t r1) {
-    const WeightGradPass *p = arg;
-    const v4f h = splat4(0.5f);
-    for (size_t r = r0; r < r1; r += 4) { /* 4 filters a lane */
-        const int n = r1 - r < 4 ? (int)(r1 - r) : 4;
-        v4f e[16];
-        for (int k = 0; k < 16; k++)
-            e[k] = n == 4 ? load4(p->dU + k * p->plane + r) : load4_n(p->dU + k * p->plane + r, n);
-        v4f s[3][4]; /* G^T dU: along the height */
-        for (int j = 0; j < 4; j++) {
-            s[0][j] = e[j] + h * (e[4 + j] + e[8 + j]);
-            s[1][j] = h * (e[4 + j] - e[8 + j]);
-            s[2][j] = h * (e[4 + j] + e[8 + j]) + e[12 + j];
-        }
-        v4f g[9];
-        for (int i = 0; i < 3; i++) { /* (G^T dU) G: along the width */
-            g[3 * i] = s[i][0] + h * (s[i][1] + s[i][2]);
-            g[3 * i + 1] = h * (s[i][1] - s[i][2]);
-            g[3 * i + 2] = h * (s[i][1] + s[i][2]) + s[i][3];
-        }
-        for (int l = 0; l < n; l++) {
-            float *o = p->dw + (r + (size_t)l) * 9;
-            for (int i = 0; i < 9; i++)
-                o[i] += g[i][l];
+/* room for the even or odd half of a row (WINO_MAX_W / 2 + 1), a vector
+ * of overrun and the rest of the vector it ends in (split_row) */
+#define HALF_ROW (WINO_MAX_W / 2 + 24)
+
+/* the F(2x2, 3x3) transforms at 4 lanes, then at 8 (AVX2): winograd_f2.h */
+#define WL 4
+#include "winograd_f2.h"
+#undef WL
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#define WL 8
+#include "winograd_f2.h"
+#undef WL
+#pragma GCC pop_options
+
+typedef struct {
+    PoolRangeFn input, output, grad, weight;
+} F2Transforms;
+
+static const F2Transforms F2_LANES4 = {input_tiles_v4, output_tiles_v4, grad_tiles_v4,
+                                       weight_grads_v4},
+                          F2_LANES8 = {input_tiles_v8, output_tiles_v8, grad_tiles_v8,
+                                       weight_grads_v8};
+
+static int g_lanes; /* 0: not chosen yet; else 4 or 8 */
+
+/* OCRKD_WINOGRAD_LANES = 4 | 8 (tests, A/B timing; 8 where the CPU lacks
+ * AVX2 is fatal), else 8 on the AVX2 and AVX-512 GEMM paths, 4 on cblas's */
+static const F2Transforms *f2_transforms(void) {
+    if (!g_lanes) {
+        const char *env = getenv("OCRKD_WINOGRAD_LANES");
+        if (env && *env) {
+            __builtin_cpu_init();
+            if (strcmp(env, "4") && strcmp(env, "8"))
+                fatal(EXIT_USAGE, "OCRKD_WINOGRAD_LANES=%s: unknown; 4 or 8", env);
+            if (env[0] == '8' && !__builtin_cpu_supports("avx2"))
+                fatal(EXIT_USAGE, "OCRKD_WINOGRAD_LANES=8: this CPU cannot run it (no AVX2)");
+            g_lanes = env[0] - '0';
+        } else {
+            g_lanes = gemm_path() == GEMM_CBLAS ? 4 : 8;
         }
     }
+    return g_lanes == 8 ? &F2_LANES8 : &F2_LANES4;
+}
+
+int conv_set_winograd_lanes(int lanes) {
+    __builtin_cpu_init();
+    if (lanes == 8 && !__builtin_cpu_supports("avx2")) lanes = 4;
+    g_lanes = lanes == 4 || lanes == 8 ? lanes : 0;
+    f2_transforms();
+    return g_lanes;
 }
 
 /* ---- F(4x4, 3x3) ----
@@ -699,7 +517,8 @@ static void run_forward(const ConvShape *s, int B, int C, int OC, int m, const f
         size_t N = (size_t)nb * TH * TW;
         float *V = ws, *M = ws + (size_t)P * C * N;
         TilePass tp = {x + b0 * in_per, V, nb, C, s->H, s->W, TH, TW, N};
-        pool_for((size_t)C, N * (m == 4 ? 40 : 48), m == 4 ? input_tiles4 : input_tiles, &tp);
+        pool_for((size_t)C, N * (m == 4 ? 40 : 48), m == 4 ? input_tiles4 : f2_transforms()->input,
+                 &tp);
         PlaneGemms g = {.tA = tA, .M = OC, .N = (int)N, .K = C, .A = U, .lda = tA ? OC : C,
                         .a_step = (size_t)OC * C, .B = V, .ldb = P * (int)N, .b_step = N,
                         .C = M, .ldc = P * (int)N, .c_step = N, .beta = 0.0f, .planes = P,
@@ -716,7 +535,7 @@ static void run_forward(const ConvShape *s, int B, int C, int OC, int m, const f
         chunk.TH = TH;
         chunk.TW = TW;
         chunk.N = N;
-        pool_for((size_t)OC, N * 40, m == 4 ? output_tiles4 : output_tiles, &chunk);
+        pool_for((size_t)OC, N * 40, m == 4 ? output_tiles4 : f2_transforms()->output, &chunk);
     }
     credit_saving(s, B, m);
 }
@@ -746,9 +565,9 @@ void wino_backward(const ConvShape *s, const float *inp, const float *w, const f
             size_t N = (size_t)nb * TH * TW;
             float *V = rest, *D = rest + 16 * (size_t)s->C * N;
             TilePass tp = {inp + b0 * in_per, V, nb, s->C, s->H, s->W, TH, TW, N};
-            pool_for((size_t)s->C, N * 48, input_tiles, &tp);
+            pool_for((size_t)s->C, N * 48, f2_transforms()->input, &tp);
             TilePass gp = {dout + b0 * out_per, D, nb, s->OC, s->H, s->W, TH, TW, N};
-            pool_for((size_t)s->OC, N * 32, grad_tiles, &gp);
+            pool_for((size_t)s->OC, N * 32, f2_transforms()->grad, &gp);
             PlaneGemms g = {.tB = 1, .M = s->OC, .N = s->C, .K = (int)N, /* dU[xi] += D V^T */
                             .A = D, .lda = 16 * (int)N, .a_step = N, .B = V, .ldb = 16 * (int)N,
                             .b_step = N, .C = U, .ldc = s->C, .c_step = (size_t)s->OC * s->C,
@@ -757,7 +576,7 @@ void wino_backward(const ConvShape *s, const float *inp, const float *w, const f
         }
         credit_saving(s, s->B, 2);
         WeightGradPass wp = {U, dw, (size_t)s->OC * s->C};
-        pool_for((size_t)s->OC * s->C, 64, weight_grads, &wp);
+        pool_for((size_t)s->OC * s->C, 64, f2_transforms()->weight, &wp);
     }
     if (dinp) { /* the forward over dout with flipped, transposed weights, accumulated */
         float *U = ws, *rest = ws + 16 * (size_t)s->OC * s->C;
