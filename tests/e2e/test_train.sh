@@ -120,6 +120,8 @@ expect_code 0 "distill 4 steps with OCRKD_WINOGRAD_TILE=4 (the teacher's inferen
 expect_grep '^step +4 .*loss [0-9]' "$TMP/out" "the F(4x4) run logs a finite loss at step 4"
 expect_code 2 "OCRKD_WINOGRAD_TILE=3 is refused" -- env OCRKD_WINOGRAD_TILE=3 "$BIN/ocrkd" bench "$TMP/student.yaml" --steps 1
 expect_grep 'OCRKD_WINOGRAD_TILE=3: unknown; auto, 2 or 4' "$TMP/err" "the error names OCRKD_WINOGRAD_TILE and its values"
+expect_code 2 "OCRKD_WINOGRAD_LANES=16 is refused" -- env OCRKD_WINOGRAD_LANES=16 "$BIN/ocrkd" bench "$TMP/student.yaml" --steps 1
+expect_grep 'OCRKD_WINOGRAD_LANES=16: unknown; 4 or 8' "$TMP/err" "the error names OCRKD_WINOGRAD_LANES and its values"
 
 # -- exact resume: stop at 8, resume to 16 == straight to 16 ----------------
 expect_code 0 "distill to step 8" -- $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" \
