@@ -226,6 +226,20 @@ typedef struct {
     size_t N;
 } OutPass;
 
+/* one output row of W floats, at y + at of channel oc, as p says:
+ * y += row (acc), y = row + bias (+ res) (then ReLU), or y = row */
+static inline void put_row(const OutPass *p, size_t oc, size_t at, const float *row) {
+    float *y = p->y + at;
+    if (p->acc)
+        for (int k = 0; k < p->W; k++)
+            y[k] += row[k];
+    else if (p->bias)
+        conv_bias_act_run(y, row, p->bias[oc], p->res ? p->res + at : NULL, p->relu,
+                          (size_t)p->W);
+    else
+        memcpy(y, row, (size_t)p->W * sizeof(float));
+}
+
 /* dw (OC, C, 3, 3) += G^T dU G of dU (16, OC, C) */
 typedef struct {
     const float *dU;
@@ -402,7 +416,6 @@ static void output_tiles4(void *arg, size_t o0, size_t o1) {
         for (int b = 0; b < p->nb; b++) {
             const float *m = p->M + oc * 36 * p->N + (size_t)b * TH * TW;
             const size_t at = ((size_t)b * p->OC + oc) * H * W;
-            float *y = p->y + at;
             for (int ty = 0; ty < TH; ty++) {
                 const float *mt = m + (size_t)ty * TW;
                 for (int tx = 0; tx < TW; tx += 4) {
@@ -428,14 +441,7 @@ static void output_tiles4(void *arg, size_t o0, size_t o1) {
                 }
                 for (int i = 0; i < 4 && 4 * ty + i < H; i++) {
                     const size_t r = (size_t)(4 * ty + i) * W;
-                    if (p->acc)
-                        for (int k = 0; k < W; k++)
-                            y[r + k] += out[i][k];
-                    else if (p->bias)
-                        conv_bias_act_run(y + r, out[i], p->bias[oc],
-                                          p->res ? p->res + at + r : NULL, p->relu, (size_t)W);
-                    else
-                        memcpy(y + r, out[i], W * sizeof(float));
+                    put_row(p, oc, at + r, out[i]);
                 }
             }
         }

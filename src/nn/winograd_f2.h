@@ -234,19 +234,11 @@ static void WN(output_tiles)(void *arg, size_t o0, size_t o1) {
         for (int b = 0; b < p->nb; b++) {
             const float *m = p->M + oc * 16 * p->N + (size_t)b * TH * TW;
             const size_t at = ((size_t)b * p->OC + oc) * H * W;
-            float *y = p->y + at;
             for (int ty = 0; ty < TH; ty++) {
                 WN(output_row)(m + (size_t)ty * TW, plane, 0, TW, out[0], out[1]);
                 for (int i = 0; i < 2 && 2 * ty + i < H; i++) {
                     const size_t r = (size_t)(2 * ty + i) * W;
-                    if (p->acc)
-                        for (int k = 0; k < W; k++)
-                            y[r + k] += out[i][k];
-                    else if (p->bias)
-                        conv_bias_act_run(y + r, out[i], p->bias[oc],
-                                          p->res ? p->res + at + r : NULL, p->relu, (size_t)W);
-                    else
-                        memcpy(y + r, out[i], W * sizeof(float));
+                    put_row(p, oc, at + r, out[i]);
                 }
             }
         }
