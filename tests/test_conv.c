@@ -252,7 +252,7 @@ static void check_winograd(Rng *r, ConvShape s) {
         run_paths(&s, inp, w, bias, R, ws, got[on]);
     }
     conv_set_winograd(1);
-    const size_t n[4] = {out_n(&s), out_n(&s), ni, nw};
+    const size_t n[4] = {no, no, ni, nw};
     const char *what[4] = {"forward", "bias+residual+relu forward", "dinp", "dw"};
     /* F(2x2)'s transforms at 4 and at 8 lanes (AVX2): the same bits */
     if (conv_set_winograd_lanes(8) == 8) {
