@@ -1,10 +1,13 @@
 /* test_ops.c - relu, add, mean_height, linear and log_softmax: forward
  * against their definitions, backward against central finite differences of
- * L = sum(out * R) for a fixed random R, accumulation (+=) and NULL skips. */
+ * L = sum(out * R) for a fixed random R, accumulation (+=) and NULL skips;
+ * and the denormal mode (denormals.h) in the caller and the pool's workers. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "ocrkd/common.h"
+#include "ocrkd/denormals.h"
 #include "ocrkd/nn.h"
 #include "ocrkd/pool.h"
 #include "test.h"
@@ -245,8 +248,52 @@ static void test_elementwise_threads(void) {
     free(a), free(b), free(out), free(g);
 }
 
+/* part p of a pool job: a product below FLT_MIN (1e-30 * 1e-10 = 1e-40, a
+ * denormal) and a denormal input times 2, in the mode the part runs in */
+typedef struct {
+    volatile float a, b, d;
+    float out[2][4];
+} DenormJob;
+static void denorm_part(void *arg, int part, int parts) {
+    (void)parts;
+    DenormJob *j = arg;
+    j->out[0][part] = j->a * j->b;
+    j->out[1][part] = j->d * 2.0f;
+}
+
+/* OCRKD_DENORMALS' mechanism (denormals.h): flushing turns a denormal result
+ * and a denormal input into 0, keeping leaves both, and the pool's workers
+ * follow the caller's mode in every job, also when it changes between two. */
+static void test_denormals(void) {
+    if (!denormals_supported()) {
+        CHECK(!denormals_flushing(), "no flushing where unsupported");
+        return;
+    }
+    DenormJob j = {.a = 1e-30f, .b = 1e-10f, .d = 1e-40f};
+    pool_set_threads(3);
+    const int modes[3] = {1, 0, 1};
+    for (int m = 0; m < 3; m++) {
+        denormals_set(modes[m]);
+        memset(j.out, 0xff, sizeof j.out);
+        pool_run(3, denorm_part, &j);
+        int bad = 0;
+        for (int p = 0; p < 3; p++)
+            for (int k = 0; k < 2; k++) { /* by their bits: under DAZ a denormal compares == 0 */
+                uint32_t bits;
+                memcpy(&bits, &j.out[k][p], sizeof bits);
+                bad += modes[m] ? bits != 0 : !(bits > 0 && bits < 0x00800000u);
+            }
+        CHECK(denormals_flushing() == modes[m] && bad == 0,
+              "denormals %s on 3 threads (job %d): %d of 6 results wrong", modes[m] ? "flushed" : "kept",
+              m, bad);
+    }
+    denormals_set(0);
+    pool_set_threads(1);
+}
+
 int main(void) {
     rng_seed(&rng, 123);
+    test_denormals();
     test_relu_add();
     test_elementwise_threads();
     test_mean_height(1, 3, 2, 5);

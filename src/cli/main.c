@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "ocrkd/blas_core.h"
 #include "ocrkd/common.h"
+#include "ocrkd/denormals.h"
 
 static const char *usage_text =
     "ocrkd " OCRKD_VERSION " - knowledge distillation for text recognizers (CRNN, CTC)\n"
@@ -32,6 +33,7 @@ void cli_usage(FILE *out) { fputs(usage_text, out); }
 
 int main(int argc, char **argv) {
     blas_core_fix(argv); /* may re-execute: first, before MPI and threads */
+    denormals_from_env(); /* flush by default (denormals.h); before any thread */
     if (argc < 2) {
         cli_usage(stderr);
         return EXIT_USAGE;
@@ -40,7 +42,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         char blas[256];
         blas_core_describe(blas, sizeof blas);
-        printf("ocrkd %s\n%s\n", OCRKD_VERSION, blas);
+        char fp[160];
+        denormals_describe(fp, sizeof fp);
+        printf("ocrkd %s\n%s\n%s\n", OCRKD_VERSION, blas, fp);
         return 0;
     }
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "ocrkd/common.h"
+#include "ocrkd/denormals.h"
 
 /* Spinning waits poll with plain loads and a short counted delay, not with
  * PAUSE: under a hypervisor with pause-loop exiting (KVM's PLE; this
@@ -36,6 +37,7 @@ static struct {
     PoolPartFn fn;
     void *ctx;
     int parts;
+    unsigned fpmode; /* the caller's denormal mode (denormals.h): parts run in it */
 } g_job;
 static atomic_uint g_gen;
 static atomic_int g_pending;
@@ -46,7 +48,7 @@ static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
 
 static void *worker(void *arg) {
     const int part = (int)(intptr_t)arg;
-    unsigned seen = 0;
+    unsigned seen = 0, fpmode = denormals_mode_get();
     for (;;) {
         unsigned g = atomic_load_explicit(&g_gen, memory_order_acquire);
         for (int r = 0; r < SPIN_ROUNDS && g == seen; r++) {
@@ -62,6 +64,7 @@ static void *worker(void *arg) {
             pthread_mutex_unlock(&g_mu);
         }
         seen = g;
+        if (g_job.fpmode != fpmode) denormals_mode_set(fpmode = g_job.fpmode);
         if (part < g_job.parts) g_job.fn(g_job.ctx, part, g_job.parts);
         atomic_fetch_sub_explicit(&g_pending, 1, memory_order_release);
     }
@@ -100,6 +103,7 @@ void pool_run(int parts, PoolPartFn fn, void *ctx) {
     g_job.fn = fn;
     g_job.ctx = ctx;
     g_job.parts = parts;
+    g_job.fpmode = denormals_mode_get();
     atomic_store(&g_pending, g_nworkers);
     pthread_mutex_lock(&g_mu);
     atomic_fetch_add_explicit(&g_gen, 1, memory_order_release);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ocrkd/blas_core.h"
+#include "ocrkd/denormals.h"
 #include "ocrkd/dist.h"
 #include "ocrkd/gemm.h"
 #include "trainer_internal.h"
@@ -153,6 +154,8 @@ void print_start(const Trainer *t) {
     char blas[256];
     blas_core_describe(blas, sizeof blas);
     printf0("blas     %s\n", blas);
+    denormals_describe(blas, sizeof blas);
+    printf0("numerics %s\n", blas);
     printf0("params   extractor %zu, encoder %zu, classifier %zu; trainable %zu (%s)\n",
             s->count[PART_EXTRACTOR], s->count[PART_ENCODER], s->count[PART_CLASSIFIER],
             s->n_trainable,

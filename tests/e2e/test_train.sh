@@ -122,6 +122,10 @@ expect_code 2 "OCRKD_WINOGRAD_TILE=3 is refused" -- env OCRKD_WINOGRAD_TILE=3 "$
 expect_grep 'OCRKD_WINOGRAD_TILE=3: unknown; auto, 2 or 4' "$TMP/err" "the error names OCRKD_WINOGRAD_TILE and its values"
 expect_code 2 "OCRKD_WINOGRAD_LANES=16 is refused" -- env OCRKD_WINOGRAD_LANES=16 "$BIN/ocrkd" bench "$TMP/student.yaml" --steps 1
 expect_grep 'OCRKD_WINOGRAD_LANES=16: unknown; 4 or 8' "$TMP/err" "the error names OCRKD_WINOGRAD_LANES and its values"
+expect_code 2 "OCRKD_DENORMALS=fast is refused" -- env OCRKD_DENORMALS=fast "$BIN/ocrkd" bench "$TMP/student.yaml" --steps 1
+expect_grep 'OCRKD_DENORMALS=fast: unknown; flush \(the default\) or keep' "$TMP/err" "the error names OCRKD_DENORMALS and its values"
+expect_code 0 "bench with OCRKD_DENORMALS=keep" -- env OCRKD_DENORMALS=keep "$BIN/ocrkd" bench "$TMP/student.yaml" --steps 1
+expect_grep '^numerics denormals kept' "$TMP/out" "the banner says the denormals are kept"
 
 # -- exact resume: stop at 8, resume to 16 == straight to 16 ----------------
 expect_code 0 "distill to step 8" -- $MPI "$BIN/ocrkd" distill "$TMP/student.yaml" \
