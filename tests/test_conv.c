@@ -426,6 +426,8 @@ int main(void) {
     check_winograd(&r, conv_shape(2, 16, 3, 1, 16, 3, 3, 1, 1, 1, 1));  /* one column */
     check_threads(&r, conv_shape(3, 64, 16, 64, 64, 3, 3, 1, 1, 1, 1));
     check_threads(&r, conv_shape(4, 32, 5, 11, 16, 3, 3, 1, 1, 1, 1));
+    /* 5 one-sample chunks on 3 threads, whole chunks per thread (2, 2, 1) */
+    check_threads(&r, conv_shape(5, 32, 16, 64, 32, 3, 3, 1, 1, 1, 1));
     /* the default (auto): the Winograd forward from 16 channels each way
      * (the backward from 32), 3x3 stride 1 only */
     conv_set_winograd(WINO_AUTO);
@@ -447,6 +449,8 @@ int main(void) {
     check_winograd4(&r, conv_shape(3, 64, 16, 64, 48, 3, 3, 1, 1, 1, 1), 0); /* several chunks */
     check_winograd4(&r, conv_shape(2, 16, 7, 9, 24, 3, 3, 1, 1, 1, 1), 0);  /* odd: partial tiles */
     check_winograd4(&r, conv_shape(2, 17, 3, 13, 16, 3, 3, 1, 1, 1, 1), 0);
+    /* 4 chunks of 2, 2, 2, 1 samples on 3 threads, whole chunks per thread */
+    check_winograd4(&r, conv_shape(7, 16, 16, 128, 16, 3, 3, 1, 1, 1, 1), 0);
     check_winograd4(&r, conv_shape(2, 16, 1, 5, 16, 3, 3, 1, 1, 1, 1), 4);  /* one row, forced */
     check_winograd4(&r, conv_shape(1, 16, 6, 1, 16, 3, 3, 1, 1, 1, 1), 4);  /* one column */
     check_winograd4(&r, conv_shape(2, 16, 2, 30, 16, 3, 3, 1, 1, 1, 1), 4); /* 2 rows, forced */

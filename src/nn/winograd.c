@@ -38,9 +38,12 @@
  * Rounding: a different summation than im2col's (the transforms add and
  * halve), within a few float ulps of it per product; tests/test_conv.c
  * checks both paths against a double reference with the same tolerance.
- * Threads: the transforms split over channels (pool_for), the 16 GEMMs of a
- * chunk over planes (each whole on one thread); bit-identical for any
- * thread count. Lanes: F(2x2)'s transforms run 4 or 8 tiles an instruction
+ * Threads: a forward (and the input gradient, a forward over dout) with at
+ * least one chunk of WINO_MIN_COLUMNS tiles per thread runs whole chunks on
+ * each thread (run_forward); otherwise, and in the weight gradient, the
+ * transforms split over channels (pool_for) and the 16 GEMMs of a chunk
+ * over planes (each whole on one thread); bit-identical for any thread
+ * count. Lanes: F(2x2)'s transforms run 4 or 8 tiles an instruction
  * (winograd_f2.h), bit-identical too.
  */
 #include "ocrkd/nn.h"
@@ -506,43 +509,103 @@ void wino_transform_weights(const ConvShape *s, const float *w, float *U) {
     free(tmp);
 }
 
+/* One run_forward over samples [b0, b0 + nb) of x, its V and M in ws. */
+typedef struct {
+    const ConvShape *s;
+    int B, C, OC, m, tA, nbmax, nchunks;
+    const float *x, *U;
+    const unsigned char *a_of;
+    const OutPass *op;
+    float *ws; /* part 0's V and M; the other parts' are their own (chunk_ws) */
+} ForwardRun;
+
+static void forward_chunk(const ForwardRun *r, int b0, float *ws) {
+    const ConvShape *s = r->s;
+    const int C = r->C, OC = r->OC, m = r->m, TH = tiles_h(s, m), TW = tiles_w(s, m),
+              P = planes_of(m);
+    const size_t in_per = (size_t)C * s->H * s->W, out_per = (size_t)OC * s->H * s->W;
+    const int nb = r->B - b0 < r->nbmax ? r->B - b0 : r->nbmax;
+    const size_t N = (size_t)nb * TH * TW;
+    float *V = ws, *M = ws + (size_t)P * C * N;
+    TilePass tp = {r->x + b0 * in_per, V, nb, C, s->H, s->W, TH, TW, N};
+    pool_for((size_t)C, N * (m == 4 ? 40 : 48), m == 4 ? input_tiles4 : f2_transforms()->input,
+             &tp);
+    PlaneGemms g = {.tA = r->tA, .M = OC, .N = (int)N, .K = C, .A = r->U,
+                    .lda = r->tA ? OC : C, .a_step = (size_t)OC * C, .B = V, .ldb = P * (int)N,
+                    .b_step = N, .C = M, .ldc = P * (int)N, .c_step = N, .beta = 0.0f,
+                    .planes = P, .a_of = r->a_of};
+    plane_gemms(&g);
+    OutPass chunk = *r->op;
+    chunk.M = M;
+    chunk.y = r->op->y + b0 * out_per;
+    chunk.res = r->op->res ? r->op->res + b0 * out_per : NULL;
+    chunk.nb = nb;
+    chunk.OC = OC;
+    chunk.H = s->H;
+    chunk.W = s->W;
+    chunk.TH = TH;
+    chunk.TW = TW;
+    chunk.N = N;
+    pool_for((size_t)OC, N * 40, m == 4 ? output_tiles4 : f2_transforms()->output, &chunk);
+}
+
+/* A pool worker's V and M: grown to the largest chunk it was given, kept
+ * (allocated once per thread, not per call). */
+static float *chunk_ws(size_t floats) {
+    static _Thread_local float *buf;
+    static _Thread_local size_t cap;
+    if (floats > cap) {
+        free(buf);
+        buf = xalloc_floats(floats);
+        cap = floats;
+    }
+    return buf;
+}
+
+/* part p of the pool: chunks p, p + parts, ... whole (their transforms and
+ * GEMMs run serially inside), in part p's own V and M */
+static void forward_chunks_part(void *arg, int part, int parts) {
+    const ForwardRun *r = arg;
+    const ConvShape *s = r->s;
+    const size_t N = (size_t)r->nbmax * tiles_h(s, r->m) * tiles_w(s, r->m);
+    float *ws = part == 0 ? r->ws : chunk_ws((size_t)planes_of(r->m) * (r->C + r->OC) * N);
+    for (int c = part; c < r->nchunks; c += parts)
+        forward_chunk(r, c * r->nbmax, ws);
+}
+
 /* y (B, OC, H, W) = conv3x3(x (B, C, H, W)) with U (P, OC, C) of F(m x m)
  * transformed (tA: U (P, C, OC)), then the epilogue of op (bias, res, relu;
  * or acc: y +=); s gives H, W and the chunk size; ws after U. a_of: plane
  * xi's weights are U's plane a_of[xi] (FLIPPED_PLANE, with tA: the input
  * gradient's run over dout with the forward filters' U (16, C, OC) of this
- * run's C = the forward's OC). */
+ * run's C = the forward's OC).
+ * Threads: when the batch makes at least one chunk per thread of
+ * WINO_MIN_COLUMNS tiles or more, every thread runs whole chunks (its V and
+ * M stay in its own core's L2 from the transform to the output pass: split
+ * by channels and then by planes, half of them crossed to the other core);
+ * else the chunks run one after another, each split over the pool. Every
+ * output tile is the same arithmetic either way (the GEMMs' sums run over
+ * C, whatever the chunk's width), so the bits do not depend on the split. */
 static void run_forward(const ConvShape *s, int B, int C, int OC, int m, const float *x,
                         const float *U, int tA, const unsigned char *a_of, const OutPass *op,
                         float *ws) {
-    const int TH = tiles_h(s, m), TW = tiles_w(s, m), nbmax = chunk_samples(s, B, m),
-              P = planes_of(m);
-    const size_t in_per = (size_t)C * s->H * s->W, out_per = (size_t)OC * s->H * s->W;
-    for (int b0 = 0; b0 < B; b0 += nbmax) {
-        int nb = B - b0 < nbmax ? B - b0 : nbmax;
-        size_t N = (size_t)nb * TH * TW;
-        float *V = ws, *M = ws + (size_t)P * C * N;
-        TilePass tp = {x + b0 * in_per, V, nb, C, s->H, s->W, TH, TW, N};
-        pool_for((size_t)C, N * (m == 4 ? 40 : 48), m == 4 ? input_tiles4 : f2_transforms()->input,
-                 &tp);
-        PlaneGemms g = {.tA = tA, .M = OC, .N = (int)N, .K = C, .A = U, .lda = tA ? OC : C,
-                        .a_step = (size_t)OC * C, .B = V, .ldb = P * (int)N, .b_step = N,
-                        .C = M, .ldc = P * (int)N, .c_step = N, .beta = 0.0f, .planes = P,
-                        .a_of = a_of};
-        plane_gemms(&g);
-        OutPass chunk = *op;
-        chunk.M = M;
-        chunk.y = op->y + b0 * out_per;
-        chunk.res = op->res ? op->res + b0 * out_per : NULL;
-        chunk.nb = nb;
-        chunk.OC = OC;
-        chunk.H = s->H;
-        chunk.W = s->W;
-        chunk.TH = TH;
-        chunk.TW = TW;
-        chunk.N = N;
-        pool_for((size_t)OC, N * 40, m == 4 ? output_tiles4 : f2_transforms()->output, &chunk);
+    ForwardRun r = {.s = s, .B = B, .C = C, .OC = OC, .m = m, .tA = tA,
+                    .nbmax = chunk_samples(s, B, m), .x = x, .U = U, .a_of = a_of, .op = op,
+                    .ws = ws};
+    const int T = pool_threads();
+    const size_t tiles = (size_t)tiles_h(s, m) * tiles_w(s, m);
+    if (T > 1 && B >= T) { /* whole chunks per thread: as many chunks as threads, or a multiple */
+        const int k = ((B + r.nbmax - 1) / r.nbmax + T - 1) / T, nb = (B + k * T - 1) / (k * T);
+        if ((size_t)nb * tiles >= WINO_MIN_COLUMNS && (B + nb - 1) / nb >= T) {
+            r.nbmax = nb;
+            r.nchunks = (B + nb - 1) / nb;
+            pool_run(T, forward_chunks_part, &r);
+            credit_saving(s, B, m);
+            return;
+        }
     }
+    for (int b0 = 0; b0 < B; b0 += r.nbmax)
+        forward_chunk(&r, b0, ws);
     credit_saving(s, B, m);
 }
 
