@@ -4,6 +4,7 @@
  * T, infeasible label), and ctc_greedy_decode on hand-made sequences. */
 #include "ocrkd/common.h"
 #include "ocrkd/nn.h"
+#include "ocrkd/pool.h"
 #include "test.h"
 
 #include <string.h>
@@ -190,7 +191,49 @@ static void test_greedy(void) {
     }
 }
 
+/* A batch large enough for the pool (12 samples of T = 24, labels of 0..7
+ * with repeats, one infeasible and one unlabeled): loss, per-sample nll and
+ * gradient bit for bit the same on 1 and 3 threads. */
+static void test_threads(void) {
+    enum { T2 = 24, B2 = 12, K2 = 6, L2 = 30 };
+    Rng rng;
+    rng_seed(&rng, 11);
+    static float lp[T2 * B2 * K2], dl[2][T2 * B2 * K2];
+    int lens2[B2], labs[B2 * L2], nl = 0;
+    unsigned char mask[B2];
+    for (int b = 0; b < B2; b++) {
+        lens2[b] = b == 5 ? 20 : (int)(rng_uniform(&rng) * 8); /* sample 5: 20 letters, repeats: infeasible in 24 */
+        for (int i = 0; i < lens2[b]; i++)
+            labs[nl++] = b == 5 ? 1 : 1 + (int)(rng_uniform(&rng) * (K2 - 1));
+        mask[b] = b != 7;
+    }
+    for (int t = 0; t < T2 * B2; t++) {
+        double x[K2], m = -1e30, z = 0;
+        for (int k = 0; k < K2; k++)
+            x[k] = 2 * rng_normal(&rng), m = x[k] > m ? x[k] : m;
+        for (int k = 0; k < K2; k++)
+            z += exp(x[k] - m);
+        for (int k = 0; k < K2; k++)
+            lp[t * K2 + k] = (float)(x[k] - m - log(z));
+    }
+    double *ws = xcalloc(ctc_workspace_doubles(T2, B2, L2), sizeof(double));
+    double mean[2], nll[2][B2];
+    const int threads[2] = {1, 3};
+    for (int r = 0; r < 2; r++) {
+        pool_set_threads(threads[r]);
+        memset(dl[r], 0, sizeof dl[r]);
+        mean[r] = ctc_loss_labeled(lp, T2, B2, K2, labs, lens2, mask, nll[r], dl[r], 0.5f, ws);
+    }
+    pool_set_threads(1);
+    CHECK(isfinite(mean[0]) && isinf(nll[0][5]) && nll[0][7] == 0 && mean[0] == mean[1] &&
+              !memcmp(nll[0], nll[1], sizeof nll[0]) && !memcmp(dl[0], dl[1], sizeof dl[0]),
+          "ctc on 1 and 3 threads: mean %.17g / %.17g, nll and gradient %s", mean[0], mean[1],
+          memcmp(dl[0], dl[1], sizeof dl[0]) ? "differ" : "equal");
+    free(ws);
+}
+
 int main(void) {
+    test_threads();
     test_loss_and_grad();
     test_posterior_sanity();
     test_greedy();

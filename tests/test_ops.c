@@ -291,8 +291,50 @@ static void test_denormals(void) {
     pool_set_threads(1);
 }
 
+/* mean_height (both ways), log_softmax (both ways) and fill_rows at sizes
+ * the pool splits: bit for bit the same on 1 and 3 threads */
+static void test_rows_threads(void) {
+    enum { B = 4, C = 16, H = 8, W = 33, N = 400, K = 37 };
+    const size_t nx = (size_t)B * C * H * W, nl = (size_t)N * K;
+    float *x = randn(nx), *dy = randn((size_t)W * B * C), *l = randn(nl), *dl = randn(nl);
+    float *got[2][5];
+    const int threads[2] = {1, 3};
+    for (int r = 0; r < 2; r++) {
+        pool_set_threads(threads[r]);
+        got[r][0] = xalloc_floats((size_t)W * B * C);
+        mean_height_forward(x, B, C, H, W, got[r][0]);
+        got[r][1] = xalloc_floats(nx);
+        mean_height_backward(dy, B, C, H, W, got[r][1]);
+        got[r][2] = xalloc_floats(nl);
+        log_softmax_forward(l, N, K, got[r][2]);
+        got[r][3] = xalloc_floats(nl);
+        log_softmax_backward(got[r][2], dl, N, K, got[r][3]);
+        got[r][4] = xalloc_floats(nl);
+        fill_rows(got[r][4], N, l, K);
+    }
+    pool_set_threads(1);
+    const size_t n[5] = {(size_t)W * B * C, nx, nl, nl, nl};
+    const char *what[5] = {"mean_height forward", "mean_height backward", "log_softmax forward",
+                           "log_softmax backward", "fill_rows"};
+    for (int k = 0; k < 5; k++) {
+        CHECK(!memcmp(got[0][k], got[1][k], n[k] * sizeof(float)),
+              "%s bit-identical on 1 and 3 threads", what[k]);
+        free(got[0][k]), free(got[1][k]);
+    }
+    int bad = 0;
+    float *f = xalloc_floats(nl);
+    pool_set_threads(3);
+    fill_rows(f, N, l, K);
+    pool_set_threads(1);
+    for (int r = 0; r < N; r++)
+        bad += memcmp(f + (size_t)r * K, l, K * sizeof(float)) != 0;
+    CHECK(bad == 0, "fill_rows on 3 threads: %d of %d rows not the row", bad, N);
+    free(x), free(dy), free(l), free(dl), free(f);
+}
+
 int main(void) {
     rng_seed(&rng, 123);
+    test_rows_threads();
     test_denormals();
     test_relu_add();
     test_elementwise_threads();

@@ -132,6 +132,9 @@ void linear_backward(const float *inp, const float *w, const float *dout, int N,
                      float *dinp, float *dw, float *db);
 
 /* ---- log-softmax over the last axis ---- */
+/* out (rows, n): every row a copy of row (n floats; row must not lie in out) */
+void fill_rows(float *out, size_t rows, const float *row, int n);
+
 /* inp (N,K) -> out (N,K); out may equal inp */
 void log_softmax_forward(const float *inp, int N, int K, float *out);
 /* out is the forward OUTPUT (N,K); dinp (N,K) += dout - exp(out) * sum(dout) */

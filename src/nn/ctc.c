@@ -13,19 +13,28 @@
  * emission at t. Their sum minus log Z is the log posterior of state s at t.
  *
  * Labels longer than the Lmax given to ctc_workspace_doubles overrun ws:
- * the caller sizes ws for its longest label.
+ * the caller sizes ws for its longest label (and its largest batch).
  *
- * ws layout (ctc_workspace_doubles), S = 2*Lmax+1:
- *   alpha (T,S) | beta (S) | beta_next (S) | lead (S) | post (S)
+ * ws layout (ctc_workspace_doubles), S = 2*Lmax+1, for each sample b:
+ *   alpha (T,S) | beta (S) | beta_next (S) | lead (S) | post (S); then the
+ *   B samples' nll. Threads: the samples split over the pool (each its own
+ *   scratch and its own rows of dlogits); the mean is summed in sample order
+ *   afterwards, so the loss and gradient do not depend on the thread count.
  */
 #include "ocrkd/common.h"
 #include "ocrkd/nn.h"
+#include "ocrkd/pool.h"
 
 #include <math.h>
 
-size_t ctc_workspace_doubles(int T, int B, int Lmax) {
-    (void)B; /* samples are processed one after another */
+/* per sample b: alpha (T,S) | beta | beta_next | lead | post, then B doubles of
+ * the samples' nll */
+static size_t sample_doubles(int T, int Lmax) {
     return ((size_t)T + 4) * (2 * (size_t)MAX(Lmax, 0) + 1);
+}
+
+size_t ctc_workspace_doubles(int T, int B, int Lmax) {
+    return (size_t)MAX(B, 1) * (sample_doubles(T, Lmax) + 1);
 }
 
 static inline double logadd(double a, double b) {
@@ -139,33 +148,58 @@ double ctc_loss(const float *logp, int T, int B, int K, const int *labels, const
     return ctc_loss_labeled(logp, T, B, K, labels, label_lens, NULL, losses, dlogits, scale, ws);
 }
 
+typedef struct {
+    const float *logp;
+    int T, B, K, n, Lmax;
+    const int *labels, *label_lens;
+    const unsigned char *labeled;
+    float *dlogits;
+    float scale;
+    double *ws, *nll;
+} CtcJob;
+
+/* samples [lo, hi): nll[b] (+inf where no alignment fits, 0 unlabeled) and,
+ * where finite, dlogits[:, b, :] += scale * per_b * (softmax - posterior) */
+static void ctc_samples(void *arg, size_t lo, size_t hi) {
+    const CtcJob *j = arg;
+    const int *lab = j->labels;
+    for (size_t b = 0; b < lo; b++)
+        lab += j->label_lens[b];
+    const size_t per_sample = sample_doubles(j->T, j->Lmax);
+    for (size_t b = lo; b < hi; lab += j->label_lens[b], b++) {
+        const int L = j->label_lens[b], S = 2 * L + 1;
+        if (j->labeled && !j->labeled[b]) { /* not in the loss: no term, no gradient */
+            j->nll[b] = 0;
+            continue;
+        }
+        double *ws = j->ws + b * per_sample;
+        CtcScratch w = {ws, ws + (size_t)j->T * S, ws + (size_t)(j->T + 1) * S,
+                        ws + (size_t)(j->T + 2) * S, ws + (size_t)(j->T + 3) * S};
+        double logz = -INFINITY;
+        if (min_steps(lab, L) <= j->T) logz = ctc_alpha(j->logp, j->T, j->B, j->K, (int)b, lab, S, w.alpha);
+        j->nll[b] = -logz;
+        if (isfinite(-logz) && j->dlogits)
+            ctc_grad(j->logp, j->T, j->B, j->K, (int)b, lab, S, logz, w,
+                     j->scale * (1.0 / ((double)j->n * MAX(L, 1))), j->dlogits);
+    }
+}
+
 double ctc_loss_labeled(const float *logp, int T, int B, int K, const int *labels,
                         const int *label_lens, const unsigned char *labeled, double *losses,
                         float *dlogits, float scale, double *ws) {
-    int n = 0;
-    for (int b = 0; b < B; b++)
-        n += !labeled || labeled[b];
-    double mean = 0.0;
-    const int *lab = labels;
+    int n = 0, Lmax = 0;
     for (int b = 0; b < B; b++) {
-        int L = label_lens[b], S = 2 * L + 1;
-        if (labeled && !labeled[b]) { /* not in the loss: no term, no gradient */
-            if (losses) losses[b] = 0;
-            lab += L;
-            continue;
-        }
-        CtcScratch w = {ws, ws + (size_t)T * S, ws + (size_t)(T + 1) * S, ws + (size_t)(T + 2) * S,
-                        ws + (size_t)(T + 3) * S};
-        double logz = -INFINITY;
-        if (min_steps(lab, L) <= T) logz = ctc_alpha(logp, T, B, K, b, lab, S, w.alpha);
-        double nll = -logz;
-        if (losses) losses[b] = nll;
-        if (isfinite(nll)) {
-            double per = 1.0 / ((double)n * MAX(L, 1));
-            mean += nll * per;
-            if (dlogits) ctc_grad(logp, T, B, K, b, lab, S, logz, w, scale * per, dlogits);
-        }
-        lab += L;
+        n += !labeled || labeled[b];
+        Lmax = MAX(Lmax, label_lens[b]);
+    }
+    CtcJob j = {logp, T, B, K, n, Lmax, labels, label_lens, labeled, dlogits, scale, ws,
+                ws + (size_t)MAX(B, 1) * sample_doubles(T, Lmax)};
+    pool_for((size_t)B, (size_t)T * (2 * Lmax + 1) * 16, ctc_samples, &j);
+    double mean = 0.0;
+    for (int b = 0; b < B; b++) {
+        if (losses) losses[b] = j.nll[b];
+        if ((!labeled || labeled[b]) && isfinite(j.nll[b]))
+            mean += j.nll[b] * (1.0 / ((double)n * MAX(label_lens[b], 1)));
     }
     return mean;
 }

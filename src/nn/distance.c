@@ -3,13 +3,18 @@
  * For: the distillation terms of SPEC "The method": l1, l2, cosine and kl
  * between et (teacher) and es (student), both (N,C) with N = T*B rows, and
  * their gradient w.r.t. es only (the teacher is frozen). Sums run in double.
+ * Threads: cosine and kl split their rows over the pool (below).
  * Not for: weighting several distances (the caller sums w_d * D_d), the CTC
  * term (ctc.c), allocation.
  */
 #include "ocrkd/nn.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "ocrkd/common.h"
+#include "ocrkd/pool.h"
 
 static const char *const names[DIST_COUNT] = {"l1", "l2", "cosine", "kl"};
 
@@ -45,35 +50,73 @@ static double l2(const float *et, const float *es, size_t n, float *des, float s
     return sum / n;
 }
 
-/* mean over rows of 1 - cos(t, s), each norm clamped at 1e-8 as torch's
+/* The row-wise distances (cosine, kl) compute each row whole on one thread
+ * of the pool (pool_for) into rows[n] and its gradient row; the mean is then
+ * summed in row order, as the serial loop did: the same bits for any thread
+ * count. rows: grown, kept (one caller thread, as the pool). */
+typedef struct {
+    const float *et, *es;
+    float *des;
+    int C;
+    double g, tau;
+    double *rows;
+} RowDist;
+
+static double *row_buffer(size_t n) {
+    static double *buf;
+    static size_t cap;
+    if (n > cap) {
+        free(buf);
+        buf = xmalloc(n * sizeof(double));
+        cap = n;
+    }
+    return buf;
+}
+
+static double rows_mean(const double *rows, int N) {
+    double sum = 0;
+    for (int n = 0; n < N; n++)
+        sum += rows[n];
+    return sum / N;
+}
+
+/* rows[n] = 1 - cos(t, s), each norm clamped at 1e-8 as torch's
  * F.cosine_similarity: cos = (t/|t|c).(s/|s|c); torch's backward treats the
  * clamped norm as the norm, giving d cos/ds = t/(|t|c |s|c) - cos s/|s|c^2. */
-static double cosine(const float *et, const float *es, int N, int C, float *des, float scale) {
+static void cosine_rows(void *ctx, size_t lo, size_t hi) {
+    const RowDist *p = ctx;
     const double eps = 1e-8;
-    double sum = 0, g = (double)scale / N;
-    for (int n = 0; n < N; n++) {
-        const float *t = et + (size_t)n * C, *s = es + (size_t)n * C;
+    const int C = p->C;
+    for (size_t n = lo; n < hi; n++) {
+        const float *t = p->et + n * C, *s = p->es + n * C;
         double ts = 0, tt = 0, ss = 0;
         for (int c = 0; c < C; c++)
             ts += (double)t[c] * s[c], tt += (double)t[c] * t[c], ss += (double)s[c] * s[c];
         double nt = fmax(sqrt(tt), eps), ns = fmax(sqrt(ss), eps), cos = ts / (nt * ns);
-        sum += 1.0 - cos;
-        if (!des) continue;
-        float *d = des + (size_t)n * C;
+        p->rows[n] = 1.0 - cos;
+        if (!p->des) continue;
+        float *d = p->des + n * C;
         for (int c = 0; c < C; c++)
-            d[c] -= (float)(g * (t[c] / (nt * ns) - cos * s[c] / (ns * ns)));
+            d[c] -= (float)(p->g * (t[c] / (nt * ns) - cos * s[c] / (ns * ns)));
     }
-    return sum / N;
 }
 
-/* mean over rows of tau^2 KL(p_t || p_s), p = softmax(x/tau);
- * d/des = tau (p_s - p_t) / N. Each row's two log-normalizers are found
- * first, so the log-probabilities need no scratch buffer. */
-static double kl(const float *et, const float *es, int N, int C, double tau, float *des,
-                 float scale) {
-    double sum = 0, g = (double)scale * tau / N;
-    for (int n = 0; n < N; n++) {
-        const float *t = et + (size_t)n * C, *s = es + (size_t)n * C;
+/* mean over rows of 1 - cos(t, s) */
+static double cosine(const float *et, const float *es, int N, int C, float *des, float scale) {
+    RowDist p = {et, es, des, C, (double)scale / N, 0, row_buffer((size_t)N)};
+    pool_for((size_t)N, 8 * (size_t)C, cosine_rows, &p);
+    return rows_mean(p.rows, N);
+}
+
+/* rows[n] = tau^2 KL(p_t || p_s), p = softmax(x/tau); d/des = tau (p_s -
+ * p_t) / N. Each row's two log-normalizers are found first, so the
+ * log-probabilities need no scratch buffer. */
+static void kl_rows(void *ctx, size_t lo, size_t hi) {
+    const RowDist *p = ctx;
+    const int C = p->C;
+    const double tau = p->tau;
+    for (size_t n = lo; n < hi; n++) {
+        const float *t = p->et + n * C, *s = p->es + n * C;
         double mt = -INFINITY, ms = -INFINITY, zt = 0, zs = 0;
         for (int c = 0; c < C; c++)
             mt = fmax(mt, t[c] / tau), ms = fmax(ms, s[c] / tau);
@@ -83,11 +126,18 @@ static double kl(const float *et, const float *es, int N, int C, double tau, flo
         for (int c = 0; c < C; c++) {
             double lpt = t[c] / tau - lzt, lps = s[c] / tau - lzs, pt = exp(lpt);
             row += pt * (lpt - lps);
-            if (des) des[(size_t)n * C + c] += (float)(g * (exp(lps) - pt));
+            if (p->des) p->des[n * C + c] += (float)(p->g * (exp(lps) - pt));
         }
-        sum += tau * tau * row;
+        p->rows[n] = tau * tau * row;
     }
-    return sum / N;
+}
+
+/* mean over rows of tau^2 KL(p_t || p_s) */
+static double kl(const float *et, const float *es, int N, int C, double tau, float *des,
+                 float scale) {
+    RowDist p = {et, es, des, C, (double)scale * tau / N, tau, row_buffer((size_t)N)};
+    pool_for((size_t)N, 40 * (size_t)C, kl_rows, &p);
+    return rows_mean(p.rows, N);
 }
 
 double distance_forward_backward(DistKind k, const float *et, const float *es, int N, int C,

@@ -75,11 +75,9 @@ size_t bilstm_workspace_floats(const LstmShape *s) {
 /* pre (N,4H) = inp (N,In) w_ih^T + b_ih + b_hh, N = T*B */
 static void input_projection(const float *inp, int N, int In, int H, const LstmWeights *w,
                              float *pre) {
-    for (int n = 0; n < N; n++) {
-        float *row = pre + (size_t)n * 4 * H;
-        for (int j = 0; j < 4 * H; j++)
-            row[j] = w->b_ih[j] + w->b_hh[j];
-    }
+    for (int j = 0; j < 4 * H; j++) /* row 0, copied to the others on the pool */
+        pre[j] = w->b_ih[j] + w->b_hh[j];
+    if (N > 1) fill_rows(pre + 4 * (size_t)H, (size_t)N - 1, pre, 4 * H);
     gemm_f32(0, 1, N, 4 * H, In, inp, In, w->w_ih, In, 1.0f, pre, 4 * H);
 }
 

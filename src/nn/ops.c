@@ -121,36 +121,69 @@ void add_relu_forward(const float *a, const float *b, float *out, size_t n) {
     elementwise(EW_ADD_RELU, a, b, out, n);
 }
 
+/* ---- mean over the height, log-softmax and row fills: rows split over the
+ * pool (pool_for), each row whole on one thread: the same bits for any
+ * thread count ---- */
+typedef struct {
+    const float *x, *dy;
+    float *y;
+    int B, C, H, W, K;
+    const float *row;
+} RowPass;
+
+static void mean_height_rows(void *ctx, size_t lo, size_t hi) {
+    const RowPass *p = ctx;
+    const size_t stride = (size_t)p->B * p->C; /* between consecutive w in out */
+    const float inv_h = 1.0f / (float)p->H;
+    const int H = p->H, W = p->W;
+    for (size_t bc = lo; bc < hi; bc++) { /* bc = b C + c */
+        const float *x = p->x + bc * H * W;
+        float *y = p->y + bc;
+        for (int w = 0; w < W; w++) {
+            float s = 0.0f;
+            for (int h = 0; h < H; h++)
+                s += x[(size_t)h * W + w];
+            y[w * stride] = s * inv_h;
+        }
+    }
+}
+
 /* inp (B,C,H,W) -> out (W,B,C): out[w,b,c] = mean over h of inp[b,c,h,w] */
 void mean_height_forward(const float *inp, int B, int C, int H, int W, float *out) {
-    const size_t stride = (size_t)B * C; /* between consecutive w in out */
-    const float inv_h = 1.0f / (float)H;
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++) {
-            const float *x = inp + ((size_t)b * C + c) * H * W;
-            float *y = out + (size_t)b * C + c;
-            for (int w = 0; w < W; w++) {
-                float s = 0.0f;
-                for (int h = 0; h < H; h++)
-                    s += x[(size_t)h * W + w];
-                y[w * stride] = s * inv_h;
-            }
-        }
+    RowPass p = {.x = inp, .y = out, .B = B, .C = C, .H = H, .W = W};
+    pool_for((size_t)B * C, (size_t)H * W, mean_height_rows, &p);
+}
+
+static void mean_height_back_rows(void *ctx, size_t lo, size_t hi) {
+    const RowPass *p = ctx;
+    const size_t stride = (size_t)p->B * p->C;
+    const float inv_h = 1.0f / (float)p->H;
+    const int H = p->H, W = p->W;
+    for (size_t bc = lo; bc < hi; bc++) {
+        const float *dy = p->dy + bc;
+        float *dx = p->y + bc * H * W;
+        for (int h = 0; h < H; h++)
+            for (int w = 0; w < W; w++)
+                dx[(size_t)h * W + w] += dy[w * stride] * inv_h;
+    }
 }
 
 /* dout (W,B,C) -> dinp (B,C,H,W) += dout[w,b,c] / H */
 void mean_height_backward(const float *dout, int B, int C, int H, int W, float *dinp) {
     if (!dinp) return;
-    const size_t stride = (size_t)B * C;
-    const float inv_h = 1.0f / (float)H;
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++) {
-            const float *dy = dout + (size_t)b * C + c;
-            float *dx = dinp + ((size_t)b * C + c) * H * W;
-            for (int h = 0; h < H; h++)
-                for (int w = 0; w < W; w++)
-                    dx[(size_t)h * W + w] += dy[w * stride] * inv_h;
-        }
+    RowPass p = {.dy = dout, .y = dinp, .B = B, .C = C, .H = H, .W = W};
+    pool_for((size_t)B * C, (size_t)H * W, mean_height_back_rows, &p);
+}
+
+static void fill_rows_range(void *ctx, size_t lo, size_t hi) {
+    const RowPass *p = ctx;
+    for (size_t r = lo; r < hi; r++)
+        memcpy(p->y + r * p->K, p->row, (size_t)p->K * sizeof(float));
+}
+
+void fill_rows(float *out, size_t rows, const float *row, int n) {
+    RowPass p = {.y = out, .row = row, .K = n};
+    pool_for(rows, (size_t)n, fill_rows_range, &p);
 }
 
 /* inp (N,IC), w (OC,IC), b (OC) or NULL -> out (N,OC) = inp w^T + b */
@@ -158,8 +191,7 @@ void linear_forward(const float *inp, const float *w, const float *b, int N, int
                     float *out) {
     float beta = 0.0f;
     if (b) {
-        for (int n = 0; n < N; n++)
-            memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
+        fill_rows(out, (size_t)N, b, OC);
         beta = 1.0f;
     }
     gemm_f32(0, 1, N, OC, IC, inp, IC, w, IC, beta, out, OC);
@@ -179,11 +211,12 @@ void linear_backward(const float *inp, const float *w, const float *dout, int N,
         }
 }
 
-/* inp (N,K) -> out (N,K) = x - max - log(sum exp(x - max)); out may equal inp */
-void log_softmax_forward(const float *inp, int N, int K, float *out) {
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * K;
-        float *y = out + (size_t)n * K;
+static void log_softmax_rows(void *ctx, size_t lo, size_t hi) {
+    const RowPass *p = ctx;
+    const int K = p->K;
+    for (size_t n = lo; n < hi; n++) {
+        const float *x = p->x + n * K;
+        float *y = p->y + n * K;
         float mx = x[0];
         for (int k = 1; k < K; k++)
             mx = x[k] > mx ? x[k] : mx;
@@ -196,12 +229,18 @@ void log_softmax_forward(const float *inp, int N, int K, float *out) {
     }
 }
 
-/* out is the forward OUTPUT (N,K); dinp (N,K) += dout - exp(out) * sum(dout) */
-void log_softmax_backward(const float *out, const float *dout, int N, int K, float *dinp) {
-    if (!dinp) return;
-    for (int n = 0; n < N; n++) {
-        const float *y = out + (size_t)n * K, *dy = dout + (size_t)n * K;
-        float *dx = dinp + (size_t)n * K;
+/* inp (N,K) -> out (N,K) = x - max - log(sum exp(x - max)); out may equal inp */
+void log_softmax_forward(const float *inp, int N, int K, float *out) {
+    RowPass p = {.x = inp, .y = out, .K = K};
+    pool_for((size_t)N, 8 * (size_t)K, log_softmax_rows, &p);
+}
+
+static void log_softmax_back_rows(void *ctx, size_t lo, size_t hi) {
+    const RowPass *p = ctx;
+    const int K = p->K;
+    for (size_t n = lo; n < hi; n++) {
+        const float *y = p->x + n * K, *dy = p->dy + n * K;
+        float *dx = p->y + n * K;
         double s = 0;
         for (int k = 0; k < K; k++)
             s += dy[k];
@@ -209,4 +248,11 @@ void log_softmax_backward(const float *out, const float *dout, int N, int K, flo
         for (int k = 0; k < K; k++)
             dx[k] += dy[k] - expf(y[k]) * sf;
     }
+}
+
+/* out is the forward OUTPUT (N,K); dinp (N,K) += dout - exp(out) * sum(dout) */
+void log_softmax_backward(const float *out, const float *dout, int N, int K, float *dinp) {
+    if (!dinp) return;
+    RowPass p = {.x = out, .dy = dout, .y = dinp, .K = K};
+    pool_for((size_t)N, 8 * (size_t)K, log_softmax_back_rows, &p);
 }
