@@ -163,7 +163,7 @@ void crnn_backward(Crnn *m, const float *d_logits, const float *d_enc, const flo
         internal_error("crnn_backward through the extractor after a running-stat forward");
     int B = A->last_B, N = m->T * B, D = a->feature_dim, H2 = 2 * a->enc_hidden;
     int K = a->num_classes;
-    memset(A->d_enc, 0, (size_t)N * H2 * sizeof(float));
+    zero_floats(A->d_enc, (size_t)N * H2);
     if (d_logits)
         linear_backward(m->enc, m->params + A->cls_w, d_logits, N, H2, K, A->d_enc,
                         grad_at(m, PART_CLASSIFIER, A->cls_w), grad_at(m, PART_CLASSIFIER, A->cls_b));
@@ -178,7 +178,7 @@ void crnn_backward(Crnn *m, const float *d_logits, const float *d_enc, const flo
     linear_backward(A->pooled, m->params + A->neck_w, A->d_feat, N, A->fc, D, A->d_pooled,
                     m->grads + A->neck_w, m->grads + A->neck_b);
     report_grads_ready(m, MIN(A->neck_w, A->neck_b)); /* the neck, classifier, encoder */
-    memset(A->grad[0], 0, (size_t)B * A->fc * A->fh * A->fw * sizeof(float));
+    zero_floats(A->grad[0], (size_t)B * A->fc * A->fh * A->fw);
     mean_height_backward(A->d_pooled, B, A->fc, A->fh, A->fw, A->grad[0]);
     extractor_backward(m, A->img, B);
 }

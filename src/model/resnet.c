@@ -330,7 +330,7 @@ static void convbn_backward(Crnn *m, ConvBn *u, const float *in, int B, const fl
     batchnorm_relu_backward_train(u->c, u->relu ? u->y : NULL, dy, m->params + u->gamma,
                                   u->smean, u->sinv, B, u->s.OC, u->s.OH * u->s.OW, dc,
                                   g + u->gamma, g + u->beta);
-    if (dinp && zero_dinp) memset(dinp, 0, unit_in_floats(u, B) * sizeof(float));
+    if (dinp && zero_dinp) zero_floats(dinp, unit_in_floats(u, B));
     conv_backward_chunked(m, u, in, B, dc, dinp);
 }
 

@@ -181,6 +181,14 @@ static void fill_rows_range(void *ctx, size_t lo, size_t hi) {
         memcpy(p->y + r * p->K, p->row, (size_t)p->K * sizeof(float));
 }
 
+static void zero_range(void *ctx, size_t lo, size_t hi) {
+    memset((float *)ctx + lo, 0, (hi - lo) * sizeof(float));
+}
+
+void zero_floats(float *p, size_t n) {
+    pool_for(n, 1, zero_range, p);
+}
+
 void fill_rows(float *out, size_t rows, const float *row, int n) {
     RowPass p = {.y = out, .row = row, .K = n};
     pool_for(rows, (size_t)n, fill_rows_range, &p);
