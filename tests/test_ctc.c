@@ -202,7 +202,8 @@ static void test_threads(void) {
     int lens2[B2], labs[B2 * L2], nl = 0;
     unsigned char mask[B2];
     for (int b = 0; b < B2; b++) {
-        lens2[b] = b == 5 ? 20 : (int)(rng_uniform(&rng) * 8); /* sample 5: 20 letters, repeats: infeasible in 24 */
+        /* sample 5: 20 repeated letters, infeasible in 24 steps */
+        lens2[b] = b == 5 ? 20 : (int)(rng_uniform(&rng) * 8);
         for (int i = 0; i < lens2[b]; i++)
             labs[nl++] = b == 5 ? 1 : 1 + (int)(rng_uniform(&rng) * (K2 - 1));
         mask[b] = b != 7;

@@ -95,7 +95,8 @@ static void hand_cases(void) {
 static void check_threads(Rng *rng) {
     enum { NR = 300, CR = 40 };
     const size_t n = (size_t)NR * CR;
-    float *t = xalloc_floats(n), *s = xalloc_floats(n), *g[2] = {xalloc_floats(n), xalloc_floats(n)};
+    float *t = xalloc_floats(n), *s = xalloc_floats(n);
+    float *g[2] = {xalloc_floats(n), xalloc_floats(n)};
     for (size_t i = 0; i < n; i++)
         t[i] = rng_normal(rng), s[i] = rng_normal(rng);
     for (int k = 0; k < DIST_COUNT; k++) {

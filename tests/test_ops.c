@@ -284,8 +284,8 @@ static void test_denormals(void) {
                 bad += modes[m] ? bits != 0 : !(bits > 0 && bits < 0x00800000u);
             }
         CHECK(denormals_flushing() == modes[m] && bad == 0,
-              "denormals %s on 3 threads (job %d): %d of 6 results wrong", modes[m] ? "flushed" : "kept",
-              m, bad);
+              "denormals %s on 3 threads (job %d): %d of 6 results wrong",
+              modes[m] ? "flushed" : "kept", m, bad);
     }
     denormals_set(0);
     pool_set_threads(1);

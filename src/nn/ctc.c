@@ -176,7 +176,8 @@ static void ctc_samples(void *arg, size_t lo, size_t hi) {
         CtcScratch w = {ws, ws + (size_t)j->T * S, ws + (size_t)(j->T + 1) * S,
                         ws + (size_t)(j->T + 2) * S, ws + (size_t)(j->T + 3) * S};
         double logz = -INFINITY;
-        if (min_steps(lab, L) <= j->T) logz = ctc_alpha(j->logp, j->T, j->B, j->K, (int)b, lab, S, w.alpha);
+        if (min_steps(lab, L) <= j->T)
+            logz = ctc_alpha(j->logp, j->T, j->B, j->K, (int)b, lab, S, w.alpha);
         j->nll[b] = -logz;
         if (isfinite(-logz) && j->dlogits)
             ctc_grad(j->logp, j->T, j->B, j->K, (int)b, lab, S, logz, w,

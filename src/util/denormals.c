@@ -76,7 +76,8 @@ void denormals_describe(char *out, unsigned long cap) {
     if (!denormals_supported())
         snprintf(out, cap, "denormals kept (this CPU's build cannot flush them)");
     else if (denormals_flushing())
-        snprintf(out, cap, "denormals flushed to zero (FTZ + DAZ; OCRKD_DENORMALS=keep keeps them)");
+        snprintf(out, cap,
+                 "denormals flushed to zero (FTZ + DAZ; OCRKD_DENORMALS=keep keeps them)");
     else
         snprintf(out, cap, "denormals kept (OCRKD_DENORMALS=keep, or a library caller's default)");
 }
