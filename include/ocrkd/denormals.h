@@ -4,9 +4,10 @@
  *
  * Why: a trained LSTM saturates its gates, so o * tanh(c) and f * c fall
  * below FLT_MIN (1.2e-38) and the step GEMMs and convolutions then multiply
- * denormals, each one a microcode assist of ~100 cycles on x86. Flushing
- * made the experiment's distillation step 1.16x faster and its teacher's
- * forward 1.24x (doc/bench.md, stop 31). A denormal is 1e-38 of the values
+ * denormals, each one a microcode assist of ~100 cycles on x86. With them
+ * flushed the experiment's distillation bench ran in 0.835 of the time, its
+ * teacher's training step in 0.753 and its eval at 1.3x the images/s
+ * (doc/bench.md, stop 31). A denormal is 1e-38 of the values
  * next to it, so the loss and every figure are unchanged to their printed
  * digits; the bits are not.
  *
