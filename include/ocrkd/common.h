@@ -73,6 +73,10 @@ void *xrealloc(void *p, size_t bytes);
 char *xstrdup(const char *s);
 /* 64-byte aligned, zeroed; free with free(). */
 float *xalloc_floats(size_t n);
+/* A kept scratch buffer: *buf (64-byte aligned, not zeroed) grown to at
+ * least n floats when *cap is less, its contents then lost; returns *buf.
+ * For buffers allocated once and reused (packing, per-thread scratch). */
+float *grow_floats(float **buf, size_t *cap, size_t n);
 
 /* A bump allocator for activations: sized once, reset never in the step loop.
  * Two passes: arena_init(&a, 0) then "allocate" to measure (base NULL),

@@ -131,12 +131,12 @@ void linear_forward(const float *inp, const float *w, const float *b, int N, int
 void linear_backward(const float *inp, const float *w, const float *dout, int N, int IC, int OC,
                      float *dinp, float *dw, float *db);
 
-/* ---- log-softmax over the last axis ---- */
 /* out (rows, n): every row a copy of row (n floats; row must not lie in out) */
 void fill_rows(float *out, size_t rows, const float *row, int n);
 /* p (n) = 0, split over the pool when large */
 void zero_floats(float *p, size_t n);
 
+/* ---- log-softmax over the last axis ---- */
 /* inp (N,K) -> out (N,K); out may equal inp */
 void log_softmax_forward(const float *inp, int N, int K, float *out);
 /* out is the forward OUTPUT (N,K); dinp (N,K) += dout - exp(out) * sum(dout) */

@@ -10,7 +10,6 @@
 #include "ocrkd/nn.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ocrkd/common.h"
@@ -63,14 +62,9 @@ typedef struct {
 } RowDist;
 
 static double *row_buffer(size_t n) {
-    static double *buf;
+    static float *buf; /* n doubles in 2 n floats of grow_floats' aligned memory */
     static size_t cap;
-    if (n > cap) {
-        free(buf);
-        buf = xmalloc(n * sizeof(double));
-        cap = n;
-    }
-    return buf;
+    return (double *)(void *)grow_floats(&buf, &cap, 2 * n);
 }
 
 static double rows_mean(const double *rows, int N) {

@@ -234,17 +234,6 @@ static void pack(const float *X, int ld, int rk_layout, int r0, int rows, int k0
 static _Thread_local float *apack, *bpack;
 static _Thread_local size_t apack_cap, bpack_cap;
 
-static float *grow(float **buf, size_t *cap, size_t floats) {
-    if (floats > *cap) {
-        free(*buf);
-        size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
-        *buf = aligned_alloc(64, bytes);
-        if (!*buf) fatal(1, "gemm_f32: out of memory for %zu packing floats", floats);
-        *cap = floats;
-    }
-    return *buf;
-}
-
 /* Block length for a dimension of n with cap `cap`: as many blocks as the
  * cap needs, made equal (so K = 300 is 2 x 150, not 256 + 44), rounded up
  * to a multiple of unit. */
@@ -296,8 +285,8 @@ static void gemm_blocked(const Kernel *kr, int transA, int transB, int M, int N,
     const int nr = kr->nr;
     const int kc = block_len(K, kr->kc, 1), mc = block_len(M, kr->mc, kr->mr),
               nc = block_len(N, kr->nc, nr);
-    float *ap = grow(&apack, &apack_cap, (size_t)mc * kc);
-    float *bp = grow(&bpack, &bpack_cap, (size_t)kc * nc);
+    float *ap = grow_floats(&apack, &apack_cap, (size_t)mc * kc);
+    float *bp = grow_floats(&bpack, &bpack_cap, (size_t)kc * nc);
     for (int jc = 0; jc < N; jc += nc) {
         const int n = MIN(nc, N - jc);
         for (int pc = 0; pc < K; pc += kc) {
@@ -577,7 +566,7 @@ void gemm_pack_b(GemmPackedB *pb, int transA, int M, int transB, int K, int N, c
     const Kernel *kr = &KERNELS[p];
     const int nr = kr->nr, kc = block_len(K, kr->kc, 1);
     const size_t npad = (size_t)(N + nr - 1) / nr * nr;
-    grow(&pb->buf, &pb->cap, npad * (size_t)K);
+    grow_floats(&pb->buf, &pb->cap, npad * (size_t)K);
     for (int pc = 0; pc < K; pc += kc)
         pack(B, ldb, transB, 0, N, pc, MIN(kc, K - pc), nr, pb->buf + npad * (size_t)pc);
     pb->packed = 1, pb->path = (int)p;
@@ -596,7 +585,7 @@ void gemm_f32_packed(const GemmPackedB *pb, const float *A, int lda, float beta,
     const int nr = kr->nr;
     const int kc = block_len(K, kr->kc, 1), mc = block_len(M, kr->mc, kr->mr);
     const size_t npad = (size_t)(N + nr - 1) / nr * nr;
-    float *ap = grow(&apack, &apack_cap, (size_t)mc * kc);
+    float *ap = grow_floats(&apack, &apack_cap, (size_t)mc * kc);
     for (int pc = 0; pc < K; pc += kc)
         block_product(kr, transA, M, N, pc, MIN(kc, K - pc), pc > 0 || beta != 0.0f, A, lda,
                       pb->buf + npad * (size_t)pc, ap, mc, C, ldc);

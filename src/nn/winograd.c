@@ -509,7 +509,8 @@ void wino_transform_weights(const ConvShape *s, const float *w, float *U) {
     free(tmp);
 }
 
-/* One run_forward over samples [b0, b0 + nb) of x, its V and M in ws. */
+/* A run_forward: its operands, and the chunking it runs with (nbmax
+ * samples a chunk; nchunks when the chunks are split over the pool). */
 typedef struct {
     const ConvShape *s;
     int B, C, OC, m, tA, nbmax, nchunks;
@@ -554,12 +555,7 @@ static void forward_chunk(const ForwardRun *r, int b0, float *ws) {
 static float *chunk_ws(size_t floats) {
     static _Thread_local float *buf;
     static _Thread_local size_t cap;
-    if (floats > cap) {
-        free(buf);
-        buf = xalloc_floats(floats);
-        cap = floats;
-    }
-    return buf;
+    return grow_floats(&buf, &cap, floats);
 }
 
 /* part p of the pool: chunks p, p + parts, ... whole (their transforms and

@@ -133,6 +133,18 @@ float *xalloc_floats(size_t n) {
     return p;
 }
 
+float *grow_floats(float **buf, size_t *cap, size_t n) {
+    if (n > *cap) {
+        free(*buf);
+        void *p = NULL;
+        if (posix_memalign(&p, 64, (n * sizeof(float) + 63) / 64 * 64) != 0)
+            fatal(1, "out of memory growing a scratch buffer to %zu floats", n);
+        *buf = p;
+        *cap = n;
+    }
+    return *buf;
+}
+
 void arena_init(Arena *a) {
     a->base = NULL;
     a->cap = 0;
