@@ -1,6 +1,6 @@
 #!/bin/sh
 # experiment.sh - what `make experiment` runs: the full-length comparison on
-# this 2-core machine (65-90 minutes here by the machine, with the unlabeled row): the
+# this 2-core machine (57-90 minutes here by the machine, with the unlabeled row): the
 # demo's ResNet-18 w16 teacher (BiLSTM 2x128) trained for 30000 steps of
 # 2 x 8 (~20-38 minutes, by the machine) on 2 ranks on 200k lines;
 # the ResNet-18 student with per-stage widths [16, 32, 48, 40] (26.3 % of
