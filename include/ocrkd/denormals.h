@@ -9,7 +9,8 @@
  * teacher's training step in 0.753 and its eval at 1.3x the images/s
  * (doc/bench.md, stop 31). A denormal is 1e-38 of the values
  * next to it, so the loss and every figure are unchanged to their printed
- * digits; the bits are not.
+ * digits; the bits can differ (the experiment's step-limited runs came out
+ * h5diff-equal: README, stop 32).
  *
  * The ocrkd program flushes by default (main.c, from OCRKD_DENORMALS); the
  * thread pool runs each job's parts in the caller's mode (pool.c), so results
