@@ -10,7 +10,7 @@
 # Re-running reuses the data and resumes the runs (--resume auto).
 set -eu
 export NAME=demo
-export SYNTH_ARGS="--train 200000 --val 500 --test 1000 --width 128 --seed 1 --words /usr/share/dict/american-english"
+export SYNTH_ARGS="--train 100000 --val 500 --test 1000 --width 128 --seed 1 --words /usr/share/dict/american-english"
 export HELDOUT_ARGS="--n 1000 --width 128 --seed 7"
 export PANGO_ARGS="--n 1000 --width 128 --seed 8"
 export CONF_TEACHER=conf/demo-teacher.yaml CONF_DISTILL=conf/demo-distill.yaml
