@@ -329,7 +329,22 @@ static void test_rows_threads(void) {
     for (int r = 0; r < N; r++)
         bad += memcmp(f + (size_t)r * K, l, K * sizeof(float)) != 0;
     CHECK(bad == 0, "fill_rows on 3 threads: %d of %d rows not the row", bad, N);
-    free(x), free(dy), free(l), free(dl), free(f);
+    /* zero_floats: large enough to split (POOL_MIN_WORK), the floats past n untouched */
+    enum { NZ = 5 * POOL_MIN_WORK + 7, TAIL = 16 };
+    float *z = xalloc_floats(NZ + TAIL);
+    for (int i = 0; i < NZ + TAIL; i++)
+        z[i] = 1.0f;
+    pool_set_threads(3);
+    zero_floats(z, NZ);
+    pool_set_threads(1);
+    int nonzero = 0, tail = 0;
+    for (int i = 0; i < NZ; i++)
+        nonzero += z[i] != 0.0f;
+    for (int i = NZ; i < NZ + TAIL; i++)
+        tail += z[i] != 1.0f;
+    CHECK(nonzero == 0 && tail == 0, "zero_floats on 3 threads: %d of %d not zeroed, %d past n",
+          nonzero, NZ, tail);
+    free(x), free(dy), free(l), free(dl), free(f), free(z);
 }
 
 int main(void) {
