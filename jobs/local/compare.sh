@@ -56,15 +56,31 @@ if [ ! -f "$DATA/test.h5" ]; then
 else
     say "reusing the training data in $DATA"
 fi
+# A held-out set is a test set: no run depends on it, so one this script made
+# with other arguments (an older demo's --n 1000, say) is made again rather
+# than reused; $dir/made-with.txt records the tool and its arguments. A set
+# without that file (made by hand, or before it was written) is never
+# touched: it is reused, with a note.
 held_set() { # what dir tool args
-    if [ ! -f "$2/test.h5" ]; then
-        say "$1: $2"
-        mkdir -p "$2"
-        # shellcheck disable=SC2086 # $4 is a list of arguments
-        $PY "data-tools/$3" --out "$2/test.h5" --png-dir "$2/png" $4
+    made="$3 $4"
+    if [ -f "$2/test.h5" ]; then
+        if [ ! -f "$2/made-with.txt" ]; then
+            say "reusing the $1 in $2 (no made-with.txt: its arguments are not known; remove $2 to make it with '$made')"
+            return
+        fi
+        if [ "$(cat "$2/made-with.txt")" = "$made" ]; then
+            say "reusing the $1 in $2"
+            return
+        fi
+        say "$1: $2 was made with '$(cat "$2/made-with.txt")', not '$made': making it again"
+        rm -rf "$2/png" "$2/test.h5" "$2/made-with.txt"
     else
-        say "reusing the $1 in $2"
+        say "$1: $2"
     fi
+    mkdir -p "$2"
+    # shellcheck disable=SC2086 # $4 is a list of arguments
+    $PY "data-tools/$3" --out "$2/test.h5" --png-dir "$2/png" $4
+    printf '%s\n' "$made" >"$2/made-with.txt"
 }
 held_set "held-out test set (PIL renderer, held-out fonts and words)" "$HELD" heldout_render.py "$HELDOUT_ARGS"
 held_set "second held-out test set (Pango/Cairo renderer, a third font set, held-out words)" "$HELD2" heldout_pango.py "$PANGO_ARGS"

@@ -11,8 +11,8 @@
 set -eu
 export NAME=demo
 export SYNTH_ARGS="--train 100000 --val 500 --test 1000 --width 128 --seed 1 --words /usr/share/dict/american-english"
-export HELDOUT_ARGS="--n 1000 --width 128 --seed 7"
-export PANGO_ARGS="--n 1000 --width 128 --seed 8"
+export HELDOUT_ARGS="--n 2000 --width 128 --seed 7"
+export PANGO_ARGS="--n 2000 --width 128 --seed 8"
 export CONF_TEACHER=conf/demo-teacher.yaml CONF_DISTILL=conf/demo-distill.yaml
 export CONF_SCRATCH=conf/demo-scratch.yaml TARGET_MINUTES=15
 export TESSERACT_N=${TESSERACT_N:-200}

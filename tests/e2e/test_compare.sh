@@ -92,5 +92,21 @@ steps_now=$(grep -c '"split":"val"' "$TMP/scratch/metrics.jsonl")
 sstop2=$(grep '"event":"stop"' "$TMP/scratch/metrics.jsonl" | tail -n 1 | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
 [ "$sstop2" = "$ssteps" ] && pass "the finished scratch run, resumed, takes no step ($ssteps)" ||
   fail "scratch stopped at $ssteps, then at $sstop2 on the rerun"
+expect_grep 'reusing the second held-out test set' "$TMP/out" "the held-out sets are reused when made with the same arguments"
+# a held-out set this script made with other arguments is made again; one
+# without made-with.txt (made by hand) is reused untouched
+cp "$HELD/test.h5" "$TMP/held-before.h5"
+rm "$HELD/made-with.txt"
+expect_code 0 "compare.sh with other held-out arguments" -- \
+  env HELDOUT_ARGS="--n 20 --width 64 --max-len 5 --seed 6 --quiet" \
+  PANGO_ARGS="--n 20 --width 64 --max-len 5 --seed 9 --quiet" sh "$ROOT/jobs/local/compare.sh"
+expect_grep "was made with 'heldout_pango.py --n 24 .*', not 'heldout_pango.py --n 20 .*': making it again" "$TMP/out" \
+  "a pango set made with other arguments is made again, and the message says why"
+n2=$("$BIN/ocrkd" info "$HELD2/test.h5" | sed -n 's/^ *samples *\([0-9]*\).*/\1/p')
+[ "$n2" = 20 ] && grep -q -- '--n 20' "$HELD2/made-with.txt" && pass "the pango set now has 20 samples and says so" ||
+  fail "pango set after the change: '$n2' samples, made-with '$(cat "$HELD2/made-with.txt")'"
+expect_grep 'no made-with.txt: its arguments are not known' "$TMP/out" "a held-out set without made-with.txt is reused, with a note"
+cmp -s "$HELD/test.h5" "$TMP/held-before.h5" && [ ! -f "$HELD/made-with.txt" ] &&
+  pass "that set is left byte for byte as it was" || fail "a held-out set without made-with.txt was touched"
 
 e2e_end
