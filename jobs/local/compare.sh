@@ -30,7 +30,9 @@
 #   sets' directories and the table's; default data/$DATA_NAME,
 #   data/$DATA_NAME-heldout, data/$DATA_NAME-pango, runs/$NAME-compare: tests/e2e/test_compare.sh
 #   sets them), NP (ranks, default 2), OCRKD_THREADS (default 1),
-#   TESSERACT_N (images of each held-out set Tesseract reads, default 400; 0 = skip).
+#   TESSERACT_N (images of each held-out set Tesseract reads, default 400; 0 = skip),
+#   SPEED_ROUNDS (alternated teacher / student eval pairs behind the speed
+#   ratio, default 5; 0 = the ratio of the images/s column).
 set -eu
 cd "$(dirname "$0")/../.."
 NP=${NP:-2}
@@ -177,6 +179,23 @@ if [ -n "${CONF_UNLABELED:-}" ]; then
     UNL_DIR=$(run_dir "$CONF_UNLABELED")
     row unlabeled "$UNL_DIR/best.h5" "$UNL_DIR"
 fi
+# The eval-speed ratio: one eval's timing moves by 15 % here and more from
+# one minute to the next, so the teacher and the distilled student are timed
+# in alternated pairs (one thread, the PIL held-out set) and the median of the
+# pairs' ratios is the one reported (SPEED_ROUNDS pairs, default 5).
+SPEED_ROUNDS=${SPEED_ROUNDS:-5}
+speed="0 0 0 0" # SPEED_ROUNDS=0: the ratio of the table's images/s column
+[ "$SPEED_ROUNDS" -gt 0 ] && say "eval speed: teacher and distilled student alternated, $SPEED_ROUNDS pairs, one thread, $HELD/test.h5" &&
+speed=$(i=0; while [ "$i" -lt "$SPEED_ROUNDS" ]; do
+    t=$(OCRKD_THREADS=1 bin/ocrkd eval --model "$TEACHER_DIR/best.h5" --data "$HELD/test.h5" --json)
+    d=$(OCRKD_THREADS=1 bin/ocrkd eval --model "$FINAL_DIR/best.h5" --data "$HELD/test.h5" --json)
+    echo "$(field "$d" img_per_s) $(field "$t" img_per_s)"
+    i=$((i + 1))
+done | awk '{ r[NR] = $1 / $2 } END {
+    n = NR; for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+    m = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
+    printf "%.2f %.2f %.2f %d", m, r[1], r[n], n }')
+echo "$speed" >"$OUT/eval-speed.txt"
 TESSERACT_N=${TESSERACT_N:-400}
 tess=""
 tess2=""
@@ -194,10 +213,14 @@ fi
             -v a2="$(field "$tess2" word_acc)" -v c2="$(field "$tess2" cer)" \
             -v n="$TESSERACT_N" 'BEGIN { printf "%-10s %9s %9s %10s %9.2f%% %8.4f %8.2f%% %8.4f %9.1f   (first %d images of each held-out set)\n", "tesseract", "-", "-", "-", 100 * a, c, 100 * a2, c2, i, n }'
     fi
-    awk -F'\t' -v secs=$(($(date +%s) - start)) -v target="$TARGET_MINUTES" '
+    set -- $speed
+    awk -F'\t' -v secs=$(($(date +%s) - start)) -v target="$TARGET_MINUTES" \
+        -v sm="$1" -v slo="$2" -v shi="$3" -v sn="$4" '
         { acc[$1] = $4; held[$1] = $5; x[$1] = $3; ips[$1] = $7; pango[$1] = $9 }
         END {
-            printf "\nstudent extractor / teacher extractor = %.1f%%; student eval %.2fx the teacher'"'"'s images/s\n", 100 * x["distilled"] / x["teacher"], ips["distilled"] / ips["teacher"]
+            printf "\nstudent extractor / teacher extractor = %.1f%%; ", 100 * x["distilled"] / x["teacher"]
+            if (sn > 0) printf "student eval %.2fx the teacher'"'"'s images/s (median of %d alternated pairs, %.2f-%.2f)\n", sm, sn, slo, shi
+            else printf "student eval %.2fx the teacher'"'"'s images/s (the images/s column)\n", ips["distilled"] / ips["teacher"]
             printf "distilled - teacher: %+.2f points in-domain, %+.2f held-out, %+.2f pango\n", 100 * (acc["distilled"] - acc["teacher"]), 100 * (held["distilled"] - held["teacher"]), 100 * (pango["distilled"] - pango["teacher"])
             printf "distilled - scratch (same wall time): %+.2f points in-domain, %+.2f held-out, %+.2f pango\n", 100 * (acc["distilled"] - acc["scratch"]), 100 * (held["distilled"] - held["scratch"]), 100 * (pango["distilled"] - pango["scratch"])
             if ("unlabeled" in acc)

@@ -5,7 +5,7 @@
 # that reuses everything. Run by tests/run.sh.
 . tests/e2e/lib.sh
 ROOT=$(pwd)
-export OCRKD_THREADS=1 TESSERACT_N=0 NAME=tiny TARGET_MINUTES=1
+export OCRKD_THREADS=1 TESSERACT_N=0 NAME=tiny TARGET_MINUTES=1 SPEED_ROUNDS=3
 export DATA=$TMP/data HELD=$TMP/held HELD2=$TMP/pango OUT=$TMP/compare
 export SYNTH_ARGS="--train 256 --val 32 --test 32 --width 64 --max-len 5 --seed 5 --quiet"
 export HELDOUT_ARGS="--n 32 --width 64 --max-len 5 --seed 6 --quiet"
@@ -49,6 +49,11 @@ expect_grep '^model +params +extractor +in-domain +held-out +CER\(h\) +pango +CE
 for r in teacher phase-1 distilled scratch; do
   expect_grep "^$r +[0-9]+ +[0-9]+ +[0-9.]+% +[0-9.]+% +[0-9.]+ +[0-9.]+% +[0-9.]+ " "$T" "table row $r"
 done
+expect_grep "^student extractor / teacher extractor = [0-9.]+%; student eval [0-9.]+x the teacher's images/s \\(median of 3 alternated pairs, [0-9.]+-[0-9.]+\\)" "$T" \
+  "the speed ratio is the median of SPEED_ROUNDS alternated pairs"
+read -r sm slo shi sn <"$OUT/eval-speed.txt"
+awk -v m="$sm" -v a="$slo" -v b="$shi" -v n="$sn" 'BEGIN { exit !(n == 3 && a > 0 && a <= m && m <= b) }' &&
+  pass "eval-speed.txt: median $sm within its range $slo-$shi of $sn pairs" || fail "eval-speed.txt: '$sm $slo $shi $sn'"
 expect_grep '^distilled - scratch \(same wall time\): [-+][0-9.]+ points in-domain, [-+][0-9.]+ held-out, [-+][0-9.]+ pango' "$T" "the comparison line"
 # the distilled row's wall is both phases'; scratch's budget comes from it
 w1=$(tail -n 1 "$TMP/distill/metrics.jsonl" | sed -n 's/^{"wall":\([0-9.]*\),.*/\1/p')
@@ -81,7 +86,8 @@ expect_grep '"model":"distilled"' "$OUT/table.json" "table.json has the distille
 [ -s "$OUT/curves.png" ] && pass "curves.png written" || fail "no curves.png"
 # a rerun reuses the data and the finished runs, and their wall times: a
 # resumed finished run appends lines a little later
-expect_code 0 "compare.sh again" -- sh "$ROOT/jobs/local/compare.sh"
+expect_code 0 "compare.sh again" -- env SPEED_ROUNDS=0 sh "$ROOT/jobs/local/compare.sh"
+expect_grep "student eval [0-9.]+x the teacher's images/s \\(the images/s column\\)" "$T" "SPEED_ROUNDS=0: the ratio of the images/s column"
 expect_grep 'reusing the training data' "$TMP/out" "the data is reused"
 n=$(grep -c '"event":"stop"' "$TMP/distill/metrics.jsonl")
 wd2=$(/usr/bin/python3 -c "import json,sys; print([x['train_s'] for x in json.load(open(sys.argv[1])) if x['model']=='distilled'][0])" "$OUT/table.json")
