@@ -5,7 +5,7 @@
 # 2 x 8 (~20-38 minutes, by the machine) on 2 ranks on 200k lines;
 # the ResNet-18 student with per-stage widths [16, 32, 48, 40] (26.3 % of
 # its extractor), its extractor selected from the teacher's, distilled for
-# 20000 steps (CTC weight 1.0) on the first 64k lines, its teacher outputs
+# 12000 steps (CTC weight 1.0) on the first 64k lines, its teacher outputs
 # cached after the first epoch; the same student from scratch on all 200k
 # lines for the same wall time; with UNLABELED=1 (default) the student
 # distilled again with 64k unlabeled images of the held-out renderer's
