@@ -43,6 +43,10 @@ HELD2=${HELD2:-data/$DATA_NAME-pango}
 PANGO_ARGS=${PANGO_ARGS:-$HELDOUT_ARGS}
 OUT=${OUT:-runs/$NAME-compare}
 PY=/usr/bin/python3
+SPEED_ROUNDS=${SPEED_ROUNDS:-5}
+case $SPEED_ROUNDS in
+'' | *[!0-9]*) echo "compare.sh: SPEED_ROUNDS must be a whole number of pairs (0 = none), not '$SPEED_ROUNDS'" >&2; exit 2 ;;
+esac
 export OCRKD_THREADS=${OCRKD_THREADS:-1}
 if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 MPIRUN="mpirun -np $NP --oversubscribe"
@@ -183,7 +187,6 @@ fi
 # one minute to the next, so the teacher and the distilled student are timed
 # in alternated pairs (one thread, the PIL held-out set) and the median of the
 # pairs' ratios is the one reported (SPEED_ROUNDS pairs, default 5).
-SPEED_ROUNDS=${SPEED_ROUNDS:-5}
 speed="0 0 0 0" # SPEED_ROUNDS=0: the ratio of the table's images/s column
 [ "$SPEED_ROUNDS" -gt 0 ] && say "eval speed: teacher and distilled student alternated, $SPEED_ROUNDS pairs, one thread, $HELD/test.h5" &&
 speed=$(i=0; while [ "$i" -lt "$SPEED_ROUNDS" ]; do

@@ -98,6 +98,9 @@ steps_now=$(grep -c '"split":"val"' "$TMP/scratch/metrics.jsonl")
 sstop2=$(grep '"event":"stop"' "$TMP/scratch/metrics.jsonl" | tail -n 1 | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
 [ "$sstop2" = "$ssteps" ] && pass "the finished scratch run, resumed, takes no step ($ssteps)" ||
   fail "scratch stopped at $ssteps, then at $sstop2 on the rerun"
+expect_code 2 "SPEED_ROUNDS that is not a number is refused" -- env SPEED_ROUNDS=five sh "$ROOT/jobs/local/compare.sh"
+expect_grep "SPEED_ROUNDS must be a whole number of pairs \\(0 = none\\), not 'five'" "$TMP/err" "the refusal names the variable and the value"
+expect_code 0 "compare.sh a third time" -- sh "$ROOT/jobs/local/compare.sh"
 expect_grep 'reusing the second held-out test set' "$TMP/out" "the held-out sets are reused when made with the same arguments"
 # a held-out set this script made with other arguments is made again; one
 # without made-with.txt (made by hand) is reused untouched
