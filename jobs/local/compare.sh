@@ -74,11 +74,12 @@ held_set() { # what dir tool args
             say "reusing the $1 in $2 (no made-with.txt: its arguments are not known; remove $2 to make it with '$made')"
             return
         fi
-        if [ "$(cat "$2/made-with.txt")" = "$made" ]; then
+        was=$(cat "$2/made-with.txt")
+        if [ "$was" = "$made" ]; then
             say "reusing the $1 in $2"
             return
         fi
-        say "$1: $2 was made with '$(cat "$2/made-with.txt")', not '$made': making it again"
+        say "$1: $2 was made with '$was', not '$made': making it again"
         rm -rf "$2/png" "$2/test.h5" "$2/made-with.txt"
     else
         say "$1: $2"
@@ -187,17 +188,21 @@ fi
 # one minute to the next, so the teacher and the distilled student are timed
 # in alternated pairs (one thread, the PIL held-out set) and the median of the
 # pairs' ratios is the one reported (SPEED_ROUNDS pairs, default 5).
-speed="0 0 0 0" # SPEED_ROUNDS=0: the ratio of the table's images/s column
-[ "$SPEED_ROUNDS" -gt 0 ] && say "eval speed: teacher and distilled student alternated, $SPEED_ROUNDS pairs, one thread, $HELD/test.h5" &&
-speed=$(i=0; while [ "$i" -lt "$SPEED_ROUNDS" ]; do
-    t=$(OCRKD_THREADS=1 bin/ocrkd eval --model "$TEACHER_DIR/best.h5" --data "$HELD/test.h5" --json)
-    d=$(OCRKD_THREADS=1 bin/ocrkd eval --model "$FINAL_DIR/best.h5" --data "$HELD/test.h5" --json)
-    echo "$(field "$d" img_per_s) $(field "$t" img_per_s)"
-    i=$((i + 1))
-done | awk '{ r[NR] = $1 / $2 } END {
-    n = NR; for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
-    m = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
-    printf "%.2f %.2f %.2f %d", m, r[1], r[n], n }')
+# eval-speed-pairs.txt: "teacher student" images/s per pair; eval-speed.txt
+# and the ratio line: "median lowest highest pairs" of student / teacher; 0
+# pairs (SPEED_ROUNDS=0) means the ratio of the table's images/s column
+speed="0 0 0 0"
+if [ "$SPEED_ROUNDS" -gt 0 ]; then
+    say "eval speed: teacher and distilled student alternated, $SPEED_ROUNDS pairs, one thread, $HELD/test.h5"
+    speed=$(i=0; while [ "$i" -lt "$SPEED_ROUNDS" ]; do
+        t=$(OCRKD_THREADS=1 bin/ocrkd eval --model "$TEACHER_DIR/best.h5" --data "$HELD/test.h5" --json)
+        d=$(OCRKD_THREADS=1 bin/ocrkd eval --model "$FINAL_DIR/best.h5" --data "$HELD/test.h5" --json)
+        echo "$(field "$t" img_per_s) $(field "$d" img_per_s)"
+        i=$((i + 1))
+    done | tee "$OUT/eval-speed-pairs.txt" | awk '{ printf "%.17g\n", $2 / $1 }' | sort -g | awk '{ r[NR] = $1 } END {
+        m = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+        printf "%.2f %.2f %.2f %d", m, r[1], r[NR], NR }')
+fi
 echo "$speed" >"$OUT/eval-speed.txt"
 TESSERACT_N=${TESSERACT_N:-400}
 tess=""

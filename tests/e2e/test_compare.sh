@@ -51,9 +51,14 @@ for r in teacher phase-1 distilled scratch; do
 done
 expect_grep "^student extractor / teacher extractor = [0-9.]+%; student eval [0-9.]+x the teacher's images/s \\(median of 3 alternated pairs, [0-9.]+-[0-9.]+\\)" "$T" \
   "the speed ratio is the median of SPEED_ROUNDS alternated pairs"
-read -r sm slo shi sn <"$OUT/eval-speed.txt"
-awk -v m="$sm" -v a="$slo" -v b="$shi" -v n="$sn" 'BEGIN { exit !(n == 3 && a > 0 && a <= m && m <= b) }' &&
-  pass "eval-speed.txt: median $sm within its range $slo-$shi of $sn pairs" || fail "eval-speed.txt: '$sm $slo $shi $sn'"
+# the summary recomputed from the pairs' own timings
+want=$(/usr/bin/python3 -c "
+import statistics, sys
+r = sorted(float(s) / float(t) for t, s in (l.split() for l in open(sys.argv[1])))
+print('%.2f %.2f %.2f %d' % (statistics.median(r), r[0], r[-1], len(r)))" "$OUT/eval-speed-pairs.txt")
+got=$(cat "$OUT/eval-speed.txt")
+[ "$got" = "$want" ] && [ "${got##* }" = 3 ] && pass "eval-speed.txt ($got) is the median, range and count of the 3 pairs' ratios" ||
+  fail "eval-speed.txt '$got', from the pairs '$want'"
 expect_grep '^distilled - scratch \(same wall time\): [-+][0-9.]+ points in-domain, [-+][0-9.]+ held-out, [-+][0-9.]+ pango' "$T" "the comparison line"
 # the distilled row's wall is both phases'; scratch's budget comes from it
 w1=$(tail -n 1 "$TMP/distill/metrics.jsonl" | sed -n 's/^{"wall":\([0-9.]*\),.*/\1/p')
